@@ -1,0 +1,5 @@
+import sys
+
+from diffbench.cli import main
+
+sys.exit(main())
