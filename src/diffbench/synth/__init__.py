@@ -1,0 +1,1 @@
+"""Deterministic synthetic data in the upstream layouts, for the embedded samples, tests and benchmarks."""
