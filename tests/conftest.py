@@ -39,3 +39,20 @@ def shared_dir() -> Path:
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_HF_HOME, ignore_errors=True)
+
+
+VISMIN_SAMPLE_N = 40  # ten a category: small enough for seconds, every category present
+
+
+@pytest.fixture(scope="session")
+def vismin_built(hf_home):
+    """The VisMin sample, every configuration built into this session's datasets cache.
+
+    Returns the build summaries; ``load_dataset("vismin")`` and
+    ``diffbench.building.load_built("vismin", "bench", "test")`` work once it has run.
+    """
+    from diffbench.commands.build import build_configs
+
+    return build_configs(
+        "vismin", ["bench", "train", "pairs"], "sample", n=VISMIN_SAMPLE_N, seed=0, image_size=(96, 72)
+    )
