@@ -262,6 +262,8 @@ class VisMin(datasets.ArrowBasedBuilder):
             gen_kwargs = {"files": files}
             if name == "pairs":
                 gen_kwargs["image_index"] = index
+                # A tuple is not sharded by num_proc: every job looks sources up in every file.
+                gen_kwargs["all_files"] = tuple(files)
             split = datasets.Split.TRAIN
         return [datasets.SplitGenerator(name=split, gen_kwargs=gen_kwargs)]
 
@@ -344,7 +346,7 @@ class VisMin(datasets.ArrowBasedBuilder):
 
     # -- generation -----------------------------------------------------------------------------
 
-    def _generate_tables(self, files, questions=(), image_index=None):
+    def _generate_tables(self, files, questions=(), image_index=None, all_files=()):
         for file_index, path in enumerate(files):
             path = Path(path)
             first_row = 0
@@ -354,7 +356,7 @@ class VisMin(datasets.ArrowBasedBuilder):
                 elif self.config.name == "train":
                     table = self._train_table(batch, path, first_row)
                 else:
-                    table = self._pairs_table(batch, path, first_row, files, image_index)
+                    table = self._pairs_table(batch, path, first_row, all_files, image_index)
                 first_row += batch.num_rows
                 if table is not None and table.num_rows:
                     yield Key(file_index, batch_index), table

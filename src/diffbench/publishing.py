@@ -1,0 +1,153 @@
+"""Publish a built dataset as a Hub-ready dataset repo folder: parquet shards and a dataset card.
+
+The folder holds one sub-folder per configuration, ``<config>/<split>-00000-of-0000N.parquet`` (the
+layout ``Dataset.push_to_hub`` writes), with the image bytes embedded, and a ``README.md`` whose YAML
+declares the ``configs`` (the builder's default config marked ``default``), the ``dataset_info``
+features and sizes, the license and the citation. Its prose is the card kept beside the builder
+(``datasets/<name>/README.md``). ``load_dataset(folder)`` then gives the same features and rows as
+the build, byte for byte, and ``load_dataset(folder, streaming=True)`` streams it.
+
+The folder is written beside its destination and renamed into place when complete, so an
+interrupted publish leaves nothing half-written at ``out_dir``.
+
+    >>> shard_count(num_bytes=1_200, max_shard_bytes=500)
+    3
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import uuid
+from pathlib import Path
+
+import yaml
+
+from diffbench import building
+from diffbench.hub_folders import hub_folder
+
+MAX_SHARD_BYTES = 500 * 1000 * 1000  # the Hub's recommendation for parquet shards
+
+
+def shard_count(num_bytes: int, max_shard_bytes: int = MAX_SHARD_BYTES) -> int:
+    """How many shards keep each one under ``max_shard_bytes``."""
+    return max(1, math.ceil(num_bytes / max_shard_bytes))
+
+
+def built_configs(name: str) -> list[str]:
+    """The configurations of ``name`` that are built in the cache, default first."""
+    names = building.config_names(name)
+    default = building.default_config(name)
+    ordered = [default] + [c for c in names if c != default]
+    found = []
+    for config in ordered:
+        try:
+            building.load_built(name, config)
+        except building.NotBuiltError:
+            continue
+        found.append(config)
+    return found
+
+
+def _split_card(text: str) -> tuple[dict, str]:
+    """A card's YAML front matter (as a dict) and its markdown body."""
+    if text.startswith("---"):
+        _, front, body = text.split("---", 2)
+        return yaml.safe_load(front) or {}, body.lstrip("\n")
+    return {}, text
+
+
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` tag for a row count.
+
+    >>> size_category(2084)
+    '1K<n<10K'
+    """
+    bounds = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"), (10**7, "1M<n<10M")]
+    return next((tag for bound, tag in bounds if rows < bound), "n>10M")
+
+
+def write_card(name: str, configs: dict[str, object], out_dir: Path) -> Path:
+    """Write ``README.md``: the builder folder's card with ``configs`` and ``dataset_info`` added.
+
+    Sizes, ``size_categories`` and the license describe what ``out_dir`` holds.
+    """
+    from datasets.info import DatasetInfosDict
+    from datasets.splits import SplitDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    template = hub_folder("datasets", name) / "README.md"
+    front, body = _split_card(template.read_text(encoding="utf-8")) if template.is_file() else ({}, "")
+    default = building.default_config(name)
+    infos, metadata_configs = {}, {}
+    for config, dataset_dict in configs.items():
+        first = next(iter(dataset_dict.values()))
+        info = first.info.copy()
+        info.config_name = config
+        info.splits = SplitDict({split: ds.info.splits[split] for split, ds in dataset_dict.items()})
+        info.dataset_size = sum(ds.info.splits[split].num_bytes for split, ds in dataset_dict.items())
+        info.download_size = sum(p.stat().st_size for p in (out_dir / config).glob("*.parquet"))
+        infos[config] = info
+        metadata_configs[config] = {
+            "data_files": [{"split": split, "path": f"{config}/{split}-*"} for split in dataset_dict],
+            **({"default": True} if config == default else {}),
+        }
+    licenses = sorted({info.license for info in infos.values() if info.license})
+    if licenses:  # the licenses of what is published, not of every config the builder knows
+        front["license"] = licenses[0] if len(licenses) == 1 else licenses
+    most_rows = max(len(ds) for dataset_dict in configs.values() for ds in dataset_dict.values())
+    front["size_categories"] = [size_category(most_rows)]
+    card_data = DatasetCardData(**front)
+    DatasetInfosDict(infos).to_dataset_card_data(card_data)
+    MetadataConfigs(metadata_configs).to_dataset_card_data(card_data)
+    if not body:
+        first_info = next(iter(infos.values()))
+        body = f"# {name}\n\n{first_info.description}\n\n## Citation\n\n```bibtex\n{first_info.citation}```\n"
+    path = out_dir / "README.md"
+    DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}").save(path)
+    return path
+
+
+def publish(name: str, out_dir: Path, configs: list[str] | None = None, max_shard_bytes: int = MAX_SHARD_BYTES,
+            overwrite: bool = False) -> Path:
+    """Write the built ``configs`` of ``name`` (default: every built one) to ``out_dir``."""
+    out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    configs = configs or built_configs(name)
+    if not configs:
+        raise building.NotBuiltError(f"{name} is not built: run `diffbench build {name}` first")
+    loaded = {config: building.load_built(name, config) for config in configs}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = out_dir.parent / f".{out_dir.name}.publishing-{uuid.uuid4().hex[:8]}"
+    try:
+        for config, dataset_dict in loaded.items():
+            for split, dataset in dataset_dict.items():
+                n = shard_count(dataset.data.nbytes, max_shard_bytes)
+                (scratch / config).mkdir(parents=True, exist_ok=True)
+                for index in range(n):
+                    shard = dataset.shard(num_shards=n, index=index, contiguous=True)
+                    shard.to_parquet(str(scratch / config / f"{split}-{index:05d}-of-{n:05d}.parquet"))
+        write_card(name, loaded, scratch)
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            out_dir.rename(old)
+            shutil.rmtree(old)
+        scratch.rename(out_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out_dir
+
+
+def push(folder: Path, repo_id: str, private: bool = False, revision: str | None = None) -> str:
+    """Upload a published folder to a Hub dataset repo (created if missing); returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        folder_path=str(folder), repo_id=repo_id, repo_type="dataset", revision=revision,
+        commit_message=f"Upload {Path(folder).name} with diffbench publish",
+    )
+    return str(commit)
