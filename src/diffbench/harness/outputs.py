@@ -1,0 +1,159 @@
+"""What a run leaves in ``--out``, and resuming from it.
+
+    run.json                 what was run (task, model, answer mode, ...): a resumed run must match it
+    progress/rank-<p>.jsonl  predictions appended batch by batch by each process (the resume source)
+    <submission file>        the official submission: vismin_scores.csv (contrastive),
+                             vismin_answers.csv (chat), captions.json (difference captions)
+    results.json             the metric's results
+    results.md               the paper's table layout, with the published rows beside
+    results.png              scores per category / change type
+
+A run interrupted at any point resumes where it stopped: the next run with the same ``--out`` reads
+the saved predictions and computes only the missing samples. A complete submission file means nothing
+is left to compute: the run only re-scores it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+PROGRESS_DIR = "progress"
+
+
+class RunMismatchError(ValueError):
+    """``--out`` holds predictions of a different run."""
+
+
+def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
+    """Write ``run.json``; an existing one must describe the same run (unless ``overwrite``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "run.json"
+    if path.exists() and not overwrite:
+        old = json.loads(path.read_text())
+        keys = sorted(set(old) | set(manifest))
+        differ = [k for k in keys if old.get(k) != manifest.get(k)]
+        if differ:
+            detail = ", ".join(f"{k}: {old.get(k)!r} -> {manifest.get(k)!r}" for k in differ)
+            raise RunMismatchError(f"{out} holds predictions of another run ({detail}); "
+                                   "use another --out, or --overwrite to start afresh")
+    if overwrite:
+        clear(out)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def clear(out: Path) -> None:
+    for path in (out / PROGRESS_DIR).glob("*.jsonl"):
+        path.unlink()
+    for name in ("vismin_scores.csv", "vismin_answers.csv", "captions.json", "results.json", "results.md",
+                 "results.png"):
+        (out / name).unlink(missing_ok=True)
+
+
+class ProgressStore:
+    """Predictions appended (and flushed) batch by batch; read back from every process's file."""
+
+    def __init__(self, out: Path, rank: int):
+        self.dir = out / PROGRESS_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / f"rank-{rank}.jsonl"
+        self._handle = None
+
+    def load(self) -> dict[str, dict]:
+        """Saved predictions by sample id. A line cut short by an interruption is ignored."""
+        saved = {}
+        for path in sorted(self.dir.glob("*.jsonl")):
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    saved[record["id"]] = record
+        return saved
+
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        if self._handle is None:
+            self._repair_tail()
+            self._handle = open(self.path, "a", encoding="utf-8")
+        self._handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def _repair_tail(self) -> None:
+        """End a file whose last line was cut short with a newline, so appended lines stay whole."""
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb+") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def remove_all(self) -> None:
+        self.close()
+        for path in self.dir.glob("*.jsonl"):
+            path.unlink()
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass
+
+
+def write_csv(path: Path, records: list[dict], columns: list[str]) -> None:
+    """The official submission CSV (``id`` first); written to a temp file and renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", *columns])
+        for record in records:
+            writer.writerow([record["id"], *(_csv_value(record[c]) for c in columns)])
+    tmp.replace(path)
+
+
+def _csv_value(value):
+    return repr(value) if isinstance(value, float) else value  # repr: the shortest exact float text
+
+
+def read_csv(path: Path) -> dict[str, dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["id"]: row for row in csv.DictReader(handle)}
+
+
+def write_json(path: Path, value) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def plot_bars(path: Path, groups: dict[str, dict[str, float]], title: str, ylabel: str = "score (%)") -> None:
+    """A grouped bar chart: one group of bars per key of ``groups`` (a category or change type), one bar
+    per metric inside it. Written with matplotlib's Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(groups)
+    metrics = list(dict.fromkeys(m for values in groups.values() for m in values))
+    width = 0.8 / max(1, len(metrics))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * max(1, len(metrics)) / 2), 4))
+    for j, metric in enumerate(metrics):
+        xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(names))]
+        ys = [groups[name].get(metric, 0.0) for name in names]
+        bars = ax.bar(xs, ys, width, label=metric)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 6 else 0)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,245 @@
+"""``diffbench eval vismin``: a model on the VisMin benchmark, end to end.
+
+dataset (built) -> DataLoader -> model (contrastive similarities, or chat answers) -> the official
+submission CSV -> the VisMin metric -> results.json, results.md (with the published rows), results.png.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffbench.harness import outputs
+
+CATEGORIES = ("object", "attribute", "relation", "counting")  # the published tables' order
+SUBMISSION_FILES = {"contrastive": "vismin_scores.csv", "image-text-to-text": "vismin_answers.csv"}
+
+
+class BadImagesError(ValueError):
+    """Some samples' images cannot be decoded; the message lists them."""
+
+
+@dataclass
+class EvalOptions:
+    model: str
+    out: Path
+    config: str = "bench"
+    split: str = "test"
+    batch_size: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    num_workers: int | None = None
+    answer: str = "likelihood"
+    max_new_tokens: int = 16
+    fast_decode: bool = False
+    trust_remote_code: bool = False
+    revision: str | None = None
+    limit: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+    data_files: list | None = None  # parquet files or a save_to_disk folder instead of the built dataset
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_vismin(options: EvalOptions):
+    """The benchmark rows: the built dataset, or ``data_files`` (parquet files / a ``save_to_disk`` folder)."""
+    if options.data_files:
+        import datasets
+
+        first = Path(options.data_files[0])
+        if first.is_dir():
+            loaded = datasets.load_from_disk(str(first))
+            dataset = loaded[options.split] if isinstance(loaded, datasets.DatasetDict) else loaded
+        else:
+            dataset = datasets.load_dataset("parquet", data_files=[str(p) for p in options.data_files], split="train")
+    else:
+        from diffbench.building import load_built
+
+        dataset = load_built("vismin", options.config, options.split)
+    if options.limit:
+        dataset = dataset.select(range(min(options.limit, len(dataset))))
+    return dataset
+
+
+def category_names(dataset) -> list[str]:
+    feature = dataset.features["category"]
+    values = dataset.select_columns(["category"])["category"]
+    return feature.int2str(list(values)) if hasattr(feature, "int2str") else list(values)
+
+
+def run(options: EvalOptions) -> dict:
+    """Evaluate ``options.model`` on VisMin; returns the results (also written to ``options.out``)."""
+    import torch
+
+    from diffbench.harness import models, runtime
+    from diffbench.harness.data import SampleImages, draft_size
+    from diffbench.harness.running import predict
+
+    procs = runtime.processes()
+    kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
+    dataset = load_vismin(options)
+    out = Path(options.out)
+    manifest = {"task": "vismin", "config": options.config, "split": options.split, "model": options.model,
+                "kind": kind.kind, "answer": options.answer if kind.kind != models.CONTRASTIVE else None,
+                "limit": options.limit, "data_files": [str(p) for p in options.data_files or []] or None}
+    if procs.is_main:
+        outputs.check_manifest(out, manifest, options.overwrite)
+    procs.barrier()
+    submission = out / SUBMISSION_FILES[kind.kind]
+    ids = list(dataset.select_columns(["id"])["id"])
+    store = outputs.ProgressStore(out, procs.index)
+    done = outputs.read_csv(submission) if submission.exists() else {}
+    if set(done) != set(ids):
+        done = store.load()
+    todo = [i for i, sample_id in enumerate(ids) if sample_id not in done]
+    if done and procs.is_main:
+        log(f"resuming: {len(ids) - len(todo)} of {len(ids)} samples already predicted in {out}")
+
+    if todo:
+        device = runtime.pick_device(options.device, procs)
+        dtype = runtime.pick_dtype(options.dtype, device)
+        if procs.is_main:
+            log(f"{options.model}: {kind.kind} model ({kind.model_type}) on {device} in {str(dtype).split('.')[-1]}, "
+                f"{len(todo)} samples, {procs.count} process(es)")
+        model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code, options.revision)
+        if kind.kind == models.CONTRASTIVE and not (hasattr(model, "get_image_features")
+                                                     and hasattr(model, "get_text_features")):
+            raise models.ModelKindError(f"{options.model} loaded as {type(model).__name__}, "
+                                        "which lacks get_image_features/get_text_features")
+        draft = draft_size(processor.image_processor) if options.fast_decode else None
+        samples = SampleImages(dataset, ["image_0", "image_1"], ["text_0", "text_1"], draft=draft)
+        default_batch = 64 if kind.kind == models.CONTRASTIVE else 4
+        batch_size = options.batch_size or default_batch
+        runner = runtime.ChunkedRunner(batch_size if kind.kind == models.CONTRASTIVE else batch_size * 4, log)
+        if kind.kind == models.CONTRASTIVE:
+            from diffbench.harness.contrastive import ContrastiveCollate, ContrastiveStep, text_padding
+
+            collate = ContrastiveCollate(processor, text_padding(model, processor))
+            step = ContrastiveStep(model, device, dtype, runner)
+        else:
+            from diffbench.harness.chat import ChatCollate, ChatStep
+
+            collate = ChatCollate(processor, options.answer)
+            step = ChatStep(model, processor, device, dtype, runner, options.answer, options.max_new_tokens)
+        workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
+        records, bad = predict(samples, todo, batch_size, collate, step, store, procs, workers,
+                               pin_memory=device.type == "cuda", desc="vismin", show_progress=options.progress)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    else:
+        records, bad = [], []
+    if not procs.is_main:
+        return {}
+    if bad:
+        listing = "\n  ".join(str(b) for b in bad)
+        raise BadImagesError(f"{len(bad)} sample(s) have images that cannot be decoded (the predictions of the "
+                             f"others are saved in {out}; fix or drop these and run again to resume):\n  {listing}")
+    by_id = {**done, **{r["id"]: r for r in records}}
+    columns = list(step_columns(kind.kind))
+    rows = [{"id": i, **{c: _value(by_id[i][c], kind.kind) for c in columns}} for i in ids]
+    outputs.write_csv(submission, rows, columns)
+    store.remove_all()
+    results = score(submission, dataset, options.config)
+    results["model"] = options.model
+    results["kind"] = kind.kind
+    if kind.kind != models.CONTRASTIVE:
+        results["answer_mode"] = options.answer
+    write_reports(out, results, options.model)
+    return results
+
+
+def step_columns(kind: str):
+    if kind == "contrastive":
+        from diffbench.harness.contrastive import SCORE_COLUMNS
+
+        return SCORE_COLUMNS
+    from diffbench.harness.chat import ANSWER_COLUMNS
+
+    return ANSWER_COLUMNS
+
+
+def _value(value, kind: str):
+    return float(value) if kind == "contrastive" else ("" if value is None else str(value))
+
+
+def score(submission: Path, dataset, config: str) -> dict:
+    """The submission scored by the project's VisMin scorer (``diffbench.vismin_submission``)."""
+    try:
+        from diffbench import vismin_submission
+    except ImportError:  # the scorer module not installed: the metric's own functions, same numbers
+        return _score_with_metric(submission, dataset)
+    return vismin_submission.score_submission(submission, dataset=dataset, config=config)
+
+
+def _score_with_metric(submission: Path, dataset) -> dict:
+    import numpy as np
+
+    from diffbench.hub_folders import load_module
+
+    metric = load_module("metrics", "vismin_group_score")
+    rows = outputs.read_csv(submission)
+    ids = list(dataset.select_columns(["id"])["id"])
+    columns = list(next(iter(rows.values())))[1:]
+    values = {c: [rows[i][c] for i in ids] for c in columns}
+    if "T0_I0" in values:
+        text, image = metric.scores_correct(*(np.asarray(values[c], dtype=float) for c in metric.SCORE_FIELDS))
+    else:
+        text, image = metric.answers_correct(*(values[c] for c in metric.ANSWER_FIELDS))
+    return metric.aggregate(text, image, category_names(dataset))
+
+
+def per_category(results: dict) -> dict[str, dict[str, float]]:
+    cells = results.get("per_category") or {}
+    return {c: {m: cells[c][f"{m}_score"] for m in ("text", "image", "group")} for c in CATEGORIES if c in cells}
+
+
+def published_rows() -> list[tuple[str, dict, float | None]]:
+    """The published VisMin rows: ``(table / model, {category: {text, image, group}}, AVG)``."""
+    try:
+        from diffbench.vismin_submission import published_results
+    except ImportError:
+        return []
+    frame = published_results()
+    rows = []
+    for record in frame.to_dict("records"):
+        cells = {c: {m: float(record[f"{c}_{m}"]) for m in ("text", "image", "group")} for c in CATEGORIES}
+        name = f"{record['model']} ({record['table']})" if "table" in record else str(record["model"])
+        avg = record.get("avg_as_published")
+        rows.append((name, cells, None if avg is None else float(avg)))
+    return rows
+
+
+def paper_table(results: dict, model_name: str) -> str:
+    """Markdown in the paper's layout: one row a model, T / I / G per category, then AVG (the mean of the
+    12 cells); this run first, in bold, then the published rows."""
+    header = ["Model"] + [f"{c.capitalize()} {m}" for c in CATEGORIES for m in ("T", "I", "G")] + ["AVG"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    ours = per_category(results)
+
+    def row(name, cells, avg, bold=False):
+        values = [f"{cells[c][m]:.2f}" if c in cells else "–" for c in CATEGORIES for m in ("text", "image", "group")]
+        values.append("–" if avg is None else f"{avg:.2f}")
+        if bold:
+            name, values = f"**{name}**", [f"**{v}**" for v in values]
+        return "| " + " | ".join([name, *values]) + " |"
+
+    lines.append(row(f"{model_name} (this run)", ours, results.get("avg_as_published"), bold=True))
+    for name, cells, avg in published_rows():
+        lines.append(row(name, cells, avg))
+    return "\n".join(lines)
+
+
+def write_reports(out: Path, results: dict, model_name: str) -> None:
+    outputs.write_json(out / "results.json", results)
+    n = results.get("num_samples")
+    title = f"VisMin: {model_name}"
+    text = [f"# {title}", "", f"{n} samples. T / I / G: text, image and group scores (%); AVG: the mean of the "
+            "12 category cells, as published. Published rows: the VisMin paper / project page (2,084 samples).",
+            "", paper_table(results, model_name), ""]
+    (out / "results.md").write_text("\n".join(text), encoding="utf-8")
+    outputs.plot_bars(out / "results.png", per_category(results), title)
