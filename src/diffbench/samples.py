@@ -26,8 +26,24 @@ def _write_vismin(out_dir: Path, n: int | None, seed: int, image_size: tuple[int
     return out_dir
 
 
+def _write_idc(name: str) -> Callable[[Path, int | None, int, tuple[int, int]], Path]:
+    """The writer of one image-difference-captioning sample (``diffbench.synth.idc``), imported when used."""
+
+    def write(out_dir: Path, n: int | None, seed: int, image_size: tuple[int, int]) -> Path:
+        from diffbench.synth import idc
+
+        return idc.WRITERS[name](out_dir, n, seed, image_size)
+
+    return write
+
+
 SAMPLE_WRITERS: dict[str, Callable[[Path, int | None, int, tuple[int, int]], Path]] = {
     "vismin": _write_vismin,
+    "omnidiff": _write_idc("omnidiff"),
+    "spot_the_diff": _write_idc("spot_the_diff"),
+    "clevr_change": _write_idc("clevr_change"),
+    "clevr_dc": _write_idc("clevr_dc"),
+    "image_editing_request": _write_idc("image_editing_request"),
 }
 
 
