@@ -1,0 +1,125 @@
+"""OmniDiff (Liu et al., ICCV 2025): a `datasets` Arrow builder for its image-difference captions.
+
+Image pairs from 324 scenarios, real (photographs, web images, video frames) and 3D-synthetic
+(Blender), each with a long human description of what changed, over 12 change types.
+
+The benchmark's own file layout is not public yet, so this builder reads a documented generic layout
+(``source=DIR``), JSON or JSONL, one file per split::
+
+    DIR/{train,validation,test}.jsonl     one record a line   (or .json: a list of records;
+                                          "val" / "valid" are read as validation)
+    record = {
+      "id": "kitchen_0001",                      unique across the release
+      "image_before": "images/kitchen_0001_a.jpg",   paths relative to DIR
+      "image_after":  "images/kitchen_0001_b.jpg",
+      "captions": ["The red mug on the left ..."],   or "caption": "..." (one string)
+      "change_types": ["color", "addition"],         from CHANGE_TYPES below
+      "scenario": "kitchen",                         may be empty
+      "domain": "real"                               or "synthetic"
+    }
+
+When the official layout is published, :func:`from_official` (the only place that knows its field
+names) is the one thing to adapt; today it maps a few likely aliases onto the generic record.
+
+The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
+(``pip install diffbench``). See ``datasets/README.md`` for why the base is shared that way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, read_json, read_jsonl
+
+_CITATION = """\
+@inproceedings{liu2025omnidiff,
+  title     = {OmniDiff: A Comprehensive Benchmark for Fine-grained Image Difference Captioning},
+  author    = {Liu, Yuan and Ning, Saihui and Sun, Lu and Fang, Wei and Zhang, Fangxiang and Wang, Zhen and Zhao, Yiming and Liang, Xuyao and Qiu, Yan and Zhao, Xiangyu and Liu, Wenhu},
+  booktitle = {Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
+  year      = {2025},
+  eprint    = {2503.11093},
+  archivePrefix = {arXiv}
+}
+"""
+
+_DESCRIPTION = """\
+OmniDiff: fine-grained image difference captioning over 324 real and 3D-synthetic scenarios. Each
+image pair comes with a long human description (about 60 words) of every change, labelled with the
+change types it shows.
+"""
+
+CHANGE_TYPES = (
+    "viewpoint", "illumination", "addition", "disappearance", "removal", "substitution",
+    "size", "color", "orientation", "pose", "text", "counting",
+)
+SPLIT_FILES = {"train": "train", "validation": "validation", "val": "validation", "valid": "validation",
+               "test": "test"}
+
+# -- the adapter for the official layout (small and separate; update when it is published) -----------
+OFFICIAL_ALIASES = {
+    "image_before": ("before", "img_before", "image1", "img1"),
+    "image_after": ("after", "img_after", "image2", "img2"),
+    "captions": ("description", "descriptions", "sentences", "sents"),
+    "change_types": ("change_type", "types"),
+}
+
+
+def from_official(record: dict) -> dict:
+    """A record with the generic field names, from one that may use the official release's names."""
+    record = dict(record)
+    for name, aliases in OFFICIAL_ALIASES.items():
+        for alias in aliases:
+            if name not in record and alias in record:
+                record[name] = record.pop(alias)
+    if "captions" not in record and "caption" in record:
+        record["captions"] = record.pop("caption")
+    for name in ("captions", "change_types"):
+        if isinstance(record.get(name), str):
+            record[name] = [record[name]]
+    return record
+
+
+class OmniDiff(IDCBuilder):
+    """OmniDiff, from a local folder (or Hub repo) in the documented generic layout."""
+
+    DESCRIPTION = _DESCRIPTION
+    CITATION = _CITATION
+    HOMEPAGE = "https://arxiv.org/abs/2503.11093"
+    LICENSE = "unknown"  # not stated yet: the benchmark files are not released; check the release's terms
+    CHANGE_TYPES = CHANGE_TYPES
+
+    def read_pairs(self, root: Path) -> dict[str, list[Pair]]:
+        splits: dict[str, list[Pair]] = {}
+        found = False
+        for stem, split in SPLIT_FILES.items():
+            for path in (root / f"{stem}.jsonl", root / f"{stem}.json"):
+                if not path.is_file():
+                    continue
+                if split in splits:
+                    raise IDCSourceError(path, f"a second file for split {split!r}")
+                found = True
+                records = read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
+                expect(isinstance(records, list), path, f"expected a list of records, got {type(records).__name__}")
+                splits[split] = [self._pair(root, path, index, record) for index, record in enumerate(records)]
+        expect(found, root, "no train/validation/test .jsonl or .json file (the generic OmniDiff layout)")
+        return {split: splits[split] for split in ("train", "validation", "test") if split in splits}
+
+    @staticmethod
+    def _pair(root: Path, path: Path, index: int, record) -> Pair:
+        where = f"{path}, {'line' if path.suffix == '.jsonl' else 'entry'} {index + 1 if path.suffix == '.jsonl' else index}"
+        expect(isinstance(record, dict), where, "a record must be an object")
+        record = from_official(record)
+        absent = [f for f in ("id", "image_before", "image_after") if f not in record]
+        expect(not absent, where, f"missing field(s) {absent}")
+        if not record.get("captions"):
+            raise IDCSourceError(where, f"annotation without captions (id {record['id']!r})")
+        return Pair(
+            id=str(record["id"]),
+            image_before=root / record["image_before"],
+            image_after=root / record["image_after"],
+            captions=record["captions"],
+            change_types=list(record.get("change_types") or []),
+            domain=record.get("domain", "real"),
+            scenario=record.get("scenario") or "",
+            origin=where,
+        )
