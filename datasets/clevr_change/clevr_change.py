@@ -18,7 +18,7 @@ Two rows per default image: ``<stem>_semantic`` (``change_types`` = its type, ``
 each change type on its subset and the distractors on theirs. ``domain`` ``synthetic``.
 
 The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
-(``pip install diffbench``). See ``datasets/README.md`` for why the base is shared that way.
+(``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ One row per pair, id = the file stem; ``change_types`` holds the action (``no_ch
 distractors, which the official evaluation reports apart). ``domain`` ``synthetic``.
 
 The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
-(``pip install diffbench``). See ``datasets/README.md`` for why the base is shared that way.
+(``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ One row per annotation entry (``uid`` is the id); ``valid`` is the ``validation`
 ``real``, ``scenario`` empty.
 
 The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
-(``pip install diffbench``). See ``datasets/README.md`` for why the base is shared that way.
+(``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
 """
 
 from __future__ import annotations

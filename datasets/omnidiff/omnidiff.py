@@ -22,7 +22,7 @@ When the official layout is published, :func:`from_official` (the only place tha
 names) is the one thing to adapt; today it maps a few likely aliases onto the generic record.
 
 The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
-(``pip install diffbench``). See ``datasets/README.md`` for why the base is shared that way.
+(``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
 """
 
 from __future__ import annotations

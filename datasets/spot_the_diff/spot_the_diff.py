@@ -18,7 +18,7 @@ the build log. No change types (the release has none), ``domain`` ``real``, ``sc
 
 The mapping onto the shared schema is all this file holds; the schema, the checks and the batched,
 byte-copying generation are ``diffbench.idc_builder`` (``pip install diffbench``), which is what
-``diffbench build spot_the_diff`` runs. See ``datasets/README.md`` for why the base is shared that way.
+``diffbench build spot_the_diff`` runs. Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
 """
 
 from __future__ import annotations

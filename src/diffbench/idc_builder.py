@@ -21,10 +21,12 @@ Schema (one row = one image pair):
 (extras)           per dataset, declared in :attr:`~IDCBuilder.EXTRA_FEATURES`
 =================  =====================================================================
 
-Why this lives in the library rather than beside each builder: see ``datasets/README.md`` and the
-builders' docstrings. In short, datasets 5 does not run dataset scripts, so what goes to the Hub is
-the parquet + card folder ``diffbench publish`` writes (self-contained); the builder script is the
-recipe ``diffbench build`` runs, and ``diffbench`` is installed wherever that runs.
+Why the base lives here, imported by each builder, rather than copied into each folder: datasets 5
+does not run dataset scripts, so what goes to the Hub is the folder ``diffbench publish`` writes
+(parquet shards + the card): self-contained, loadable with ``datasets`` alone. The builder script is
+the recipe ``diffbench build`` runs, and ``diffbench`` is installed wherever that runs (each card says
+``pip install diffbench``). One copy means no drift between five vendored bases, and a fix to a
+check reaches every dataset at once.
 
     >>> pair = Pair("a", Path("a.png"), Path("a_2.png"), ["the car is gone"], origin="train.json, entry 0")
     >>> pair.captions
@@ -116,9 +118,9 @@ def read_jsonl(path: Path) -> list:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                records.append(json.loads(line.rstrip("\r\n")))
             except json.JSONDecodeError as err:
-                raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=number, column=err.colno) from None
+                raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=number, column=err.pos + 1) from None
     return records
 
 
