@@ -283,8 +283,11 @@ def _percent(hits, count) -> float:
     return float(hits * 100 / count)
 
 
-def aggregate(text: np.ndarray, image: np.ndarray, categories=None) -> dict:
-    """Percentages from per-sample correctness, overall and (with categories) per category."""
+def aggregate(text: np.ndarray, image: np.ndarray, category_codes=None) -> dict:
+    """Percentages from per-sample correctness, overall and (with categories) per category.
+
+    ``category_codes``: per sample, the index of its category in :data:`CATEGORIES`.
+    """
     n = len(text)
     if n == 0:
         raise ValueError("no samples to score")
@@ -295,9 +298,9 @@ def aggregate(text: np.ndarray, image: np.ndarray, categories=None) -> dict:
         "group_score": _percent(int(group.sum()), n),
         "num_samples": n,
     }
-    if categories is None:
+    if category_codes is None:
         return results
-    codes = _category_codes(categories, n)
+    codes = category_codes
     counts = np.bincount(codes, minlength=len(CATEGORIES))
     hits = {name: np.bincount(codes, weights=flags, minlength=len(CATEGORIES)).astype(np.int64)
             for name, flags in (("text_score", text), ("image_score", image), ("group_score", group))}
@@ -324,8 +327,9 @@ def _check_lengths(columns: dict) -> int:
     return lengths[first]
 
 
-def normalize_inputs(inputs: dict, offset: int = 0) -> dict:
-    """Check one call's inputs and return the stored feature columns (absent ones as None).
+def normalize_inputs(inputs: dict, offset: int = 0) -> tuple[dict, np.ndarray | None]:
+    """Check one call's inputs; returns the stored feature columns (absent ones as None) and the
+    category codes (None without categories).
 
     Accepts the four score lists or the ``scores`` array, or the four answer lists with optional
     ``references`` (or the four ``reference_*`` lists); raises a ValueError naming the field and the
@@ -373,9 +377,21 @@ def normalize_inputs(inputs: dict, offset: int = 0) -> dict:
             columns.update(_reference_columns(inputs["references"], n, offset))
         elif reference_lists:
             _reference_columns(list(zip(*(columns[name] for name in REFERENCE_FIELDS))), n, offset)
-    if "categories" in columns:
-        _category_codes(columns["categories"], n, offset)
-    return {name: columns.get(name) for name in FEATURE_NAMES}
+    codes = _category_codes(columns["categories"], n, offset) if "categories" in columns else None
+    return {name: columns.get(name) for name in FEATURE_NAMES}, codes
+
+
+def score_columns(columns: dict, category_codes=None, parser: str = "lenient") -> dict:
+    """The metric's result from checked columns (as :func:`normalize_inputs` returns them)."""
+    if parser not in PARSERS:
+        raise ValueError(f"parser must be one of {PARSERS}, got {parser!r}")
+    if columns["T0_I0"] is not None:
+        text, image = scores_correct(*(columns[name] for name in SCORE_FIELDS))
+    else:
+        references = [columns[name] for name in REFERENCE_FIELDS]
+        labels = references if all(r is not None for r in references) else EXPECTED_ANSWERS
+        text, image = answers_correct(*(columns[name] for name in ANSWER_FIELDS), labels=labels, parser=parser)
+    return aggregate(text, image, category_codes)
 
 
 def _given(column) -> bool:
@@ -426,7 +442,7 @@ class VisminGroupScore(evaluate.Metric):
     def add_batch(self, **kwargs):
         """Add a batch of samples (one input mode), checked now so that errors name the sample."""
         offset = getattr(self, "_samples_added", 0)
-        columns = normalize_inputs(kwargs, offset)
+        columns, _ = normalize_inputs(kwargs, offset)
         n = len(columns["T0_I0"] if columns["T0_I0"] is not None else columns["Text_Q0"])
         filled = {}
         for name, column in columns.items():
@@ -446,7 +462,8 @@ class VisminGroupScore(evaluate.Metric):
         if inputs and self.writer is None and self.num_process == 1:
             # Nothing streamed in and a single process: scoring the arrays directly gives the same
             # result without evaluate's Arrow round trip (about 7 s per million samples).
-            return self._compute(**normalize_inputs(inputs), parser=parser)
+            columns, codes = normalize_inputs(inputs)
+            return score_columns(columns, codes, parser)
         if inputs:
             self.add_batch(**inputs)
         self._samples_added = 0
@@ -469,18 +486,20 @@ class VisminGroupScore(evaluate.Metric):
         categories=None,
         parser="lenient",
     ):
-        if parser not in PARSERS:
-            raise ValueError(f"parser must be one of {PARSERS}, got {parser!r}")
-        score_columns = (T0_I0, T0_I1, T1_I0, T1_I1)
-        answer_columns = (Text_Q0, Text_Q1, Image_Q0, Image_Q1)
-        if all(_given(c) for c in score_columns) and not any(_given(c) for c in answer_columns):
-            columns = [_score_column(name, c) for name, c in zip(SCORE_FIELDS, score_columns)]
-            text, image = scores_correct(*columns)
-        elif any(_given(c) for c in answer_columns) and not any(_given(c) for c in score_columns):
-            reference_columns = (reference_Text_Q0, reference_Text_Q1, reference_Image_Q0, reference_Image_Q1)
-            references = [_all_or_none(name, c) for name, c in zip(REFERENCE_FIELDS, reference_columns)]
-            labels = references if all(r is not None for r in references) else EXPECTED_ANSWERS
-            text, image = answers_correct(*answer_columns, labels=labels, parser=parser)
+        # What evaluate read back from its Arrow cache: the unused mode's columns are nulls or "".
+        stored = dict(zip(FEATURE_NAMES, (T0_I0, T0_I1, T1_I0, T1_I1, Text_Q0, Text_Q1, Image_Q0, Image_Q1,
+                                          reference_Text_Q0, reference_Text_Q1, reference_Image_Q0,
+                                          reference_Image_Q1, categories)))
+        scores_given = [_given(stored[name]) for name in SCORE_FIELDS]
+        answers_given = [_given(stored[name]) for name in ANSWER_FIELDS]
+        if all(scores_given) and not any(answers_given):
+            columns = {name: _score_column(name, stored[name]) for name in SCORE_FIELDS}
+        elif any(answers_given) and not any(scores_given):
+            columns = {name: stored[name] for name in ANSWER_FIELDS}
+            columns.update({name: _all_or_none(name, stored[name]) for name in REFERENCE_FIELDS})
+            columns["T0_I0"] = None
         else:
             raise ValueError("the added batches mix similarity scores and answers: score each mode with its own compute()")
-        return aggregate(text, image, _all_or_none("categories", categories))
+        categories = _all_or_none("categories", categories)
+        codes = _category_codes(categories, len(categories)) if categories is not None else None
+        return score_columns(columns, codes, parser)
