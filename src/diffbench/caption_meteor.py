@@ -1,0 +1,274 @@
+"""METEOR 1.5 (pycocoevalcap's ``meteor-1.5.jar``, ``-l en -norm``) in one long-lived JVM per process.
+
+The protocol is pycocoevalcap's: ``SCORE ||| ref 1 ||| ... ||| ref n ||| hypothesis`` answers one line
+of sufficient statistics for a segment; ``EVAL ||| stats 1 ||| ... ||| stats n`` answers one score a
+segment and then the corpus score, which Meteor computes from the *sum* of the statistics (not a mean
+of segment scores). The differences here, none of which changes a number:
+
+- the SCORE lines of a call are written by a writer thread while the caller reads the answers
+  (pipelined, not one round trip a segment);
+- segment statistics are kept (bounded cache keyed by the tokenised hypothesis and references), so a
+  breakdown by group, or a second call on the same captions, re-scores nothing;
+- a corpus score is one ``EVAL`` of the statistics summed here as Meteor sums them (integer counts, so
+  the sum is exact, and a perfect segment adds no chunk: :func:`aggregate_stats`); Meteor's answer
+  equals its answer to the long ``EVAL`` line;
+- one lock guards the whole exchange (thread-safe), every read has a timeout, a dead or hung JVM
+  raises :class:`MeteorError` and is restarted by the next call, and the JVM is closed at exit (it also
+  exits by itself when this process dies: its stdin closes);
+- the JVM starts in the background (:meth:`MeteorServer.start`), so its ~8 s start overlaps with
+  tokenisation and the other metrics.
+
+    >>> from diffbench.caption_meteor import meteor_segment_line
+    >>> meteor_segment_line("a red car", ["the car is red", "a red  car |||"])
+    'SCORE ||| the car is red ||| a red car ||| a red car'
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import queue
+import subprocess
+import threading
+import time
+
+import numpy as np
+
+from diffbench.caption_tokenizer import find_java, pycocoevalcap_dir
+
+DEFAULT_TIMEOUT_S = float(os.environ.get("DIFFBENCH_METEOR_TIMEOUT", "180"))
+JVM_OPTIONS = ("-Xmx2G", "-Dfile.encoding=UTF-8")
+_STATS_CACHE_LIMIT = 200_000
+_EOF = object()
+
+
+class MeteorError(RuntimeError):
+    """The METEOR JVM died, hung past the timeout, or answered something unexpected."""
+
+
+def _clean(text: str) -> str:
+    """What pycocoevalcap does to a hypothesis (drop ``|||``, collapse double spaces), plus no line breaks."""
+    return text.replace("\r", " ").replace("\n", " ").replace("|||", "").replace("  ", " ")
+
+
+def meteor_segment_line(hypothesis: str, references: list[str]) -> str:
+    """The ``SCORE`` line pycocoevalcap sends for one tokenised segment.
+
+    pycocoevalcap cleans only the hypothesis; PTB-tokenised references never hold ``|||`` (the lexer
+    splits it into ``| | |``), so cleaning them too changes nothing there and keeps raw input safe.
+    """
+    return " ||| ".join(("SCORE", " ||| ".join(_clean(r) for r in references), _clean(hypothesis)))
+
+
+def parse_stats(stats: list[str]) -> np.ndarray:
+    """Segment statistics lines as a (segments, fields) array."""
+    if not stats:
+        raise ValueError("METEOR needs at least one segment")
+    return np.asarray([[float(v) for v in line.split()] for line in stats], dtype=np.float64)
+
+
+def aggregate_stats(stats: np.ndarray) -> list[float]:
+    """Sum segment statistics as Meteor's ``MeteorStats.addStats`` does.
+
+    A line holds: test and reference length, test and reference function words, the (test, reference)
+    matches of each stage, then chunks, test and reference word matches. ``addStats`` adds every field,
+    except that a *perfect* segment (every word of both sides matched, in one chunk) adds no chunk, so
+    that it costs no fragmentation penalty in the corpus score. All fields are integer counts: the sum
+    is exact, and Meteor's score of the sum equals its score of the long ``EVAL`` line.
+    """
+    if stats.ndim != 2 or stats.shape[1] < 7:
+        raise ValueError(f"unexpected METEOR statistics of shape {stats.shape}")
+    chunks_col = stats.shape[1] - 3
+    test_matches = stats[:, 4:chunks_col:2].sum(axis=1)
+    ref_matches = stats[:, 5:chunks_col:2].sum(axis=1)
+    perfect = (test_matches == stats[:, 0]) & (ref_matches == stats[:, 1]) & (stats[:, chunks_col] == 1)
+    effective = stats.copy()
+    effective[perfect, chunks_col] = 0.0
+    return [float(v) for v in effective.sum(axis=0)]
+
+
+class MeteorServer:
+    """One METEOR JVM fed over stdin; safe to share between threads."""
+
+    def __init__(self, java: str | None = None, timeout: float = DEFAULT_TIMEOUT_S, command: list[str] | None = None):
+        self.java = java
+        self.timeout = timeout
+        self._command = command
+        self._lock = threading.RLock()
+        self._process: subprocess.Popen | None = None
+        self._lines: queue.Queue | None = None
+        self._stderr_tail: collections.deque = collections.deque(maxlen=50)
+        self._stats_cache: dict[str, str] = {}
+        self.starts = 0  # JVMs started by this server (restarts included)
+        self.lines_received = 0  # answers read from the current JVM
+
+    # -- process management -------------------------------------------------------------------
+    def command(self) -> list[str]:
+        if self._command is not None:
+            return list(self._command)
+        jar = pycocoevalcap_dir() / "meteor" / "meteor-1.5.jar"
+        return [find_java(self.java), "-jar", *JVM_OPTIONS, str(jar), "-", "-", "-stdio", "-l", "en", "-norm"]
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start the JVM if none is running; returns at once (the JVM loads its tables meanwhile)."""
+        with self._lock:
+            if self.alive:
+                return
+            self._stop()
+            command = self.command()
+            cwd = pycocoevalcap_dir() / "meteor" if self._command is None else None
+            self._process = subprocess.Popen(
+                command, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            self.starts += 1
+            self.lines_received = 0
+            self._lines = queue.Queue()
+            self._stderr_tail.clear()
+            threading.Thread(target=self._pump_stdout, args=(self._process, self._lines), daemon=True).start()
+            threading.Thread(target=self._pump_stderr, args=(self._process,), daemon=True).start()
+
+    @staticmethod
+    def _pump_stdout(process: subprocess.Popen, lines: queue.Queue) -> None:
+        try:
+            for line in process.stdout:
+                lines.put(line)
+        except (OSError, ValueError):
+            pass
+        lines.put(_EOF)
+
+    def _pump_stderr(self, process: subprocess.Popen) -> None:
+        try:
+            for line in process.stderr:
+                self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+        except (OSError, ValueError):
+            pass
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def close(self) -> None:
+        """Stop the JVM (a later call starts a new one)."""
+        with self._lock:
+            self._stop()
+
+    # -- protocol -----------------------------------------------------------------------------
+    def _fail(self, message: str) -> MeteorError:
+        """Kill the JVM (its protocol state is unknown now) and build the error to raise."""
+        tail = " | ".join(list(self._stderr_tail)[-5:])
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+        self._stop()
+        return MeteorError(f"METEOR: {message}" + (f" (JVM stderr: {tail})" if tail else "") + "; the next call starts a new JVM")
+
+    def _read(self) -> str:
+        try:
+            line = self._lines.get(timeout=self.timeout)
+        except queue.Empty:
+            raise self._fail(f"no answer from the JVM within {self.timeout:g} s") from None
+        if line is _EOF:
+            code = self._process.poll() if self._process else None
+            raise self._fail(f"the JVM exited (code {code}) before answering")
+        self.lines_received += 1
+        return line.decode("utf-8").strip()
+
+    def _exchange(self, requests: list[str], expected: int | None = None) -> list[str]:
+        """Write the request lines from a writer thread and read ``expected`` answer lines (one a request)."""
+        process = self._process
+        payload = ("\n".join(requests) + "\n").encode("utf-8")
+        write_error: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                process.stdin.write(payload)
+                process.stdin.flush()
+            except (OSError, ValueError) as err:
+                write_error.append(err)
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        try:
+            answers = [self._read() for _ in range(len(requests) if expected is None else expected)]
+        finally:
+            writer.join(timeout=self.timeout)
+        if write_error:
+            raise self._fail(f"could not write to the JVM: {write_error[0]}")
+        return answers
+
+    def segment_stats(self, segments: list[tuple[str, list[str]]]) -> list[str]:
+        """Meteor's statistics line for each (tokenised hypothesis, tokenised references)."""
+        lines = [meteor_segment_line(h, refs) for h, refs in segments]
+        with self._lock:
+            missing = list(dict.fromkeys(line for line in lines if line not in self._stats_cache))
+            if missing:
+                self.start()
+                answers = self._exchange(missing)
+                for answer in answers:
+                    try:
+                        [float(v) for v in answer.split()]
+                    except ValueError:
+                        raise self._fail(f"unexpected answer {answer[:200]!r}") from None
+                if len(self._stats_cache) + len(missing) > _STATS_CACHE_LIMIT:
+                    self._stats_cache.clear()
+                known = dict(zip(missing, answers))
+                self._stats_cache.update(known)
+            else:
+                known = {}
+            return [known.get(line) or self._stats_cache[line] for line in lines]
+
+    def corpus_score(self, stats: list[str]) -> float:
+        """The corpus METEOR of these segments (what ``EVAL ||| stats 1 ||| ... ||| stats n`` answers)."""
+        return self.score_summed(aggregate_stats(parse_stats(stats)))
+
+    def score_summed(self, total: list[float]) -> float:
+        """Meteor's score of aggregated statistics (see :func:`aggregate_stats`)."""
+        eval_line = "EVAL ||| " + " ".join(repr(float(v)) for v in total)
+        with self._lock:
+            self.start()
+            # One statistics line answers two lines: its own score (computed from the line as given),
+            # then the "corpus" score of it re-aggregated, which would drop a lone perfect chunk again.
+            answers = self._exchange([eval_line], expected=2)
+        try:
+            return float(answers[0])
+        except ValueError:
+            raise self._fail(f"unexpected EVAL answer {answers!r}") from None
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._stats_cache.clear()
+
+
+_DEFAULT: MeteorServer | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def get_meteor() -> MeteorServer:
+    """The process-wide METEOR server (one JVM per process, closed at exit)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = MeteorServer()
+            atexit.register(_DEFAULT.close)
+        return _DEFAULT
+
+
+def wait_until_ready(server: MeteorServer) -> float:
+    """Block until the JVM answers (for benchmarks and warm-up); returns the seconds waited."""
+    started = time.perf_counter()
+    server.segment_stats([("a", ["a"])])
+    return time.perf_counter() - started
