@@ -7,12 +7,14 @@ examples run as doctests, as evaluate's own common metric test runs them.
 from __future__ import annotations
 
 import doctest
+import importlib.util
 import importlib
 import inspect
 import re
 from collections import defaultdict
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import evaluate
@@ -232,3 +234,66 @@ def test_mixed_modes_across_batches(metric):
 def test_unknown_parser(metric):
     with pytest.raises(ValueError, match=re.escape("parser must be one of ('lenient', 'strict')")):
         metric.compute(**_scores(), parser="fuzzy")
+
+
+# -- the metric card and the widget ----------------------------------------------------------------
+
+
+def test_card_front_matter_and_published_values():
+    import yaml
+
+    from diffbench.vismin_submission import published_results
+
+    text = (METRIC_DIR / "README.md").read_text()
+    front = yaml.safe_load(text.split("---")[1])
+    assert front["app_file"] == "app.py" and front["sdk"] == "gradio" and "evaluate" in front["tags"]
+    assert str(front["sdk_version"]).startswith("6.")
+    published = published_results().query("table == 'zero-shot'").set_index("model")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Model")]
+    card_rows = {cells[0]: [float(v) for v in cells[1:]] for cells in
+                 ([c.strip() for c in line.strip("|").split("|")] for line in rows) if cells[0] in published.index}
+    assert len(card_rows) >= 5
+    columns = [f"{c}_{k}" for c in CATEGORIES for k in ("text", "image", "group")] + ["avg_as_published"]
+    for model, values in card_rows.items():
+        assert values == pytest.approx(published.loc[model, columns].tolist()), model
+
+
+def test_card_examples_run(metric):
+    text = (METRIC_DIR / "README.md").read_text()
+    test = doctest.DocTestParser().get_doctest(text, {"vismin": metric}, "README.md", str(METRIC_DIR / "README.md"), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False) == doctest.TestResults(0, len(test.examples)) and test.examples
+
+
+@pytest.fixture(scope="module")
+def app():
+    spec = importlib.util.spec_from_file_location("vismin_group_score_app", METRIC_DIR / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_widget_scores_tables_in_both_formats(app):
+    markdown, results = app.score_table(app.EXAMPLE)
+    assert results["num_samples"] == 4 and set(results["per_category"]) == set(CATEGORIES)
+    assert "| **all samples** | 75.00 | 50.00 | 50.00 | 4 |" in markdown
+    assert "AVG as published (mean of the 12 category cells): **58.33**" in markdown
+    answers = pd.DataFrame({"Text_Q0": ["(A)", ""], "Text_Q1": ["B", "B"], "Image_Q0": ["First", "First"],
+                            "Image_Q1": ["Second", "Second"], "category": ["", ""]})
+    _, lenient = app.score_table(answers)
+    _, strict = app.score_table(answers, parser="strict")
+    assert (lenient["text_score"], strict["text_score"], "per_category" in lenient) == (50.0, 0.0, False)
+    with pytest.raises(ValueError, match=r"row 1, column T0_I1: 'x' is not a number"):
+        app.score_table(app.EXAMPLE.astype(object).assign(T0_I1=[0.1, "x", 0.2, 0.3]))
+    with pytest.raises(ValueError, match="the table needs the columns"):
+        app.score_table(pd.DataFrame({"a": [1]}))
+
+
+def test_widget_builds_with_gradio_6(app):
+    import gradio as gr
+
+    assert int(gr.__version__.split(".")[0]) >= 6
+    demo = app.build_demo()
+    assert isinstance(demo, gr.Blocks)
+    assert any(getattr(fn, "name", "") == "_score" for fn in demo.fns.values())
