@@ -586,7 +586,7 @@ def score_predictions(predictions_by_id: dict, dataset, metrics=None) -> dict:
 
 def format_table(results: dict) -> str:
     """A Markdown table: one row for all samples, then one a group."""
-    names = [k for k in results if k not in ("num_samples", "groups")]
+    names = [name for metric in METRICS for name in OUTPUT_NAMES[metric] if name in results]
     rows = [(ALL_GROUP, results)] + list(results.get("groups", {}).items())
     lines = ["| subset | samples | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
     for label, scores in rows:
