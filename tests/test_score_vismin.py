@@ -184,3 +184,12 @@ def test_format_table_unknown_comparison(bench, keys):
     results = score_submission(random_scores(keys), bench)
     with pytest.raises(ValueError, match="no published VisMin result for 'CLIP-XL'; known: Random Chance"):
         format_table(results, compare=["CLIP-XL"])
+
+
+def test_module_doctest():
+    import doctest
+
+    from diffbench import vismin_submission
+
+    results = doctest.testmod(vismin_submission)
+    assert results.failed == 0 and results.attempted >= 1
