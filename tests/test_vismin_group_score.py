@@ -231,6 +231,18 @@ def test_mixed_modes_across_batches(metric):
         metric.compute()
 
 
+def test_categories_in_some_batches_only(metric):
+    metric.add_batch(**_scores(2), categories=["object", "counting"])
+    metric.add_batch(**_scores(1))
+    with pytest.raises(ValueError, match=r"categories\[2\] is missing: categories was given for some batches"):
+        metric.compute()
+
+
+def test_streamed_empty_answers_are_wrong_not_absent(metric):
+    metric.add_batch(Text_Q0=[""], Text_Q1=[""], Image_Q0=[""], Image_Q1=[""])
+    assert metric.compute()["group_score"] == 0.0
+
+
 def test_unknown_parser(metric):
     with pytest.raises(ValueError, match=re.escape("parser must be one of ('lenient', 'strict')")):
         metric.compute(**_scores(), parser="fuzzy")

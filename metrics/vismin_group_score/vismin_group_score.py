@@ -494,7 +494,7 @@ class VisminGroupScore(evaluate.Metric):
         answers_given = [_given(stored[name]) for name in ANSWER_FIELDS]
         if all(scores_given) and not any(answers_given):
             columns = {name: _score_column(name, stored[name]) for name in SCORE_FIELDS}
-        elif any(answers_given) and not any(scores_given):
+        elif not any(scores_given):  # answers (all of them may be "", which is wrong, not absent)
             columns = {name: stored[name] for name in ANSWER_FIELDS}
             columns.update({name: _all_or_none(name, stored[name]) for name in REFERENCE_FIELDS})
             columns["T0_I0"] = None
