@@ -11,6 +11,8 @@ process so that peak RSS (``ru_maxrss``) is the step's own:
 
 - ``read``: read every annotation file and every image file once (the floor: no build can be faster
   than reading its input);
+- ``copy``: read them and write every image's bytes into one file (the floor of a build that copies
+  its images: the same bytes in and out, with no Arrow and no checks);
 - ``build``: ``diffbench.building.build("spot_the_diff", "default", source=...)`` into a scratch cache.
 
 It prints rows/s, MB/s (of image bytes) and peak RSS for each, the build/read time ratio, and checks
@@ -49,11 +51,15 @@ print(json.dumps({"rows": rows, "bytes": nbytes, "seconds": seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+COPY = READ.replace("nbytes = 0", "nbytes = 0\nout = open(sys.argv[2], 'wb')").replace(
+    "nbytes += len(", "nbytes += out.write(").replace("seconds =", "out.close()\nseconds =")
+
 BUILD = """
 import json, os, resource, sys, time
 os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 from diffbench import building
 num_proc = int(sys.argv[2]) or None
+building.builder_class("spot_the_diff")  # imports datasets and the builder: not build time
 start = time.perf_counter()
 summary = building.build("spot_the_diff", "default", num_proc=num_proc, source=sys.argv[1])
 seconds = time.perf_counter() - start
@@ -137,6 +143,8 @@ def main(argv=None) -> int:
               f"({image_bytes / (2 * args.pairs) / 1e3:.0f} kB an image), written in {time.perf_counter() - started:.0f} s")
         env = {**os.environ, "HF_HOME": str(Path(scratch) / "hf"), "HF_HUB_OFFLINE": "1"}
         results = {"read": run_child(READ, str(root), env=env)}
+        results["copy"] = run_child(COPY, str(root), str(Path(scratch) / "copy.bin"), env=env)
+        (Path(scratch) / "copy.bin").unlink()
         results["build"] = run_child(BUILD, str(root), "0", env=env)
         if args.num_proc > 1:
             results[f"build --num-proc {args.num_proc}"] = run_child(BUILD, str(root), str(args.num_proc), env=env)
