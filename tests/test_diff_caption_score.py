@@ -335,10 +335,12 @@ def test_jvm_killed_mid_run_gives_a_clear_error_and_the_next_call_works(shared_d
     server = get_meteor()
     before = server.starts if server.alive else server.starts + 1
     read = server._read
+    reads = []
 
     def read_then_kill():
         line = read()
-        if server.lines_received == 5:  # the JVM has answered 5 of 1,000 segments: kill it now
+        reads.append(line)
+        if len(reads) == 5:  # the JVM has answered 5 of 1,000 segments: kill it now
             server._process.kill()
         return line
 
