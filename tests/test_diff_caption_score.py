@@ -351,3 +351,11 @@ def test_jvm_killed_mid_run_gives_a_clear_error_and_the_next_call_works(shared_d
     assert not server.alive
     again = score_captions(predictions[:20], references[:20])
     assert server.starts == before + 1 and 0 <= again["METEOR"] <= 1
+
+
+@pytest.mark.parametrize("module", ["caption_tokenizer", "caption_meteor", "caption_scoring"])
+def test_library_doctests(module):
+    import importlib
+
+    failures, attempted = doctest.testmod(importlib.import_module(f"diffbench.{module}"))
+    assert attempted >= 1 and failures == 0

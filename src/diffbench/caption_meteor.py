@@ -20,7 +20,7 @@ of segment scores). The differences here, none of which changes a number:
 
     >>> from diffbench.caption_meteor import meteor_segment_line
     >>> meteor_segment_line("a red car", ["the car is red", "a red  car |||"])
-    'SCORE ||| the car is red ||| a red car ||| a red car'
+    'SCORE ||| the car is red ||| a red car  ||| a red car'
 """
 
 from __future__ import annotations
