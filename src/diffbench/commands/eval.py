@@ -71,7 +71,7 @@ def run(args) -> int:
         results = vismin.run(options)
         if results:
             print((out / "results.md").read_text(encoding="utf-8"))
-            print(f"wrote {out}/{{{vismin.SUBMISSION_FILES[results['kind']]},results.json,results.md,results.png}}")
+            print(f"wrote {out}/{{{vismin.SUBMISSION_FILES[results['model_kind']]},results.json,results.md,results.png}}")
         return 0
     from diffbench.harness import captioning
 

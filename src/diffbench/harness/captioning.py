@@ -122,7 +122,7 @@ def run(options: CaptionOptions) -> dict:
     from diffbench.harness.data import SampleImages, draft_size
     from diffbench.harness.running import predict
 
-    procs = runtime.processes()
+    procs = runtime.processes(options.device)
     kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
     if kind.kind != models.IMAGE_TEXT_TO_TEXT:
         raise models.ModelKindError(f"{options.model} is a {kind.kind} model ({kind.model_type}); difference "

@@ -40,13 +40,17 @@ class Processes:
             self.state.wait_for_everyone()
 
 
-def processes() -> Processes:
-    """The ``accelerate`` process group if launched by ``accelerate launch``, else one process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "ACCELERATE_DYNAMO_BACKEND" not in os.environ:
+def processes(device: str = "auto") -> Processes:
+    """The process group when started by ``accelerate launch`` (or ``torchrun``), else one process.
+
+    Without CUDA (or with ``device="cpu"``) the processes talk over gloo on the CPU.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Processes()
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
     local_count = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
     return Processes(state.process_index, state.num_processes, state.local_process_index, local_count, state)
 

@@ -65,12 +65,6 @@ def load_vismin(options: EvalOptions):
     return dataset
 
 
-def category_names(dataset) -> list[str]:
-    feature = dataset.features["category"]
-    values = dataset.select_columns(["category"])["category"]
-    return feature.int2str(list(values)) if hasattr(feature, "int2str") else list(values)
-
-
 def run(options: EvalOptions) -> dict:
     """Evaluate ``options.model`` on VisMin; returns the results (also written to ``options.out``)."""
     import torch
@@ -79,7 +73,7 @@ def run(options: EvalOptions) -> dict:
     from diffbench.harness.data import SampleImages, draft_size
     from diffbench.harness.running import predict
 
-    procs = runtime.processes()
+    procs = runtime.processes(options.device)
     kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
     dataset = load_vismin(options)
     out = Path(options.out)
@@ -145,8 +139,7 @@ def run(options: EvalOptions) -> dict:
     outputs.write_csv(submission, rows, columns)
     store.remove_all()
     results = score(submission, dataset, options.config)
-    results["model"] = options.model
-    results["kind"] = kind.kind
+    results.update(model=options.model, model_kind=kind.kind)
     if kind.kind != models.CONTRASTIVE:
         results["answer_mode"] = options.answer
     write_reports(out, results, options.model)
@@ -168,78 +161,27 @@ def _value(value, kind: str):
 
 
 def score(submission: Path, dataset, config: str) -> dict:
-    """The submission scored by the project's VisMin scorer (``diffbench.vismin_submission``)."""
-    try:
-        from diffbench import vismin_submission
-    except ImportError:  # the scorer module not installed: the metric's own functions, same numbers
-        return _score_with_metric(submission, dataset)
-    return vismin_submission.score_submission(submission, dataset=dataset, config=config)
+    """The submission scored by the project's VisMin scorer (the ``vismin_group_score`` metric)."""
+    from diffbench.vismin_submission import score_submission
 
-
-def _score_with_metric(submission: Path, dataset) -> dict:
-    import numpy as np
-
-    from diffbench.hub_folders import load_module
-
-    metric = load_module("metrics", "vismin_group_score")
-    rows = outputs.read_csv(submission)
-    ids = list(dataset.select_columns(["id"])["id"])
-    columns = list(next(iter(rows.values())))[1:]
-    values = {c: [rows[i][c] for i in ids] for c in columns}
-    if "T0_I0" in values:
-        text, image = metric.scores_correct(*(np.asarray(values[c], dtype=float) for c in metric.SCORE_FIELDS))
-    else:
-        text, image = metric.answers_correct(*(values[c] for c in metric.ANSWER_FIELDS))
-    return metric.aggregate(text, image, category_names(dataset))
+    return score_submission(submission, dataset=dataset, config=config)
 
 
 def per_category(results: dict) -> dict[str, dict[str, float]]:
-    cells = results.get("per_category") or {}
+    cells = results["scores"].get("per_category") or {}
     return {c: {m: cells[c][f"{m}_score"] for m in ("text", "image", "group")} for c in CATEGORIES if c in cells}
 
 
-def published_rows() -> list[tuple[str, dict, float | None]]:
-    """The published VisMin rows: ``(table / model, {category: {text, image, group}}, AVG)``."""
-    try:
-        from diffbench.vismin_submission import published_results
-    except ImportError:
-        return []
-    frame = published_results()
-    rows = []
-    for record in frame.to_dict("records"):
-        cells = {c: {m: float(record[f"{c}_{m}"]) for m in ("text", "image", "group")} for c in CATEGORIES}
-        name = f"{record['model']} ({record['table']})" if "table" in record else str(record["model"])
-        avg = record.get("avg_as_published")
-        rows.append((name, cells, None if avg is None else float(avg)))
-    return rows
-
-
-def paper_table(results: dict, model_name: str) -> str:
-    """Markdown in the paper's layout: one row a model, T / I / G per category, then AVG (the mean of the
-    12 cells); this run first, in bold, then the published rows."""
-    header = ["Model"] + [f"{c.capitalize()} {m}" for c in CATEGORIES for m in ("T", "I", "G")] + ["AVG"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    ours = per_category(results)
-
-    def row(name, cells, avg, bold=False):
-        values = [f"{cells[c][m]:.2f}" if c in cells else "–" for c in CATEGORIES for m in ("text", "image", "group")]
-        values.append("–" if avg is None else f"{avg:.2f}")
-        if bold:
-            name, values = f"**{name}**", [f"**{v}**" for v in values]
-        return "| " + " | ".join([name, *values]) + " |"
-
-    lines.append(row(f"{model_name} (this run)", ours, results.get("avg_as_published"), bold=True))
-    for name, cells, avg in published_rows():
-        lines.append(row(name, cells, avg))
-    return "\n".join(lines)
-
-
 def write_reports(out: Path, results: dict, model_name: str) -> None:
+    """results.json; results.md: this run in the paper's layout with every published row below it;
+    results.png: text / image / group per category."""
+    from diffbench.vismin_submission import format_table, published_results
+
     outputs.write_json(out / "results.json", results)
-    n = results.get("num_samples")
+    published = list(dict.fromkeys(published_results()["model"]))
     title = f"VisMin: {model_name}"
-    text = [f"# {title}", "", f"{n} samples. T / I / G: text, image and group scores (%); AVG: the mean of the "
-            "12 category cells, as published. Published rows: the VisMin paper / project page (2,084 samples).",
-            "", paper_table(results, model_name), ""]
-    (out / "results.md").write_text("\n".join(text), encoding="utf-8")
+    table = format_table(results, model=f"{model_name} (this run)", compare=published)
+    note = ("Published rows: the VisMin paper and project page, on the full benchmark (2,084 samples); "
+            f"this run: {results['num_samples']:,} samples.")
+    (out / "results.md").write_text(f"# {title}\n\n{table}\n\n{note}\n", encoding="utf-8")
     outputs.plot_bars(out / "results.png", per_category(results), title)
