@@ -28,6 +28,8 @@ def test_wheel_carries_the_hub_folders_but_no_top_level_datasets_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "diffbench/_hub/datasets/vismin/vismin.py" in names
     assert "diffbench/_hub/datasets/vismin/README.md" in names
+    assert "diffbench/_hub/metrics/vismin_group_score/vismin_group_score.py" in names
+    assert "diffbench/reference/vismin_published_results.csv" in names  # product data never read from ../shared
     assert not [n for n in names if n.startswith(("datasets/", "metrics/"))]
     assert not [n for n in names if n.startswith("diffbench/_hub/") and n.endswith("__init__.py")]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,28 +105,28 @@ def test_cli_bad_input_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_cli_end_to_end_on_a_built_spot_the_diff(shared_dir, tmp_path):
-    if not (REPO / "datasets" / "spot_the_diff" / "spot_the_diff.py").is_file():
-        pytest.skip("datasets/spot_the_diff is not in this checkout yet (its builder is being written)")
-    from diffbench.commands.build import build_configs
-
-    source = shared_dir / "data" / "spot_the_diff"
-    try:
-        build_configs("spot_the_diff", [building.default_config("spot_the_diff")], str(source))
-    except Exception as err:  # noqa: BLE001 - the builder's own source contract may differ
-        pytest.skip(f"spot_the_diff could not be built from {source}: {str(err).splitlines()[0][:200]}")
-    dataset = building.load_built("spot_the_diff", None, "test")
-    rows = dataset.select(range(min(50, len(dataset))))
-    predictions = {row["id"]: (row["captions"][0] if row["captions"] else "") for row in rows}
-    # score a prefix only: keep the ids of the whole split predicted, with one caption repeated
-    predictions.update({i: "nothing changed" for i in dataset["id"] if i not in predictions})
+def test_cli_end_to_end_on_a_built_omnidiff_sample(tmp_path):
+    """Build the OmniDiff sample, predict one held-out reference per pair, score by change type."""
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    run = dict(capture_output=True, text=True, timeout=540, env=env, cwd=tmp_path)
+    built = subprocess.run([sys.executable, "-m", "diffbench", "build", "omnidiff", "--source", "sample",
+                            "--n", "36", "--image-size", "48x48"], **run)
+    assert built.returncode == 0, built.stderr[-3000:]
+    dump = subprocess.run([sys.executable, "-c", (
+        "import json; from diffbench.building import load_built;"
+        "d = load_built('omnidiff', None, 'test');"
+        "print(json.dumps({r['id']: [r['captions'], r['change_types']] for r in d.select_columns(['id', 'captions', 'change_types'])}))"
+    )], **run)
+    assert dump.returncode == 0, dump.stderr[-3000:]
+    rows = json.loads(dump.stdout.strip().splitlines()[-1])
+    assert rows, "the sample has a test split"
     path = tmp_path / "preds.json"
-    path.write_text(json.dumps(predictions))
-    proc = subprocess.run(
-        [sys.executable, "-m", "diffbench", "score", "captions", str(path), "--dataset", "spot_the_diff"],
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
+    path.write_text(json.dumps({i: captions[0] for i, (captions, _) in rows.items()}))
+    proc = subprocess.run([sys.executable, "-m", "diffbench", "score", "captions", str(path), "--dataset", "omnidiff"],
+                          **run)
     assert proc.returncode == 0, proc.stderr
-    assert "| all |" in proc.stdout and (tmp_path / "preds.scores.json").is_file()
+    results = json.loads((tmp_path / "preds.scores.json").read_text())
+    text = json.dumps(results)
+    change_types = {t for _, types in rows.values() for t in types}
+    assert change_types and all(f'"{t}"' in text for t in change_types), "a score set per change type"
+    assert "| all |" in proc.stdout
