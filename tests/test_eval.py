@@ -251,3 +251,29 @@ def test_out_of_memory_halves_the_batch_and_continues(tiny, bench):
     assert [i for i, _ in halved] == [i for i, _ in plain]
     for (_, a), (_, b) in zip(halved, plain):
         assert all(math.isclose(a[c], b[c], abs_tol=1e-5) for c in contrastive.SCORE_COLUMNS)
+
+
+def test_difference_captioning_per_change_type(tiny, tmp_path):
+    """A chat model describes OmniDiff sample pairs; COCO metrics overall and per change type."""
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("the COCO caption metrics need Java")
+    from diffbench import building
+    from diffbench.commands.build import build_configs
+
+    build_configs("omnidiff", [building.default_config("omnidiff")], "sample")
+    test = building.load_built("omnidiff", None, "test")
+    out = tmp_path / "run"
+    done = eval_cli("omnidiff", "--model", tiny["llava"], "--out", out, "--max-new-tokens", 6, "--batch-size", 4,
+                    "--num-workers", 1, "--limit", 8)
+    assert "| all |" in done.stdout
+    captions = json.loads((out / "captions.json").read_text())
+    assert [c["image_id"] for c in captions] == list(test["id"][:8]) and all(c["caption"] for c in captions)
+    results = json.loads((out / "results.json").read_text())
+    assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(results) and results["num_samples"] == 8
+    labels = {label for row in test.select(range(8))["change_types"] for label in row}
+    assert set(results["groups"]) == labels
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    clip = eval_cli("omnidiff", "--model", tiny["clip"], "--out", tmp_path / "clip", check=False)
+    assert clip.returncode == 2 and "needs an image-text-to-text model" in clip.stderr

@@ -186,7 +186,7 @@ def run(options: CaptionOptions) -> dict:
     title = f"{options.name}: {options.model}"
     (out / "results.md").write_text(f"# {title}\n\n{len(ids)} pairs; prompt: {options.prompt!r}\n\n{table}\n",
                                     encoding="utf-8")
-    outputs.plot_bars(out / "results.png", change_type_scores(results), title)
+    outputs.plot_bars(out / "results.png", change_type_scores(results), title, ylabel="score")
     return results
 
 
