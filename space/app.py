@@ -1,0 +1,17 @@
+"""The diffbench demo Space: Explore, Try a model, Score a submission, Leaderboard (Gradio 6 Blocks).
+
+The app lives in the ``diffbench`` package (:mod:`diffbench.space_app`, built on
+:mod:`diffbench.space_backend`), so this Space and ``diffbench space`` run the same code. On start the
+datasets missing from the datasets cache are built from diffbench's embedded samples: the Space runs
+offline. ``DIFFBENCH_SPACE_MODEL`` may point at a local CLIP-style model folder to use as the default model.
+"""
+
+import logging
+
+from diffbench.space_app import build_demo, launch
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+demo = build_demo()
+
+if __name__ == "__main__":
+    launch(demo)  # on a Space, GRADIO_SERVER_NAME=0.0.0.0 is set by the platform

@@ -1,0 +1,322 @@
+"""The demo Space in Gradio 6 Blocks: Explore, Try a model, Score a submission, Leaderboard.
+
+``space/app.py`` (the Hugging Face Space) and ``diffbench space`` (local) both call :func:`build_demo`
+and :func:`launch`; the work itself is in :mod:`diffbench.space_backend`.
+
+Every handler answers a visitor's mistake with a message (a ``gr.Warning`` toast and a Markdown line
+in the tab), never a traceback; an unexpected error is logged on the server with its traceback and
+shown as one line. API names (for ``gradio_client``): ``/explore``, ``/explore_labels``,
+``/load_sample``, ``/compare``, ``/score_vismin``, ``/score_captions``, ``/leaderboard``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+
+import gradio as gr
+
+from diffbench import space_backend as backend
+
+log = logging.getLogger("diffbench.space")
+
+TITLE = "diffbench: VisMin and image-difference captioning"
+INTRO = (
+    "Fine-grained vision-language benchmarks on the Hugging Face stack. **Explore** the datasets, "
+    "**try a model** on two images and two captions, **score a submission** (an official VisMin CSV or "
+    "difference captions as JSON), and compare on the **leaderboard**."
+)
+MAX_UPLOAD = "100mb"  # the server refuses bigger uploads outright; handlers refuse smaller bad ones politely
+CONCURRENCY = 4  # scoring requests run at once (the rest queue)
+
+
+class UploadedImage(gr.Image):
+    """``gr.Image`` (same browser component, through Gradio's template mechanism) that hands the
+    handler the uploaded file's path without opening it: the handler checks size and decodability
+    itself and answers a bad upload with a message, where ``gr.Image`` would fail before it runs."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.path is None or (payload.url or "").startswith("data:"):
+            try:
+                return super().preprocess(payload)  # pasted or webcam images arrive as data URLs
+            except Exception:  # noqa: BLE001
+                raise gr.Error("the image could not be read; upload a PNG, JPEG or WebP file") from None
+        return str(payload.path)
+
+
+def _problem(err: Exception) -> str:
+    """A message for the UI: a UserError as it is; anything else logged, shown as one line."""
+    if isinstance(err, backend.UserError):
+        message = str(err)
+    else:
+        log.exception("unexpected error in a Space handler")
+        message = f"Something went wrong on our side ({type(err).__name__}); the app is still running, please try again."
+    gr.Warning(message)
+    return f"⚠️ {message}"
+
+
+def _heatmap(similarities, texts):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.8, 3.6), dpi=100)
+    ax = fig.add_subplot()
+    image = ax.imshow(similarities, cmap="viridis")
+    ax.set_xticks([0, 1], ["image 0", "image 1"])
+    ax.set_yticks([0, 1], [f"caption {i}: {t[:28]}{'…' if len(t) > 28 else ''}" for i, t in enumerate(texts)])
+    for (t, i), value in __import__("numpy").ndenumerate(similarities):
+        ax.text(i, t, f"{value:.3f}", ha="center", va="center", color="white" if value < similarities.mean() else "black")
+    ax.set_title("cosine similarity (caption × image)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def _bars(frame, x, hue=None, title=""):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.4), dpi=100)
+    ax = fig.add_subplot()
+    if hue is None:
+        ax.bar(frame[x], frame["value"], color="#4c72b0")
+    else:
+        groups = list(dict.fromkeys(frame[x]))
+        hues = list(dict.fromkeys(frame[hue]))
+        width = 0.8 / max(len(hues), 1)
+        for k, name in enumerate(hues):
+            part = frame[frame[hue] == name].set_index(x).reindex(groups)
+            ax.bar([g + (k - (len(hues) - 1) / 2) * width for g in range(len(groups))], part["value"], width, label=name)
+        ax.set_xticks(range(len(groups)), groups)
+        ax.legend(fontsize=8)
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    return fig
+
+
+def build_demo(store: backend.DataStore | None = None, models: backend.ModelCache | None = None,
+               leaderboard: backend.Leaderboard | None = None, warm: bool = True) -> gr.Blocks:
+    """The Space. ``warm`` loads (or builds) the datasets and the metric in the background right away."""
+    store = store or backend.DataStore()
+    models = models or backend.ModelCache()
+    leaderboard = leaderboard or backend.Leaderboard()
+    results_dir = tempfile.mkdtemp(prefix="diffbench-space-results-")
+    if warm:
+        threading.Thread(target=_warm, args=(store,), name="diffbench-space-warm", daemon=True).start()
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    def explore(name, label, position):
+        try:
+            item = store.explore_item(name, label, position)
+        except Exception as err:  # noqa: BLE001
+            return None, None, _problem(err), 1
+        return item.image_a, item.image_b, item.caption_md + f"\n\n*pair {item.position} of {item.count}*", item.position
+
+    def explore_labels(name):
+        try:
+            labels = store.labels(name)
+        except Exception as err:  # noqa: BLE001
+            _problem(err)
+            labels = [backend.ALL_LABELS]
+        title = "category" if name == backend.VISMIN else "change type"
+        return gr.Dropdown(choices=labels, value=backend.ALL_LABELS, label=f"Filter by {title}")
+
+    def step(name, label, position, delta):
+        count = len(store.rows(name, label)) or 1
+        return (int(position or 1) - 1 + delta) % count + 1
+
+    def load_sample(position):
+        try:
+            bench = store.vismin_bench()
+            index = int(position or 0) % len(bench)
+            row = bench[index]
+            return row["image_0"], row["image_1"], row["text_0"], row["text_1"], (index + 1) % len(bench)
+        except Exception as err:  # noqa: BLE001
+            _problem(err)
+            return None, None, "", "", position
+
+    def compare(image_0, image_1, text_0, text_1, model_choice):
+        try:
+            texts = backend.check_captions([text_0, text_1])
+            images = [backend.open_image(image_0), backend.open_image(image_1)]
+            model, processor = models.get(model_choice)
+            sims = backend.similarity_matrix(model, processor, images, texts)
+            result = backend.verdict(sims)
+        except Exception as err:  # noqa: BLE001
+            return _problem(err), None, {}
+        details = {"model": model_choice, "similarities": sims.round(6).tolist(), **result}
+        return backend.verdict_markdown(result), _heatmap(sims, texts), details
+
+    def score_vismin(file, allow_missing, model_name):
+        try:
+            results = backend.score_vismin_csv(file, store.vismin_bench(), allow_missing=bool(allow_missing))
+        except Exception as err:  # noqa: BLE001
+            return _problem(err), "", None, None, leaderboard.vismin_table()
+        from diffbench.vismin_submission import format_table
+
+        label = (model_name or "").strip() or None
+        leaderboard.add_vismin(results, model=label)
+        scores = results["scores"]
+        message = (f"✅ Scored **{results['submission']}**: {results['num_samples']:,} samples "
+                   f"({results['kind']}), group score **{scores['group_score']:.2f}**.")
+        chart = _bars(backend.vismin_chart_frame(results), "category", hue="score", title="VisMin scores (%)")
+        return (message, format_table(results, model=label), chart,
+                str(backend.write_results_json(results, results_dir)), leaderboard.vismin_table())
+
+    def score_captions(file, dataset_name, split):
+        try:
+            results = backend.score_caption_json(file, dataset_name, store, split=split or "test")
+        except Exception as err:  # noqa: BLE001
+            return _problem(err), "", None, None, leaderboard.caption_table()
+        from diffbench.caption_scoring import format_table
+
+        leaderboard.add_captions(results)
+        message = (f"✅ Scored **{results['submission']}** on {dataset_name} ({split}): "
+                   f"{results['num_samples']} samples, CIDEr **{results.get('CIDEr', 0):.4f}**.")
+        chart = _bars(backend.caption_chart_frame(results), "subset", title="CIDEr by change type")
+        return (message, format_table(results), chart,
+                str(backend.write_results_json(results, results_dir)), leaderboard.caption_table())
+
+    def caption_splits(dataset_name):
+        try:
+            splits = list(store.dataset(dataset_name))
+        except Exception as err:  # noqa: BLE001
+            _problem(err)
+            splits = ["test"]
+        return gr.Dropdown(choices=splits, value="test" if "test" in splits else splits[0])
+
+    def show_leaderboard(sort_by):
+        return leaderboard.vismin_table(sort_by), leaderboard.caption_table()
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\n\n{INTRO}")
+        with gr.Tabs():
+            with gr.Tab("Explore", id="explore"):
+                with gr.Row():
+                    ex_name = gr.Dropdown(list(backend.EXPLORE_SETS), value=backend.VISMIN, label="Dataset")
+                    ex_label = gr.Dropdown([backend.ALL_LABELS], value=backend.ALL_LABELS, label="Filter by category")
+                    ex_pos = gr.Number(value=1, precision=0, minimum=1, label="Pair number")
+                with gr.Row():
+                    ex_prev = gr.Button("◀ Previous", size="sm")
+                    ex_next = gr.Button("Next ▶", size="sm")
+                with gr.Row():
+                    ex_a = gr.Image(label="image 0 / before", interactive=False, type="pil", format="png")
+                    ex_b = gr.Image(label="image 1 / after", interactive=False, type="pil", format="png")
+                ex_md = gr.Markdown()
+
+            with gr.Tab("Try a model", id="try"):
+                gr.Markdown("Upload (or load) two images and type one caption for each. The model scores all four "
+                            "caption–image pairs; VisMin counts the sample right when each caption prefers its own "
+                            "image (**text**), each image prefers its own caption (**image**), and both (**group**).")
+                with gr.Row():
+                    with gr.Column():
+                        image_0 = UploadedImage(label="Image 0", type="filepath", format="png", elem_id="image-0")
+                        text_0 = gr.Textbox(label="Caption 0 (describes image 0)", elem_id="caption-0")
+                    with gr.Column():
+                        image_1 = UploadedImage(label="Image 1", type="filepath", format="png", elem_id="image-1")
+                        text_1 = gr.Textbox(label="Caption 1 (describes image 1)", elem_id="caption-1")
+                with gr.Row():
+                    model_choice = gr.Dropdown(list(backend.MODEL_CHOICES), value=backend.DEFAULT_MODEL, label="Model",
+                                               info="Hub models need the network; the default works offline.")
+                    sample_button = gr.Button("Load a VisMin sample pair")
+                    compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
+                sample_pos = gr.State(0)
+                verdict_md = gr.Markdown(elem_id="verdict")
+                with gr.Row():
+                    heatmap = gr.Plot(label="Similarity heatmap")
+                    details = gr.JSON(label="Details")
+
+            with gr.Tab("Score a submission", id="score"):
+                with gr.Row():
+                    with gr.Column():
+                        gr.Markdown("**VisMin**: the official CSV, `id,T0_I0,T0_I1,T1_I0,T1_I1` (a contrastive "
+                                    "model's similarities) or `id,Text_Q0,Text_Q1,Image_Q0,Image_Q1` (a chat model's "
+                                    "answers); ids as `<category>/<id>` or upstream integers.")
+                        vismin_file = gr.File(label="VisMin submission (.csv)", type="filepath")
+                        vismin_name = gr.Textbox(label="Name on the leaderboard (optional)")
+                        allow_missing = gr.Checkbox(label="Score even if some samples are missing")
+                        vismin_button = gr.Button("Score VisMin submission", variant="primary")
+                    with gr.Column():
+                        gr.Markdown("**Difference captions**: JSON `{\"<id>\": \"caption\"}` or "
+                                    "`[{\"id\": ..., \"caption\": ...}]`, scored with BLEU, METEOR, ROUGE-L and CIDEr "
+                                    "(pycocoevalcap's numbers), overall and per change type.")
+                        caption_file = gr.File(label="Difference captions (.json)", type="filepath")
+                        with gr.Row():
+                            caption_set = gr.Dropdown(list(backend.CAPTION_SETS), value=backend.CAPTION_SETS[0],
+                                                      label="Dataset")
+                            caption_split = gr.Dropdown(["test"], value="test", label="Split")
+                        caption_button = gr.Button("Score captions", variant="primary")
+                score_message = gr.Markdown(elem_id="score-message")
+                score_table = gr.Markdown()
+                with gr.Row():
+                    score_chart = gr.Plot(label="Scores")
+                    results_file = gr.File(label="results.json")
+
+            with gr.Tab("Leaderboard", id="leaderboard"):
+                gr.Markdown("The published VisMin results (project page) and the submissions scored since this "
+                            "Space started. Click a column header to sort, or pick a sort below.")
+                sort_by = gr.Dropdown(list(backend.LEADERBOARD_SORTS), value="AVG", label="Sort by")
+                vismin_board = gr.Dataframe(value=leaderboard.vismin_table(), label="VisMin", interactive=False)
+                caption_board = gr.Dataframe(value=leaderboard.caption_table(), label="Difference captioning runs",
+                                             interactive=False)
+                refresh = gr.Button("Refresh", size="sm")
+
+        # -- events -----------------------------------------------------------------------------
+        explore_outputs = [ex_a, ex_b, ex_md, ex_pos]
+        # Named endpoints first: a later event with the same function would otherwise take the name.
+        ex_pos.submit(explore, [ex_name, ex_label, ex_pos], explore_outputs, api_name="explore")
+        ex_name.change(explore_labels, ex_name, ex_label, api_name="explore_labels").then(
+            lambda: 1, None, ex_pos, api_visibility="private").then(
+            explore, [ex_name, ex_label, ex_pos], explore_outputs, api_visibility="private")
+        ex_label.input(lambda: 1, None, ex_pos, api_visibility="private").then(
+            explore, [ex_name, ex_label, ex_pos], explore_outputs, api_visibility="private")
+        for button, delta in ((ex_prev, -1), (ex_next, 1)):
+            button.click(lambda n, l, p, d=delta: step(n, l, p, d), [ex_name, ex_label, ex_pos], ex_pos,
+                         api_visibility="private").then(explore, [ex_name, ex_label, ex_pos], explore_outputs,
+                                                        api_visibility="private")
+        demo.load(explore_labels, ex_name, ex_label, api_visibility="private").then(
+            explore, [ex_name, ex_label, ex_pos], explore_outputs, api_visibility="private")
+
+        sample_button.click(load_sample, sample_pos, [image_0, image_1, text_0, text_1, sample_pos],
+                            api_name="load_sample")
+        compare_button.click(compare, [image_0, image_1, text_0, text_1, model_choice], [verdict_md, heatmap, details],
+                             api_name="compare", concurrency_limit=2)
+
+        board_outputs = [vismin_board, caption_board]
+        vismin_button.click(score_vismin, [vismin_file, allow_missing, vismin_name],
+                            [score_message, score_table, score_chart, results_file, vismin_board],
+                            api_name="score_vismin", concurrency_limit=CONCURRENCY, concurrency_id="score")
+        caption_set.change(caption_splits, caption_set, caption_split, api_visibility="private")
+        caption_button.click(score_captions, [caption_file, caption_set, caption_split],
+                             [score_message, score_table, score_chart, results_file, caption_board],
+                             api_name="score_captions", concurrency_limit=CONCURRENCY, concurrency_id="score")
+        sort_by.change(show_leaderboard, sort_by, board_outputs, api_name="leaderboard")
+        refresh.click(show_leaderboard, sort_by, board_outputs, api_visibility="private")
+        demo.load(show_leaderboard, sort_by, board_outputs, api_visibility="private")
+    return demo
+
+
+def _warm(store: backend.DataStore) -> None:
+    """Build/load the datasets and import the VisMin metric before the first visitor needs them."""
+    try:
+        store.warm()
+        from diffbench.vismin_submission import _metric
+
+        _metric()
+        log.info("datasets ready%s", f" (built the sample of {', '.join(store.built_here)})" if store.built_here else "")
+    except Exception:  # noqa: BLE001 -- a failed warm-up is retried, and reported, on first use
+        log.exception("warming up the Space failed")
+
+
+def launch(demo: gr.Blocks, port: int | None = None, share: bool = False, server_name: str | None = None, **kwargs):
+    """Launch with the Space's settings (queue, upload limit); ``port`` None lets Gradio choose."""
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=256)
+    return demo.launch(server_port=port, share=share, server_name=server_name, max_file_size=MAX_UPLOAD,
+                       show_error=False, **kwargs)
