@@ -253,3 +253,10 @@ def _env():
     import os
 
     return dict(os.environ)
+
+
+def test_large_samples_terminate_when_caption_forms_run_out():
+    # The counting category has a few hundred caption pairs; 3,000 samples need repeats.
+    rows = [row[4:] for row in synth.generate_pairs(n=3000, seed=2)]
+    assert len(rows) == 3000
+    assert len(set(rows)) < 3000

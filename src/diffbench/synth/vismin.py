@@ -32,6 +32,7 @@ from diffbench.synth.scenes import COLORS, SHAPES, SIZES, TEXTURES, Scene, Shape
 CATEGORY_COUNTS = {"object": 579, "attribute": 294, "counting": 589, "relation": 622}
 CATEGORIES = tuple(CATEGORY_COUNTS)
 DEFAULT_N = 160  # a few dozen samples per category
+MAX_RETRIES = 200  # draws tried for an unseen caption pair before a repeat is accepted
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five")
 
 # The official VisMin questions for chat models (rabiulcste/vismin).
@@ -135,13 +136,16 @@ def generate_pairs(n: int = DEFAULT_N, seed: int = 0) -> Iterator[tuple[str, int
     for c_index, (category, count) in enumerate(split_counts(n).items()):
         rng = random.Random(seed * 1009 + c_index)
         seen: set[tuple[str, str]] = set()
-        made = 0
+        made = retries = 0
         while made < count:
             shapes_0, shapes_1, caption = PAIR_MAKERS[category](rng)
             texts = (caption(shapes_0), caption(shapes_1))
-            # Keep captions unique where the scene space allows, as in the real set.
-            if texts in seen and len(seen) < 50 * count:
+            # Keep captions unique where the scene space allows, as in the real set; once it is
+            # nearly exhausted (large n, few caption forms), accept a repeat rather than loop on.
+            if texts in seen and retries < MAX_RETRIES:
+                retries += 1
                 continue
+            retries = 0
             seen.add(texts)
             yield category, made, shapes_0, shapes_1, texts[0], texts[1]
             made += 1
