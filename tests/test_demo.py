@@ -21,6 +21,9 @@ def test_demo_builds_then_loads_by_bare_name_and_summarises(tmp_path):
     rows = dict(re.findall(r"^\s+(object|attribute|counting|relation)\s+(\d+)\s+\d+\s", out, flags=re.M))
     assert sorted(rows) == ["attribute", "counting", "object", "relation"]
     assert sum(map(int, rows.values())) == 12
+    assert "metrics: vismin_group_score, diff_caption_score" in out  # loaded by bare name, fresh interpreter
+    table = re.findall(r"^\| (all|add|color|drop|material|move) \| (\d+) \|", out, flags=re.M)
+    assert table and table[0][0] == "all" and len(table) > 2, out[-2000:]
 
 
 def test_cli_lists_its_commands():

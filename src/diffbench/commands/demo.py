@@ -1,8 +1,12 @@
-"""``diffbench demo``: the main job on the embedded sample, offline.
+"""``diffbench demo``: the main job on the embedded samples, offline.
 
-Builds the synthetic VisMin sample into the datasets cache (every configuration), then loads it
-back the way a user's script would: ``load_dataset("vismin")`` in a fresh interpreter, from a
-neutral directory, with ``HF_HUB_OFFLINE=1``; and prints a summary per category.
+1. builds the synthetic VisMin sample into the datasets cache (every configuration);
+2. installs the metrics into evaluate's module cache, then, in a fresh interpreter, from a neutral
+   directory, with ``HF_HUB_OFFLINE=1``, loads ``load_dataset("vismin")`` and
+   ``evaluate.load("vismin_group_score")`` / ``evaluate.load("diff_caption_score")`` by bare name,
+   the way a user's script would, and prints a summary per category;
+3. builds the synthetic CLEVR-Change sample and scores human agreement on it (one reference held out as
+   the prediction, the others as references) with ``diff_caption_score``, per change type.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import tempfile
 # Runs in a fresh interpreter: proves the bare name resolves without this process's state.
 _LOAD_SCRIPT = """
 import collections, json
+import evaluate
 from datasets import load_dataset
+metrics = [evaluate.load(name).name for name in ("vismin_group_score", "diff_caption_score")]
 bench = load_dataset("vismin", split="test")
 pairs = load_dataset("vismin", "pairs", split="train")
 names = bench.features["category"].names
@@ -26,13 +32,13 @@ first = {name: next(r for r in bench if names[r["category"]] == name) for name i
 print(json.dumps({
     "rows": len(bench), "pairs": len(pairs), "counts": counts, "pair_counts": pair_counts,
     "examples": {name: [row["text_0"], row["text_1"]] for name, row in first.items()},
-    "image_size": list(bench[0]["image_0"].size),
+    "image_size": list(bench[0]["image_0"].size), "metrics": metrics,
 }))
 """
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="build and load the embedded sample, offline")
+    parser = subparsers.add_parser("demo", help="build, load and score the embedded samples, offline")
     parser.add_argument("--n", type=int, default=None, help="samples in the synthetic VisMin release")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)
@@ -46,23 +52,49 @@ def load_in_fresh_interpreter() -> dict:
             [sys.executable, "-c", _LOAD_SCRIPT], cwd=neutral, env=env, capture_output=True, text=True, timeout=300
         )
     if done.returncode != 0:
-        raise RuntimeError(f"load_dataset('vismin') failed in a fresh interpreter:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"loading by bare name failed in a fresh interpreter:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def human_agreement(name: str = "clevr_change", split: str = "test") -> dict:
+    """Caption scores of each pair's first reference against its other references, per change type."""
+    from diffbench import building
+    from diffbench.caption_scoring import score_captions
+
+    rows = [r for r in building.load_built(name, None, split).select_columns(["captions", "change_types"])
+            if len(r["captions"]) > 1]
+    if not rows:
+        raise ValueError(f"{name}/{split} has no pair with two or more references to compare")
+    return score_captions([r["captions"][0] for r in rows], [r["captions"][1:] for r in rows],
+                          groups=[r["change_types"] for r in rows])
+
+
 def run(args) -> int:
+    from diffbench.caption_scoring import format_table
     from diffbench.commands.build import build_configs
+    from diffbench.commands.install_metrics import install_metrics
 
     print("1. Building the synthetic VisMin sample (bench, train, pairs) into the datasets cache")
     for summary in build_configs("vismin", ["bench", "train", "pairs"], "sample", n=args.n, seed=args.seed,
                                  image_size=(320, 240)):
         print("   " + summary.format().replace("\n", "\n   "))
-    print('\n2. load_dataset("vismin") in a fresh interpreter, from an empty directory, HF_HUB_OFFLINE=1')
+    installed = install_metrics()
+    print(f"\n2. Installed {len(installed)} metrics into evaluate's module cache; in a fresh interpreter, from an")
+    print('   empty directory, HF_HUB_OFFLINE=1: load_dataset("vismin"), evaluate.load(<metric>) by bare name')
     loaded = load_in_fresh_interpreter()
     width, height = loaded["image_size"]
+    print(f"   metrics: {', '.join(loaded['metrics'])}")
     print(f"   bench: {loaded['rows']} samples ({width}x{height} images); pairs: {loaded['pairs']} training pairs\n")
     print(f"   {'category':<10} {'bench':>6} {'pairs':>6}  example (text_0 | text_1)")
     for category, count in loaded["counts"].items():
         text_0, text_1 = loaded["examples"][category]
         print(f"   {category:<10} {count:>6} {loaded['pair_counts'].get(category, 0):>6}  {text_0} | {text_1}")
+
+    print("\n3. Building the synthetic CLEVR-Change sample; human agreement on its test split (first reference")
+    print("   as the prediction, the others as references), scored like pycocoevalcap, per change type")
+    from diffbench.building import default_config
+
+    for summary in build_configs("clevr_change", [default_config("clevr_change")], "sample", seed=args.seed, image_size=(160, 120)):
+        print("   " + summary.format().splitlines()[0])
+    print(format_table(human_agreement("clevr_change", "test")))
     return 0
