@@ -200,6 +200,14 @@ def test_breakdown_equals_the_reference_pipeline_on_each_subset(spot_pairs, coco
     # a group of one: CIDEr-D is 0 by construction, as in pycocoevalcap
     single = score_captions(predictions[:3], references[:3], groups=[["x"], ["y"], ["y"]], metrics=["cider"])
     assert single["groups"]["x"]["CIDEr"] == 0.0
+    # a group whose predictions share no word with its references: CIDEr 0, not a crash
+    disjoint = score_captions(["a cat sat", "zz qq"], [["a cat sat down"], ["xx yy"]], groups=[["x"], ["y"]],
+                              metrics=["cider"])
+    assert disjoint["groups"]["y"]["CIDEr"] == 0.0
+    from pycocoevalcap.cider.cider import Cider
+
+    assert disjoint["CIDEr"] == pytest.approx(Cider().compute_score({0: ["a cat sat down"], 1: ["xx yy"]},
+                                                                    {0: ["a cat sat"], 1: ["zz qq"]})[0], abs=1e-9)
 
 
 @pytest.mark.slow

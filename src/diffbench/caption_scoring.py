@@ -415,8 +415,9 @@ class Cider:
         keep = ref_chosen[self.match_ref]
         w = weight[self.match_ids[keep]]
         vec_hyp, vec_ref = self.match_h[keep] * w, self.match_r[keep] * w
+        # float64 explicitly: numpy's bincount of an empty selection (no n-gram matches) is int64.
         val = np.bincount(self.match_key[keep], weights=np.minimum(vec_hyp, vec_ref) * vec_ref, minlength=r * _N)
-        val = val.reshape(r, _N)
+        val = val.astype(np.float64).reshape(r, _N)
         denominator = norm_hyp[self.ref_sample] * norm_ref
         nonzero = denominator != 0
         val[nonzero] /= denominator[nonzero]
