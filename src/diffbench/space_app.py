@@ -16,6 +16,7 @@ import tempfile
 import threading
 
 import gradio as gr
+import numpy as np
 
 from diffbench import space_backend as backend
 
@@ -60,40 +61,18 @@ def _problem(err: Exception) -> str:
     return f"⚠️ {message}"
 
 
-def _heatmap(similarities, texts):
+def _heatmap(similarities):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.8, 3.6), dpi=100)
+    fig = Figure(figsize=(4.4, 3.4), dpi=100)
     ax = fig.add_subplot()
     image = ax.imshow(similarities, cmap="viridis")
     ax.set_xticks([0, 1], ["image 0", "image 1"])
-    ax.set_yticks([0, 1], [f"caption {i}: {t[:28]}{'…' if len(t) > 28 else ''}" for i, t in enumerate(texts)])
-    for (t, i), value in __import__("numpy").ndenumerate(similarities):
+    ax.set_yticks([0, 1], ["caption 0", "caption 1"])
+    for (t, i), value in np.ndenumerate(similarities):
         ax.text(i, t, f"{value:.3f}", ha="center", va="center", color="white" if value < similarities.mean() else "black")
-    ax.set_title("cosine similarity (caption × image)")
+    ax.set_title("cosine similarity (caption × image)", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    return fig
-
-
-def _bars(frame, x, hue=None, title=""):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 3.4), dpi=100)
-    ax = fig.add_subplot()
-    if hue is None:
-        ax.bar(frame[x], frame["value"], color="#4c72b0")
-    else:
-        groups = list(dict.fromkeys(frame[x]))
-        hues = list(dict.fromkeys(frame[hue]))
-        width = 0.8 / max(len(hues), 1)
-        for k, name in enumerate(hues):
-            part = frame[frame[hue] == name].set_index(x).reindex(groups)
-            ax.bar([g + (k - (len(hues) - 1) / 2) * width for g in range(len(groups))], part["value"], width, label=name)
-        ax.set_xticks(range(len(groups)), groups)
-        ax.legend(fontsize=8)
-    ax.set_title(title)
-    ax.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
     return fig
 
@@ -150,7 +129,7 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
         except Exception as err:  # noqa: BLE001
             return _problem(err), None, {}
         details = {"model": model_choice, "similarities": sims.round(6).tolist(), **result}
-        return backend.verdict_markdown(result), _heatmap(sims, texts), details
+        return backend.verdict_markdown(result), _heatmap(sims), details
 
     def score_vismin(file, allow_missing, model_name):
         try:
@@ -164,7 +143,9 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
         scores = results["scores"]
         message = (f"✅ Scored **{results['submission']}**: {results['num_samples']:,} samples "
                    f"({results['kind']}), group score **{scores['group_score']:.2f}**.")
-        chart = _bars(backend.vismin_chart_frame(results), "category", hue="score", title="VisMin scores (%)")
+        frame = backend.vismin_chart_frame(results)
+        chart = gr.BarPlot(frame, x="bar", y="value", color="score", sort=list(frame["bar"]), y_lim=[0, 100],
+                           title="VisMin scores (%)", x_title="category and score", y_title="%")
         return (message, format_table(results, model=label), chart,
                 str(backend.write_results_json(results, results_dir)), leaderboard.vismin_table())
 
@@ -178,7 +159,9 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
         leaderboard.add_captions(results)
         message = (f"✅ Scored **{results['submission']}** on {dataset_name} ({split}): "
                    f"{results['num_samples']} samples, CIDEr **{results.get('CIDEr', 0):.4f}**.")
-        chart = _bars(backend.caption_chart_frame(results), "subset", title="CIDEr by change type")
+        frame = backend.caption_chart_frame(results)
+        chart = gr.BarPlot(frame, x="subset", y="value", sort=list(frame["subset"]), title="CIDEr by change type",
+                           x_title="subset", y_title="CIDEr")
         return (message, format_table(results), chart,
                 str(backend.write_results_json(results, results_dir)), leaderboard.caption_table())
 
@@ -201,7 +184,8 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
             with gr.Tab("Explore", id="explore"):
                 with gr.Row():
                     ex_name = gr.Dropdown(list(backend.EXPLORE_SETS), value=backend.VISMIN, label="Dataset")
-                    ex_label = gr.Dropdown([backend.ALL_LABELS], value=backend.ALL_LABELS, label="Filter by category")
+                    ex_label = gr.Dropdown([backend.ALL_LABELS], value=backend.ALL_LABELS, label="Filter by category",
+                                           allow_custom_value=True)  # choices follow the dataset
                     ex_pos = gr.Number(value=1, precision=0, minimum=1, label="Pair number")
                 with gr.Row():
                     ex_prev = gr.Button("◀ Previous", size="sm")
@@ -217,10 +201,12 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                             "image (**text**), each image prefers its own caption (**image**), and both (**group**).")
                 with gr.Row():
                     with gr.Column():
-                        image_0 = UploadedImage(label="Image 0", type="filepath", format="png", elem_id="image-0")
+                        image_0 = UploadedImage(label="Image 0", type="filepath", format="png", elem_id="image-0",
+                                                height=280)
                         text_0 = gr.Textbox(label="Caption 0 (describes image 0)", elem_id="caption-0")
                     with gr.Column():
-                        image_1 = UploadedImage(label="Image 1", type="filepath", format="png", elem_id="image-1")
+                        image_1 = UploadedImage(label="Image 1", type="filepath", format="png", elem_id="image-1",
+                                                height=280)
                         text_1 = gr.Textbox(label="Caption 1 (describes image 1)", elem_id="caption-1")
                 with gr.Row():
                     model_choice = gr.Dropdown(list(backend.MODEL_CHOICES), value=backend.DEFAULT_MODEL, label="Model",
@@ -251,12 +237,12 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                         with gr.Row():
                             caption_set = gr.Dropdown(list(backend.CAPTION_SETS), value=backend.CAPTION_SETS[0],
                                                       label="Dataset")
-                            caption_split = gr.Dropdown(["test"], value="test", label="Split")
+                            caption_split = gr.Dropdown(["test"], value="test", label="Split", allow_custom_value=True)
                         caption_button = gr.Button("Score captions", variant="primary")
                 score_message = gr.Markdown(elem_id="score-message")
                 score_table = gr.Markdown()
                 with gr.Row():
-                    score_chart = gr.Plot(label="Scores")
+                    score_chart = gr.BarPlot(label="Scores", x="bar", y="value")
                     results_file = gr.File(label="results.json")
 
             with gr.Tab("Leaderboard", id="leaderboard"):
@@ -307,9 +293,7 @@ def _warm(store: backend.DataStore) -> None:
     """Build/load the datasets and import the VisMin metric before the first visitor needs them."""
     try:
         store.warm()
-        from diffbench.vismin_submission import _metric
-
-        _metric()
+        backend.vismin_metric()
         log.info("datasets ready%s", f" (built the sample of {', '.join(store.built_here)})" if store.built_here else "")
     except Exception:  # noqa: BLE001 -- a failed warm-up is retried, and reported, on first use
         log.exception("warming up the Space failed")

@@ -50,6 +50,21 @@ SAMPLE_OPTIONS = {VISMIN: {"n": 160, "image_size": (320, 240)}}
 SAMPLE_SEED = 0
 
 
+_METRIC_IMPORT = threading.Lock()
+
+
+def vismin_metric():
+    """The ``vismin_group_score`` module, imported once under a lock.
+
+    ``hub_folders.load_module`` puts a module in ``sys.modules`` before running it, so a second thread
+    importing at the same moment could get it half-initialised; every Space thread goes through here.
+    """
+    from diffbench.hub_folders import load_module
+
+    with _METRIC_IMPORT:
+        return load_module("metrics", "vismin_group_score")
+
+
 class UserError(ValueError):
     """A problem with what the visitor gave; the message is shown in the UI as it is."""
 
@@ -282,18 +297,16 @@ def similarity_matrix(model, processor, images, texts) -> np.ndarray:
 
 def verdict(similarities) -> dict[str, bool]:
     """Text, image and group correctness of one sample by the official rules (strict ``>``)."""
-    from diffbench.hub_folders import load_module
-
     s = np.asarray(similarities, dtype=np.float64).reshape(2, 2)
-    metric = load_module("metrics", "vismin_group_score")
+    metric = vismin_metric()
     text, image = metric.scores_correct(*(s[t, i : i + 1] for t in (0, 1) for i in (0, 1)))
     text, image = bool(text[0]), bool(image[0])
     return {"text": text, "image": image, "group": text and image}
 
 
 def verdict_markdown(result: dict[str, bool]) -> str:
-    """``Text: right ✅ · Image: wrong ❌ · Group: wrong ❌``"""
-    marks = {True: "right ✅", False: "wrong ❌"}
+    """``Text: right ✓ · Image: wrong ✗ · Group: wrong ✗`` (marks every system font has, no emoji)."""
+    marks = {True: "right ✓", False: "wrong ✗"}
     return " · ".join(f"**{key.capitalize()}: {marks[result[key]]}**" for key in ("text", "image", "group"))
 
 
@@ -330,6 +343,7 @@ def score_vismin_csv(path, dataset, display_name: str | None = None, allow_missi
     from diffbench import vismin_submission
 
     name = _check_upload(path, display_name, ("CSV",))
+    vismin_metric()  # fully imported before vismin_submission loads it
     try:
         results = vismin_submission.score_submission(path, dataset=dataset, allow_missing=allow_missing)
     except (ValueError, FileNotFoundError) as err:
@@ -385,15 +399,15 @@ def write_results_json(results: dict, directory) -> Path:
 
 
 def vismin_chart_frame(results: dict) -> pd.DataFrame:
-    """Long table for the bar chart: category, score (text/image/group), value."""
+    """The bar chart's rows, in the paper's order: bar (``"object T"``, ...), score (text/image/group), value."""
     from diffbench.vismin_submission import CATEGORIES
 
     per = results["scores"].get("per_category", {})
     rows = [
-        {"category": c, "score": k, "value": float(per[c][f"{k}_score"])}
+        {"bar": f"{c} {k[0].upper()}", "score": k, "value": float(per[c][f"{k}_score"])}
         for c in CATEGORIES if c in per for k in ("text", "image", "group")
     ]
-    return pd.DataFrame(rows, columns=["category", "score", "value"])
+    return pd.DataFrame(rows, columns=["bar", "score", "value"])
 
 
 def caption_chart_frame(results: dict, metric: str = "CIDEr") -> pd.DataFrame:
