@@ -122,7 +122,7 @@ def main() -> int:
         warm = Client(url, verbose=False)
         t0 = time.perf_counter()
         message = warm.predict(handle_file(str(submission)), False, "warm-up", api_name="/score_vismin")[0]
-        assert message.startswith("✅"), message
+        assert message.startswith("✓"), message
         print(f"first scoring call (datasets loaded, metric imported): {time.perf_counter() - t0:.2f} s")
 
         clients = [Client(url, verbose=False) for _ in range(args.clients)]
@@ -139,7 +139,7 @@ def main() -> int:
                 try:
                     message, table, _, results_path, _ = client.predict(
                         handle_file(str(submission)), False, f"client {n}", api_name="/score_vismin")
-                    ok = message.startswith("✅") and f"{expected:.2f}" in table and Path(results_path).is_file()
+                    ok = message.startswith("✓") and f"{expected:.2f}" in table and Path(results_path).is_file()
                     problem = None if ok else message
                 except Exception as err:  # noqa: BLE001 -- counted, reported
                     problem = f"{type(err).__name__}: {err}"

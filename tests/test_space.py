@@ -113,7 +113,7 @@ def _compare(client, image_0, image_1, text_0, text_1, model=DEFAULT):
 
 
 def _friendly(message: str, *needles: str) -> None:
-    assert message.startswith("⚠️"), message
+    assert message.startswith("⚠"), message
     assert "Traceback" not in message and "File \"" not in message, message
     for needle in needles:
         assert needle.lower() in message.lower(), message
@@ -149,9 +149,14 @@ def test_explore_vismin_by_category(client):
 
 
 def test_explore_captioning_set_by_change_type(client):
-    labels = client.predict("clevr_change", api_name="/explore_labels")  # the filter dropdown's new choices
-    assert [c[0] for c in labels["choices"]] == ["all", "add", "color", "drop", "material", "move"]
-    _, _, caption, _ = client.predict("omnidiff", "color", 1, api_name="/explore")
+    from diffbench.building import load_built
+
+    # The filter dropdown's new choices: "all", then the set's change types (the Space built the set if need be).
+    labels = client.predict("clevr_change", api_name="/explore_labels")
+    built = load_built("clevr_change")
+    types = sorted({t for split in built.values() for ts in split["change_types"] for t in ts})
+    assert [c[0] for c in labels["choices"]] == ["all", *types] and "color" in types
+    _, _, caption, _ = client.predict("clevr_change", "color", 1, api_name="/explore")
     assert "change types **" in caption and "color" in caption and "What changed" in caption
     _, _, message, _ = client.predict("omnidiff", "no-such-type", 1, api_name="/explore")
     _friendly(message, "no pairs")
@@ -220,7 +225,7 @@ def test_score_vismin_submission(client, tmp_path):
     path = _write_csv(tmp_path / "perfect.csv", ids)
     message, table, chart, results_path, board = client.predict(
         handle_file(str(path)), False, "perfect model", api_name="/score_vismin")
-    assert message.startswith("✅") and "40 samples" in message and "100.00" in message, message
+    assert message.startswith("✓") and "40 samples" in message and "100.00" in message, message
     assert table.startswith("| Model |") and "| perfect model | 100.00 |" in table
     assert chart is not None
     results = json.loads(Path(results_path).read_text())
@@ -254,7 +259,7 @@ def test_bad_submissions_are_messages(client, tmp_path):
     _friendly(message, "partial.csv", "10 of 40 dataset samples missing")
     assert "/tmp/" not in message  # the server's upload path is not shown
     message, table, *_ = score(missing, allow_missing=True)
-    assert message.startswith("✅") and "30 samples" in message and "Scored 30 of 40 samples" in table
+    assert message.startswith("✓") and "30 samples" in message and "Scored 30 of 40 samples" in table
 
 
 def test_score_difference_captions(client, tmp_path):
@@ -269,7 +274,7 @@ def test_score_difference_captions(client, tmp_path):
     path.write_text(json.dumps(predictions))
     message, table, chart, results_path, board = client.predict(
         handle_file(str(path)), "omnidiff", "test", api_name="/score_captions")
-    assert message.startswith("✅") and "CIDEr" in message, message
+    assert message.startswith("✓") and "CIDEr" in message, message
     assert table.startswith("| subset | samples |") and "METEOR" in table and chart is not None
     results = json.loads(Path(results_path).read_text())
     assert results["num_samples"] == len(test) and results["Bleu_1"] > 0.5
@@ -337,6 +342,13 @@ def test_browser_upload_type_click_verdict(space_url, client, chromium, sample_p
         expect(verdict).to_contain_text("Group:", timeout=30_000)
         shown = verdict.inner_text()
         page.screenshot(path=str(tmp_path / "space_try_a_model.png"), full_page=True)
+        # A file that is no image: a message on the page (and a toast), and the page keeps working.
+        not_image = tmp_path / "notes.png"
+        not_image.write_text("not an image\n")
+        page.locator("#image-0 input[type=file]").set_input_files(str(not_image))
+        page.locator("#compare").click()
+        expect(verdict).to_contain_text("notes.png: not an image file", timeout=30_000)
+        expect(page.get_by_text("Warning").first).to_be_visible()
         shots = os.environ.get("DIFFBENCH_SCREENSHOT_DIR")
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ def _problem(err: Exception) -> str:
         log.exception("unexpected error in a Space handler")
         message = f"Something went wrong on our side ({type(err).__name__}); the app is still running, please try again."
     gr.Warning(message)
-    return f"⚠️ {message}"
+    return f"⚠ {message}"
 
 
 def _heatmap(similarities):
@@ -141,11 +141,11 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
         label = (model_name or "").strip() or None
         leaderboard.add_vismin(results, model=label)
         scores = results["scores"]
-        message = (f"✅ Scored **{results['submission']}**: {results['num_samples']:,} samples "
+        message = (f"✓ Scored **{results['submission']}**: {results['num_samples']:,} samples "
                    f"({results['kind']}), group score **{scores['group_score']:.2f}**.")
         frame = backend.vismin_chart_frame(results)
         chart = gr.BarPlot(frame, x="bar", y="value", color="score", sort=list(frame["bar"]), y_lim=[0, 100],
-                           title="VisMin scores (%)", x_title="category and score", y_title="%")
+                           title="VisMin scores (%)", x_title="category and score", y_title="%", x_label_angle=-40)
         return (message, format_table(results, model=label), chart,
                 str(backend.write_results_json(results, results_dir)), leaderboard.vismin_table())
 
@@ -157,11 +157,11 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
         from diffbench.caption_scoring import format_table
 
         leaderboard.add_captions(results)
-        message = (f"✅ Scored **{results['submission']}** on {dataset_name} ({split}): "
+        message = (f"✓ Scored **{results['submission']}** on {dataset_name} ({split}): "
                    f"{results['num_samples']} samples, CIDEr **{results.get('CIDEr', 0):.4f}**.")
         frame = backend.caption_chart_frame(results)
         chart = gr.BarPlot(frame, x="subset", y="value", sort=list(frame["subset"]), title="CIDEr by change type",
-                           x_title="subset", y_title="CIDEr")
+                           x_title="subset", y_title="CIDEr", x_label_angle=-40)
         return (message, format_table(results), chart,
                 str(backend.write_results_json(results, results_dir)), leaderboard.caption_table())
 
@@ -191,8 +191,8 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                     ex_prev = gr.Button("◀ Previous", size="sm")
                     ex_next = gr.Button("Next ▶", size="sm")
                 with gr.Row():
-                    ex_a = gr.Image(label="image 0 / before", interactive=False, type="pil", format="png")
-                    ex_b = gr.Image(label="image 1 / after", interactive=False, type="pil", format="png")
+                    ex_a = gr.Image(label="image 0 / before", interactive=False, type="pil", format="png", height=320)
+                    ex_b = gr.Image(label="image 1 / after", interactive=False, type="pil", format="png", height=320)
                 ex_md = gr.Markdown()
 
             with gr.Tab("Try a model", id="try"):
