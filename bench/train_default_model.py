@@ -33,9 +33,9 @@ DEFAULT_DIR = REPO / "src" / "diffbench" / "models" / "default"
 RESULTS = REPO / "bench" / "results"
 
 N, SEED, IMAGE_SIZE, DEMO_IMAGE_SIZE = 2000, 0, (96, 72), (320, 240)
-RECIPE = dict(model="tiny-clip", data="vismin:pairs", epochs=20, batch_size=32, lr=1e-3, seed=0, threads=1,
+RECIPE = dict(model="tiny-clip", data="vismin:pairs", epochs=25, batch_size=32, lr=1e-3, seed=0, threads=1,
               tiny_image_size=48, tiny_hidden_size=64, tiny_layers=3)
-COMMAND = ("diffbench train --model tiny-clip --data vismin:pairs --epochs 20 --batch-size 32 --lr 1e-3 "
+COMMAND = ("diffbench train --model tiny-clip --data vismin:pairs --epochs 25 --batch-size 32 --lr 1e-3 "
            "--seed 0 --threads 1 --out OUT")
 BUILD_COMMAND = "diffbench build vismin --config all --source sample --n 2000 --seed 0 --image-size 96x72"
 CATEGORIES = ("object", "attribute", "counting", "relation")
