@@ -5,7 +5,9 @@
    directory, with ``HF_HUB_OFFLINE=1``, loads ``load_dataset("vismin")`` and
    ``evaluate.load("vismin_group_score")`` / ``evaluate.load("diff_caption_score")`` by bare name,
    the way a user's script would, and prints a summary per category;
-3. builds the synthetic CLEVR-Change sample and scores human agreement on it (one reference held out as
+3. runs the embedded default model (a tiny CLIP trained on synthetic pairs) on the VisMin sample with
+   ``diffbench eval`` and prints the paper-style table beside a few published rows;
+4. builds the synthetic CLEVR-Change sample and scores human agreement on it (one reference held out as
    the prediction, the others as references) with ``diff_caption_score``, per change type.
 """
 
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 # Runs in a fresh interpreter: proves the bare name resolves without this process's state.
 _LOAD_SCRIPT = """
@@ -41,6 +44,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="build, load and score the embedded samples, offline")
     parser.add_argument("--n", type=int, default=None, help="samples in the synthetic VisMin release")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs") / "demo-vismin-diffbench-tiny-clip",
+                        help="where the demo's evaluation run is written")
     parser.set_defaults(func=run)
 
 
@@ -69,6 +74,18 @@ def human_agreement(name: str = "clevr_change", split: str = "test") -> dict:
                           groups=[r["change_types"] for r in rows])
 
 
+SHOWN_ROWS = ("(this run)", "Random Chance", "CLIP (ViT-B/32) (zero-shot", "VisMin-CLIP")
+
+
+def evaluate_default_model(out: Path) -> Path:
+    """``diffbench eval vismin`` with the embedded default model into ``out`` (replacing a previous demo run)."""
+    from diffbench.default_model import default_model_path
+    from diffbench.harness import vismin
+
+    vismin.run(vismin.EvalOptions(model=str(default_model_path()), out=out, overwrite=True, progress=False))
+    return out
+
+
 def run(args) -> int:
     from diffbench.caption_scoring import format_table
     from diffbench.commands.build import build_configs
@@ -90,11 +107,18 @@ def run(args) -> int:
         text_0, text_1 = loaded["examples"][category]
         print(f"   {category:<10} {count:>6} {loaded['pair_counts'].get(category, 0):>6}  {text_0} | {text_1}")
 
-    print("\n3. Building the synthetic CLEVR-Change sample; human agreement on its test split (first reference")
+    print("\n3. diffbench eval vismin: the embedded default model (tiny CLIP) on the VisMin sample bench")
+    out = evaluate_default_model(args.out)
+    for line in (out / "results.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith(("| Model", "|---")) or any(key in line for key in SHOWN_ROWS):
+            print("   " + line)
+    print(f"   (every published row, the submission CSV and a plot: {out})")
+
+    print("\n4. Building the synthetic CLEVR-Change sample; human agreement on its test split (first reference")
     print("   as the prediction, the others as references), scored like pycocoevalcap, per change type")
     from diffbench.building import default_config
 
     for summary in build_configs("clevr_change", [default_config("clevr_change")], "sample", seed=args.seed, image_size=(160, 120)):
         print("   " + summary.format().splitlines()[0])
-    print(format_table(human_agreement("clevr_change", "test")))
+    print("   " + format_table(human_agreement("clevr_change", "test")).replace("\n", "\n   "))
     return 0

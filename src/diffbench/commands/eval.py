@@ -1,5 +1,6 @@
 """``diffbench eval NAME --model ID_OR_PATH``: run a Hugging Face model on a benchmark and score it.
 
+    diffbench eval vismin                      # the embedded tiny CLIP, on the built bench
     diffbench eval vismin --model openai/clip-vit-base-patch32 --out runs/clip-b32
     diffbench eval vismin --model llava-hf/llava-1.5-7b-hf --answer likelihood --out runs/llava
     diffbench eval spot_the_diff --model llava-hf/llava-1.5-7b-hf --out runs/std-llava
@@ -22,7 +23,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a Hugging Face model on a benchmark",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help="vismin, or a difference-captioning dataset (omnidiff, spot_the_diff, ...)")
-    parser.add_argument("--model", required=True, help="Hub model id or local folder")
+    parser.add_argument("--model", default=None,
+                        help="Hub model id or local folder (default: the embedded tiny CLIP, diffbench-tiny-clip)")
     parser.add_argument("--revision", default=None, help="model revision (branch, tag or commit)")
     parser.add_argument("--config", default=None, help="dataset configuration (default: the dataset's default)")
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
@@ -60,8 +62,11 @@ def default_out(name: str, model: str) -> Path:
 def run(args) -> int:
     from diffbench.harness import vismin
 
-    out = args.out or default_out(args.name, args.model)
-    common = dict(model=args.model, out=out, split=args.split, batch_size=args.batch_size, device=args.device,
+    from diffbench.default_model import DEFAULT_MODEL_NAME, default_model_path
+
+    model = args.model or str(default_model_path())
+    out = args.out or default_out(args.name, args.model or DEFAULT_MODEL_NAME)
+    common = dict(model=model, out=out, split=args.split, batch_size=args.batch_size, device=args.device,
                   dtype=args.dtype, num_workers=args.num_workers, fast_decode=args.fast_decode,
                   trust_remote_code=args.trust_remote_code, revision=args.revision, limit=args.limit,
                   overwrite=args.overwrite, progress=args.progress, data_files=args.data_files)
