@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import types
 
 import gradio as gr
 import numpy as np
@@ -32,22 +33,26 @@ MAX_UPLOAD = "100mb"  # the server refuses bigger uploads outright; handlers ref
 CONCURRENCY = 4  # scoring requests run at once (the rest queue)
 
 
-class UploadedImage(gr.Image):
-    """``gr.Image`` (same browser component, through Gradio's template mechanism) that hands the
-    handler the uploaded file's path without opening it: the handler checks size and decodability
-    itself and answers a bad upload with a message, where ``gr.Image`` would fail before it runs."""
+def _path_unopened(image: gr.Image, payload):
+    """``preprocess`` of :func:`uploaded_image`: the uploaded file's path, not opened."""
+    if payload is None:
+        return None
+    if payload.path is None or (payload.url or "").startswith("data:"):
+        try:
+            return gr.Image.preprocess(image, payload)  # pasted or webcam images arrive as data URLs
+        except Exception:  # noqa: BLE001
+            raise gr.Error("the image could not be read; upload a PNG, JPEG or WebP file") from None
+    return str(payload.path)
 
-    is_template = True
 
-    def preprocess(self, payload):
-        if payload is None:
-            return None
-        if payload.path is None or (payload.url or "").startswith("data:"):
-            try:
-                return super().preprocess(payload)  # pasted or webcam images arrive as data URLs
-            except Exception:  # noqa: BLE001
-                raise gr.Error("the image could not be read; upload a PNG, JPEG or WebP file") from None
-        return str(payload.path)
+def uploaded_image(**kwargs) -> gr.Image:
+    """A ``gr.Image`` that hands the handler the uploaded file's path without opening it: the handler
+    checks size and decodability itself and answers a bad upload with a message, where a plain
+    ``gr.Image`` would fail before the handler runs. (An instance override rather than a subclass:
+    Gradio writes a ``.pyi`` stub beside the module of every Component subclass.)"""
+    image = gr.Image(type="filepath", **kwargs)
+    image.preprocess = types.MethodType(_path_unopened, image)
+    return image
 
 
 def _problem(err: Exception) -> str:
@@ -201,11 +206,11 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                             "image (**text**), each image prefers its own caption (**image**), and both (**group**).")
                 with gr.Row():
                     with gr.Column():
-                        image_0 = UploadedImage(label="Image 0", type="filepath", format="png", elem_id="image-0",
+                        image_0 = uploaded_image(label="Image 0", format="png", elem_id="image-0",
                                                 height=280)
                         text_0 = gr.Textbox(label="Caption 0 (describes image 0)", elem_id="caption-0")
                     with gr.Column():
-                        image_1 = UploadedImage(label="Image 1", type="filepath", format="png", elem_id="image-1",
+                        image_1 = uploaded_image(label="Image 1", format="png", elem_id="image-1",
                                                 height=280)
                         text_1 = gr.Textbox(label="Caption 1 (describes image 1)", elem_id="caption-1")
                 with gr.Row():
