@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CANDIDATE_ROOTS = (_PACKAGE_DIR / "_hub", _PACKAGE_DIR.parent.parent)  # wheel, then repository
+# A module is in sys.modules before its code has run; without the lock another thread (the Space
+# serves requests on several) could take it half-executed.
+_LOAD_LOCK = threading.RLock()
 
 
 def hub_root(kind: str) -> Path:
@@ -47,17 +51,18 @@ def hub_folder(kind: str, name: str) -> Path:
 
 
 def load_module(kind: str, name: str) -> ModuleType:
-    """Import ``<kind>/<name>/<name>.py`` by file path (once per process)."""
+    """Import ``<kind>/<name>/<name>.py`` by file path (once per process; thread-safe)."""
     module_name = f"diffbench_hub_{kind}_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    path = hub_folder(kind, name) / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    return module
+    with _LOAD_LOCK:
+        if module_name in sys.modules:
+            return sys.modules[module_name]
+        path = hub_folder(kind, name) / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        return module

@@ -96,19 +96,9 @@ class CaptionStep:
 
 
 def load_pairs(options: CaptionOptions):
-    if options.data_files:
-        import datasets
+    from diffbench.harness.data import load_rows
 
-        first = Path(options.data_files[0])
-        if first.is_dir():
-            loaded = datasets.load_from_disk(str(first))
-            dataset = loaded[options.split] if isinstance(loaded, datasets.DatasetDict) else loaded
-        else:
-            dataset = datasets.load_dataset("parquet", data_files=[str(p) for p in options.data_files], split="train")
-    else:
-        from diffbench.building import load_built
-
-        dataset = load_built(options.name, options.config, options.split)
+    dataset = load_rows(options.name, options.config, options.split, options.data_files)
     missing = {"id", "image_before", "image_after", "captions"} - set(dataset.column_names)
     if missing:
         raise ValueError(f"{options.name} is not a difference-captioning dataset: it lacks {sorted(missing)}")

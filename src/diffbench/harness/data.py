@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
@@ -153,3 +154,23 @@ def to_device(inputs: dict, device, dtype) -> dict:
                 value = value.to(dtype)
         moved[key] = value
     return moved
+
+
+def load_rows(name: str, config: str | None, split: str, data_files=None, limit: int | None = None):
+    """The rows to evaluate: the built dataset, or ``data_files`` (parquet files / a ``save_to_disk`` folder)."""
+    if data_files:
+        import datasets
+
+        first = Path(data_files[0])
+        if first.is_dir():
+            loaded = datasets.load_from_disk(str(first))
+            dataset = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+        else:
+            dataset = datasets.load_dataset("parquet", data_files=[str(p) for p in data_files], split="train")
+    else:
+        from diffbench.building import load_built
+
+        dataset = load_built(name, config, split)
+    if limit:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    return dataset

@@ -47,22 +47,9 @@ def log(message: str) -> None:
 
 def load_vismin(options: EvalOptions):
     """The benchmark rows: the built dataset, or ``data_files`` (parquet files / a ``save_to_disk`` folder)."""
-    if options.data_files:
-        import datasets
+    from diffbench.harness.data import load_rows
 
-        first = Path(options.data_files[0])
-        if first.is_dir():
-            loaded = datasets.load_from_disk(str(first))
-            dataset = loaded[options.split] if isinstance(loaded, datasets.DatasetDict) else loaded
-        else:
-            dataset = datasets.load_dataset("parquet", data_files=[str(p) for p in options.data_files], split="train")
-    else:
-        from diffbench.building import load_built
-
-        dataset = load_built("vismin", options.config, options.split)
-    if options.limit:
-        dataset = dataset.select(range(min(options.limit, len(dataset))))
-    return dataset
+    return load_rows("vismin", options.config, options.split, options.data_files, options.limit)
 
 
 def run(options: EvalOptions) -> dict:
