@@ -22,7 +22,7 @@ def test_demo_builds_then_loads_by_bare_name_and_summarises(tmp_path):
     assert sorted(rows) == ["attribute", "counting", "object", "relation"]
     assert sum(map(int, rows.values())) == 12
     assert "metrics: vismin_group_score, diff_caption_score" in out  # loaded by bare name, fresh interpreter
-    run_row = re.search(r"^\s+\| .*models/default \(this run\) \|(.*)\|$", out, flags=re.M)
+    run_row = re.search(r"^\s+\| .*diffbench-tiny-clip \(this run\) \|(.*)\|$", out, flags=re.M)
     assert run_row, out[-3000:]
     avg = float(run_row.group(1).split("|")[-1])
     assert avg > 22.22, "the embedded default model scores above chance on the sample bench"

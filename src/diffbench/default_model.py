@@ -26,3 +26,19 @@ def default_model_path() -> Path:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"the embedded default model is missing from {path} (a broken install?)")
     return path
+
+
+def display_name(model: str) -> str:
+    """How a model is named in tables: the embedded default by its name, anything else as given.
+
+    >>> display_name(str(default_model_path()))
+    'diffbench-tiny-clip'
+    >>> display_name("openai/clip-vit-base-patch32")
+    'openai/clip-vit-base-patch32'
+    """
+    try:
+        if Path(model).resolve() == default_model_path():
+            return DEFAULT_MODEL_NAME
+    except (OSError, FileNotFoundError):
+        pass
+    return model

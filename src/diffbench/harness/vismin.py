@@ -129,7 +129,9 @@ def run(options: EvalOptions) -> dict:
     results.update(model=options.model, model_kind=kind.kind)
     if kind.kind != models.CONTRASTIVE:
         results["answer_mode"] = options.answer
-    write_reports(out, results, options.model)
+    from diffbench.default_model import display_name
+
+    write_reports(out, results, display_name(options.model))
     return results
 
 
