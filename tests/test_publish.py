@@ -87,3 +87,32 @@ def test_existing_folder_is_not_overwritten_without_asking(vismin_built, tmp_pat
     publishing.publish("vismin", out, configs=["bench"], overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "bench").is_dir()
     assert [p.name for p in tmp_path.iterdir()] == ["taken"], "no scratch folder left beside it"
+
+
+@pytest.mark.slow
+def test_a_difference_captioning_set_publishes_with_its_splits_and_card(tmp_path):
+    """publish is generic: the OmniDiff sample round-trips with all three splits and its card."""
+    import os
+
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    code = (
+        "import json; from datasets import load_dataset, Image; from diffbench import building, publishing\n"
+        "from diffbench.commands.build import build_configs\n"
+        "build_configs('omnidiff', ['default'], 'sample', n=24, seed=0, image_size=(32, 32))\n"
+        f"out = publishing.publish('omnidiff', {str(tmp_path / 'omnidiff-hub')!r})\n"
+        "built, loaded = building.load_built('omnidiff'), load_dataset(str(out))\n"
+        "raw = lambda d: d.cast_column('image_before', Image(decode=False)).cast_column('image_after', Image(decode=False))\n"
+        "print(json.dumps({s: [loaded[s].features == built[s].features, raw(loaded[s]).to_list() == raw(built[s]).to_list(), len(built[s])] for s in built}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    splits = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(splits) == {"train", "validation", "test"}
+    assert all(same_features and same_rows and rows > 0 for same_features, same_rows, rows in splits.values())
+    card = (tmp_path / "omnidiff-hub" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["configs"] == [{"config_name": "default", "data_files": [
+        {"split": s, "path": f"default/{s}-*"} for s in ("train", "validation", "test")], "default": True}]
+    assert "arXiv" in card or "arxiv" in card
