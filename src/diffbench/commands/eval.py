@@ -60,9 +60,8 @@ def default_out(name: str, model: str) -> Path:
 
 
 def run(args) -> int:
-    from diffbench.harness import vismin
-
     from diffbench.default_model import DEFAULT_MODEL_NAME, default_model_path
+    from diffbench.harness import vismin
 
     model = args.model or str(default_model_path())
     out = args.out or default_out(args.name, args.model or DEFAULT_MODEL_NAME)

@@ -158,11 +158,9 @@ def run(options: CaptionOptions) -> dict:
     if not procs.is_main:
         return {}
     if bad:
-        from diffbench.harness.vismin import BadImagesError
+        from diffbench.harness.data import BadImagesError
 
-        listing = "\n  ".join(str(b) for b in bad)
-        raise BadImagesError(f"{len(bad)} pair(s) have images that cannot be decoded (the other predictions are "
-                             f"saved in {out}; fix or drop these and run again to resume):\n  {listing}")
+        raise BadImagesError.listing(bad, "pair", out)
     by_id = {**done, **{r["id"]: r for r in records}}
     predictions = {i: by_id[i]["caption"] for i in ids}
     outputs.write_json(predictions_path, [{"image_id": i, "caption": c} for i, c in predictions.items()])

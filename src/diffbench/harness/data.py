@@ -15,6 +15,17 @@ from pathlib import Path
 from PIL import Image
 
 
+class BadImagesError(ValueError):
+    """Some samples' images cannot be decoded; the message lists them."""
+
+    @classmethod
+    def listing(cls, bad: list, what: str, out) -> BadImagesError:
+        """The error for ``bad`` samples (``what``: "sample", "pair"), saying the rest is saved in ``out``."""
+        listing = "\n  ".join(str(b) for b in bad)
+        return cls(f"{len(bad)} {what}(s) have images that cannot be decoded (the predictions of the others are "
+                   f"saved in {out}; fix or drop these and run again to resume):\n  {listing}")
+
+
 @dataclass
 class BadSample:
     """A sample whose image could not be decoded."""

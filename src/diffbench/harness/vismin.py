@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.harness import outputs
+from diffbench.harness.data import BadImagesError
 
 CATEGORIES = ("object", "attribute", "relation", "counting")  # the published tables' order
 SUBMISSION_FILES = {"contrastive": "vismin_scores.csv", "image-text-to-text": "vismin_answers.csv"}
-
-
-class BadImagesError(ValueError):
-    """Some samples' images cannot be decoded; the message lists them."""
 
 
 @dataclass
@@ -117,9 +114,7 @@ def run(options: EvalOptions) -> dict:
     if not procs.is_main:
         return {}
     if bad:
-        listing = "\n  ".join(str(b) for b in bad)
-        raise BadImagesError(f"{len(bad)} sample(s) have images that cannot be decoded (the predictions of the "
-                             f"others are saved in {out}; fix or drop these and run again to resume):\n  {listing}")
+        raise BadImagesError.listing(bad, "sample", out)
     by_id = {**done, **{r["id"]: r for r in records}}
     columns = list(step_columns(kind.kind))
     rows = [{"id": i, **{c: _value(by_id[i][c], kind.kind) for c in columns}} for i in ids]
