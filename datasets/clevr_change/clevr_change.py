@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
-from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, read_json
+from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, indexed_names, read_json_object
 
 _CITATION = """\
 @inproceedings{park2019robust,
@@ -48,11 +48,6 @@ CHANGE_TYPES = ("color", "material", "add", "drop", "move")
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
 
 
-def _index(path: Path, mapping, what: str) -> dict:
-    expect(isinstance(mapping, dict), path, f"expected an object mapping {what}, got {type(mapping).__name__}")
-    return mapping
-
-
 class ClevrChange(IDCBuilder):
     """CLEVR-Change, from a local folder in the official layout (no official Hub repo)."""
 
@@ -66,12 +61,11 @@ class ClevrChange(IDCBuilder):
     def read_pairs(self, root: Path) -> dict[str, list[Pair]]:
         images = root / "images"
         expect(images.is_dir(), root, "no images/ folder (the official CLEVR-Change layout)")
-        change = _index(root / "change_captions.json", read_json(root / "change_captions.json"), "file -> captions")
-        no_change = _index(root / "no_change_captions.json", read_json(root / "no_change_captions.json"),
-                           "file -> captions")
+        change = read_json_object(root / "change_captions.json", "file -> captions")
+        no_change = read_json_object(root / "no_change_captions.json", "file -> captions")
         type_path = root / "type_mapping.json"
         types: dict[str, str] = {}
-        for change_type, names in _index(type_path, read_json(type_path), "type -> files").items():
+        for change_type, names in read_json_object(type_path, "type -> files").items():
             expect(change_type in CHANGE_TYPES, type_path, f"unknown change type {change_type!r}; declared: {CHANGE_TYPES}")
             for name in names:
                 types[name] = change_type
@@ -80,16 +74,11 @@ class ClevrChange(IDCBuilder):
         # reported by the missing-files check rather than shifting every index.
         names = sorted({p.name for p in images.iterdir() if p.suffix == ".png"} | set(change))
         splits_path = root / "splits.json"
-        split_indices = _index(splits_path, read_json(splits_path), "split -> indices")
+        split_indices = read_json_object(splits_path, "split -> indices")
         splits = {}
         for upstream, split in SPLITS.items():
-            expect(upstream in split_indices, splits_path, f"no {upstream!r} split")
             pairs = []
-            for position, index in enumerate(split_indices[upstream]):
-                where = f"{splits_path}, {upstream!r} entry {position}"
-                if not isinstance(index, int) or not 0 <= index < len(names):
-                    raise IDCSourceError(where, f"index {index!r} out of range: images/ holds {len(names)} images")
-                name = names[index]
+            for where, name in indexed_names(splits_path, split_indices, upstream, names, "images/"):
                 stem = Path(name).stem
                 if name not in types:
                     raise IDCSourceError(type_path, f"{name} (split {upstream!r}) has no change type")

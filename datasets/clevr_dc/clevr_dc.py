@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, read_json
+from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, indexed_names, read_json_object
 
 _CITATION = """\
 @inproceedings{kim2021viewpoint,
@@ -59,28 +59,19 @@ class ClevrDC(IDCBuilder):
         before, after = root / "bef", root / "aft"
         expect(before.is_dir(), root, "no bef/ folder (the CLEVR-DC layout)")
         captions_path, type_path, split_path = root / "change_captions.json", root / "type_mapping.json", root / "split.json"
-        captions = read_json(captions_path)
-        expect(isinstance(captions, dict), captions_path, "expected an object mapping file name -> captions")
+        captions = read_json_object(captions_path, "file name -> captions")
         actions: dict[str, str] = {}
-        mapping = read_json(type_path)
-        expect(isinstance(mapping, dict), type_path, "expected an object mapping action -> file names")
-        for action, names in mapping.items():
+        for action, names in read_json_object(type_path, "action -> file names").items():
             expect(action in CHANGE_TYPES, type_path, f"unknown action {action!r}; declared: {CHANGE_TYPES}")
             actions.update((name, action) for name in names)
         # Indices point into the sorted bef/ names; captioned images absent from bef/ stay in the
         # listing so the missing-files check reports them instead of every index shifting.
         names = sorted({p.name for p in before.iterdir() if p.suffix == ".png"} | set(captions))
-        split_indices = read_json(split_path)
-        expect(isinstance(split_indices, dict), split_path, "expected an object mapping split -> indices")
+        split_indices = read_json_object(split_path, "split -> indices")
         splits = {}
         for upstream, split in SPLITS.items():
-            expect(upstream in split_indices, split_path, f"no {upstream!r} split")
             pairs = []
-            for position, index in enumerate(split_indices[upstream]):
-                where = f"{split_path}, {upstream!r} entry {position}"
-                if not isinstance(index, int) or not 0 <= index < len(names):
-                    raise IDCSourceError(where, f"index {index!r} out of range: bef/ holds {len(names)} images")
-                name = names[index]
+            for where, name in indexed_names(split_path, split_indices, upstream, names, "bef/"):
                 if not captions.get(name):
                     raise IDCSourceError(captions_path, f"annotation without captions for {name}")
                 if name not in actions:

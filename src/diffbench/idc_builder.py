@@ -112,6 +112,26 @@ def read_json(path: Path):
         raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=err.lineno, column=err.colno) from None
 
 
+def read_json_object(path: Path, what: str) -> dict:
+    """:func:`read_json` of a file that must hold one object (``what`` says what it maps)."""
+    value = read_json(path)
+    expect(isinstance(value, dict), path, f"expected an object mapping {what}, got {type(value).__name__}")
+    return value
+
+
+def indexed_names(split_path: Path, split_indices: dict, upstream: str, names: list[str], folder: str):
+    """``(where, name)`` for each index of one split in a ``split -> [index]`` file (CLEVR-Change, CLEVR-DC).
+
+    ``names`` is the sorted listing the indices point into; ``where`` locates the entry for errors.
+    """
+    expect(upstream in split_indices, split_path, f"no {upstream!r} split")
+    for position, index in enumerate(split_indices[upstream]):
+        where = f"{split_path}, {upstream!r} entry {position}"
+        if not isinstance(index, int) or not 0 <= index < len(names):
+            raise IDCSourceError(where, f"index {index!r} out of range: {folder} holds {len(names)} images")
+        yield where, names[index]
+
+
 def read_jsonl(path: Path) -> list:
     """One JSON value a non-blank line; a malformed line is reported by file, line and column."""
     records = []
