@@ -34,19 +34,23 @@ def shard_count(num_bytes: int, max_shard_bytes: int = MAX_SHARD_BYTES) -> int:
     return max(1, math.ceil(num_bytes / max_shard_bytes))
 
 
-def built_configs(name: str) -> list[str]:
-    """The configurations of ``name`` that are built in the cache, default first."""
-    names = building.config_names(name)
+def load_configs(name: str, configs: list[str] | None = None) -> dict:
+    """The built ``configs`` of ``name`` (default: every built one, default first), each a DatasetDict.
+
+    A configuration named in ``configs`` but not built raises :class:`~diffbench.building.NotBuiltError`.
+    """
+    if configs:
+        return {config: building.load_built(name, config) for config in configs}
     default = building.default_config(name)
-    ordered = [default] + [c for c in names if c != default]
-    found = []
-    for config in ordered:
+    loaded = {}
+    for config in [default] + [c for c in building.config_names(name) if c != default]:
         try:
-            building.load_built(name, config)
+            loaded[config] = building.load_built(name, config)
         except building.NotBuiltError:
             continue
-        found.append(config)
-    return found
+    if not loaded:
+        raise building.NotBuiltError(f"{name} is not built: run `diffbench build {name}` first")
+    return loaded
 
 
 def _split_card(text: str) -> tuple[dict, str]:
@@ -115,10 +119,7 @@ def publish(name: str, out_dir: Path, configs: list[str] | None = None, max_shar
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
-    configs = configs or built_configs(name)
-    if not configs:
-        raise building.NotBuiltError(f"{name} is not built: run `diffbench build {name}` first")
-    loaded = {config: building.load_built(name, config) for config in configs}
+    loaded = load_configs(name, configs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = out_dir.parent / f".{out_dir.name}.publishing-{uuid.uuid4().hex[:8]}"
     try:
