@@ -16,6 +16,8 @@ published tables).
 
 from __future__ import annotations
 
+import re
+
 #: the order of the published tables (the upstream ``category`` column holds the same four names)
 CATEGORIES = ("object", "attribute", "relation", "counting")
 #: a contrastive submission: ``Tt_Ii`` = similarity of text t and image i
@@ -43,3 +45,80 @@ def scores_correct(T0_I0, T0_I1, T1_I0, T1_I1):
     text = (T0_I0 > T1_I0) & (T1_I1 > T0_I1)
     image = (T0_I0 > T0_I1) & (T1_I1 > T1_I0)
     return text, image
+
+
+# -- reading a chat model's answer ----------------------------------------------------------------
+# The official lenient parser, rabiulcste/vismin ``evals/metrics/itm.py`` (``normalize_model_prediction``
+# and ``is_match_with_label``), the rule the paper's chat-model numbers used. The metric folder keeps
+# its own copy (``metrics/vismin_group_score``); tests/test_vismin_schema.py holds the two equal.
+
+
+def normalize_answer(text: str) -> str:
+    """The official ``normalize_model_prediction``: the text inside the first brackets, the letter before
+    a ``)``, the first line, punctuation dropped, blanks collapsed, lower-cased.
+
+    >>> normalize_answer("The answer is (A) a red car.\\nBecause ...")
+    'a'
+    """
+    match = re.search(r"\((.*?)\)", text)
+    if match:
+        text = match.group(1)
+    match = re.search(r"([A-Za-z])\)", text)
+    if match:
+        text = match.group(1)
+    text = text.split("\n")[0]
+    text = re.sub(r"[^\w\s]", "", text)
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def answer_matches(output: str, label: str) -> bool:
+    """The official ``is_match_with_label``: ``label`` counts as given when it is a word of the normalised
+    output, the whole of it, or the phrase ``answer: <label>`` appears in it.
+
+    >>> answer_matches("Second image.", "Second"), answer_matches("I think B", "A")
+    (True, False)
+    """
+    normalized = normalize_answer(output)
+    expected = normalize_answer(label)
+    phrase = normalize_answer(f"ANSWER: {label}")
+    return (expected in normalized.split() or re.search(re.escape(phrase), normalized, re.IGNORECASE) is not None
+            or expected == normalized)
+
+
+#: :func:`parse_answer`'s verdict for an output that names both options (the official rule counts it
+#: right, since it holds the expected label)
+AMBIGUOUS = "ambiguous"
+
+
+def parse_answer(output: str, options: tuple[str, str]) -> str | None:
+    """Which option an output gives under the lenient parser: the option, :data:`AMBIGUOUS` when it
+    matches both, ``None`` when it matches neither (unparseable: scored wrong, and counted).
+
+    >>> parse_answer("(B) two dogs", TEXT_OPTIONS), parse_answer("A or B", TEXT_OPTIONS)
+    ('B', 'ambiguous')
+    >>> parse_answer("I cannot tell.", IMAGE_OPTIONS) is None
+    True
+    """
+    found = [option for option in options if answer_matches(output, option)]
+    if len(found) == 1:
+        return found[0]
+    return AMBIGUOUS if found else None
+
+
+#: the options of each of :data:`ANSWER_COLUMNS`
+QUESTION_OPTIONS = (TEXT_OPTIONS, TEXT_OPTIONS, IMAGE_OPTIONS, IMAGE_OPTIONS)
+
+
+def questions(text_0: str, text_1: str) -> list[tuple[str, tuple[int, ...], tuple[str, str]]]:
+    """The four questions of a sample in :data:`ANSWER_COLUMNS` order: ``(question, image positions, options)``.
+
+    >>> [q[1] for q in questions("a cat", "a dog")]
+    [(0,), (1,), (0, 1), (0, 1)]
+    """
+    text_question = TEXT_QUESTION.format(text_0=text_0, text_1=text_1)
+    return [
+        (text_question, (0,), TEXT_OPTIONS),
+        (text_question, (1,), TEXT_OPTIONS),
+        (IMAGE_QUESTION.format(caption=text_0), (0, 1), IMAGE_OPTIONS),
+        (IMAGE_QUESTION.format(caption=text_1), (0, 1), IMAGE_OPTIONS),
+    ]
