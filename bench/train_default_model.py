@@ -52,9 +52,17 @@ def leakage(bench, pairs) -> dict:
     return {c: {"rows": n, "caption_pair_in_train": k, "percent": round(100 * k / n, 1)} for c, (n, k) in counts.items()}
 
 
+def _cells(results: dict) -> dict:
+    """Category -> {text, image, group} (percent) from the vismin_group_score metric's results, plus avg."""
+    cells = {c: {k: v[f"{k}_score"] for k in ("text", "image", "group")} | {"n": v["num_samples"]}
+             for c, v in results["per_category"].items()}
+    cells["avg"] = {k: results["category_mean"][f"{k}_score"] for k in ("text", "image", "group")}
+    return cells
+
+
 def comparison_table(results: dict, bench_key: str) -> str:
     """Markdown: per category, text / image / group without and with hard negatives."""
-    off, on = results["no_hard_negatives"][bench_key], results["hard_negatives"][bench_key]
+    off, on = _cells(results["no_hard_negatives"][bench_key]), _cells(results["hard_negatives"][bench_key])
     lines = ["| category | n | text: random batches | text: hard negatives | image: random | image: hard neg. "
              "| group: random | group: hard neg. |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for category in (*CATEGORIES, "avg"):
@@ -94,7 +102,7 @@ def main() -> int:
                "build_command": BUILD_COMMAND}
     for key, hard in (("hard_negatives", True), ("no_hard_negatives", False)):
         config = TrainConfig(**{**RECIPE, "epochs": args.epochs}, hard_negatives=hard, out=str(work / key),
-                             eval="vismin:bench")
+                             eval="vismin:bench", progress=sys.stderr.isatty())
         result = train(config)
         results[key] = {"seconds": round(result.seconds, 1), "steps": result.steps,
                         "final_loss": round(sum(result.losses[-20:]) / len(result.losses[-20:]), 4),

@@ -16,21 +16,27 @@ Any transformers model whose forward takes ``input_ids``/``pixel_values`` and re
 GPUs under ``accelerate launch`` (each process takes whole batches, so pairs stay together; the loss is
 computed per process, negatives are not gathered across processes).
 
-:func:`vismin_scores` computes the VisMin text / image / group scores itself (numpy, a few lines, the
-official strict ``>`` rule) so that training does not depend on the evaluate metric.
+A run shows one progress bar, saves a checkpoint at the end of every epoch (``OUT/checkpoint/``;
+``resume=True`` continues from it with the same batches and schedule) and, at the end, scores the model
+on a held-out synthetic VisMin bench (new scenes, a seed the training data did not use) or on a built
+benchmark. Scores come from the ``vismin_group_score`` metric (``metrics/vismin_group_score/``), the
+scorer of every VisMin result in diffbench: training has no rule of its own.
 
     >>> import numpy as np
     >>> sims = np.array([[0.9, 0.1, 0.2, 0.8],   # right both ways
     ...                  [0.5, 0.6, 0.1, 0.7],   # text right; image wrong (T0_I1 0.6 > T0_I0 0.5)
     ...                  [0.5, 0.5, 0.1, 0.9]])  # tie T0_I0 = T0_I1: image wrong (strict >), text right
-    >>> vismin_scores(sims, ["object", "object", "counting"])["object"]
-    {'text': 100.0, 'image': 50.0, 'group': 50.0, 'n': 2}
+    >>> results = score_similarities(sims, ["object", "object", "counting"])
+    >>> results["per_category"]["object"]
+    {'text_score': 100.0, 'image_score': 50.0, 'group_score': 50.0, 'num_samples': 2}
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,7 +45,9 @@ from pathlib import Path
 import numpy as np
 
 TINY_CLIP = "tiny-clip"  # --model value: a fresh tiny CLIP (diffbench.tiny_models), trained from scratch
-SCORE_NAMES = ("text", "image", "group")
+HELD_OUT = "held-out"  # --eval value: a synthetic bench generated for the evaluation (the default)
+HELD_OUT_SEED = 1_000_003  # far from the seeds a sample build uses (SEED for the bench, SEED + 1 for pairs)
+CHECKPOINT_DIR = "checkpoint"  # under OUT: the model, its processor and trainer_state.pt of the last epoch
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -168,29 +176,20 @@ def contrastive_loss(logits_per_text, texts: list[str]):
 # -- scoring ----------------------------------------------------------------------------------------
 
 
-def vismin_scores(similarities, categories) -> dict:
-    """VisMin text / image / group scores (percent) per category, plus ``"all"`` and ``"avg"``.
+def score_similarities(similarities, categories) -> dict:
+    """The ``vismin_group_score`` metric's results for ``[n, 4]`` similarities and their categories.
 
-    ``similarities``: ``[n, 4]`` in the submission order ``T0_I0, T0_I1, T1_I0, T1_I1``. Text correct iff
-    ``T0_I0 > T1_I0 and T1_I1 > T0_I1``; image iff ``T0_I0 > T0_I1 and T1_I1 > T1_I0``; group: both.
-    ``"avg"`` is the mean of the category cells (the published AVG), ``"all"`` pools the samples.
+    ``similarities`` are in the submission order ``T0_I0, T0_I1, T1_I0, T1_I1``
+    (:data:`diffbench.vismin_schema.SCORE_COLUMNS`); the metric applies the official rule (strict ``>``)
+    and aggregates per category (``per_category``, ``category_mean``, ``avg_as_published``).
     """
+    from diffbench.hub_folders import load_module
+    from diffbench.vismin_schema import SCORE_COLUMNS
+
     s = np.asarray(similarities, dtype=np.float64).reshape(-1, 4)
-    t0i0, t0i1, t1i0, t1i1 = s.T
-    text = (t0i0 > t1i0) & (t1i1 > t0i1)
-    image = (t0i0 > t0i1) & (t1i1 > t1i0)
-    correct = {"text": text, "image": image, "group": text & image}
-    categories = np.asarray(categories)
-    out = {}
-    for category in dict.fromkeys(categories.tolist()):
-        mask = categories == category
-        out[category] = {k: round(100 * float(v[mask].mean()), 2) for k, v in correct.items()}
-        out[category]["n"] = int(mask.sum())
-    cells = [c for c in out]
-    out["avg"] = {k: round(float(np.mean([out[c][k] for c in cells])), 2) for k in SCORE_NAMES}
-    out["all"] = {k: round(100 * float(v.mean()), 2) for k, v in correct.items()}
-    out["all"]["n"] = len(s)
-    return out
+    columns = {name: s[:, k].tolist() for k, name in enumerate(SCORE_COLUMNS)}
+    metric = load_module("metrics", "vismin_group_score").VisminGroupScore()
+    return metric.compute(**columns, categories=[str(c) for c in categories])
 
 
 def bench_similarities(model, processor, dataset, batch_size: int = 64, device=None):
@@ -218,32 +217,78 @@ def bench_similarities(model, processor, dataset, batch_size: int = 64, device=N
     return torch.cat(out).numpy()
 
 
-def evaluate_on(model, processor, spec: str = "vismin:bench", batch_size: int = 64) -> dict:
-    """Score a model on a built VisMin-shaped dataset: :func:`vismin_scores` of its similarities."""
+def held_out_bench(n: int, image_size: tuple[int, int], seed: int = HELD_OUT_SEED):
+    """A synthetic VisMin bench made for an evaluation (in memory): new scenes, a seed no sample build uses.
+
+    Returns ``(dataset, provenance)``; the dataset has the columns training and scoring read.
+    """
+    import datasets
+
+    from diffbench.synth.vismin import generate_bench
+
+    rows = list(generate_bench(n=n, seed=seed, image_size=tuple(image_size)))
+    names = ("category", "image_0", "text_0", "image_1", "text_1")
+    features = datasets.Features({
+        "category": datasets.Value("string"), "image_0": datasets.Image(), "text_0": datasets.Value("string"),
+        "image_1": datasets.Image(), "text_1": datasets.Value("string"),
+    })
+    dataset = datasets.Dataset.from_dict({k: [row[k] for row in rows] for k in names}, features=features)
+    provenance = {"dataset": "vismin", "config": "bench", "source": "synthetic", "synthetic": True,
+                  "n": n, "seed": seed, "image_size": list(image_size), "held_out": True}
+    return dataset, provenance
+
+
+def eval_data(spec: str, n: int = 400, image_size: tuple[int, int] = (96, 72)):
+    """``(dataset, provenance)`` to evaluate on: :func:`held_out_bench` for ``"held-out"``, else a built one."""
+    if spec == HELD_OUT:
+        return held_out_bench(n, image_size)
+    from diffbench.provenance import of_dataset
+
     dataset = load_pairs(spec)
-    sims = bench_similarities(model, processor, dataset, batch_size)
+    return dataset, of_dataset(dataset)
+
+
+def _category_names(dataset) -> list[str]:
     categories = dataset["category"]
     feature = dataset.features["category"]
-    if hasattr(feature, "int2str"):
-        categories = feature.int2str(list(categories))
-    return vismin_scores(sims, categories)
+    return feature.int2str(list(categories)) if hasattr(feature, "int2str") else list(categories)
 
 
-def format_scores(scores: dict) -> str:
-    """A markdown table: one row per category (and avg), text / image / group."""
+def evaluate_on(model, processor, spec: str = "vismin:bench", batch_size: int = 64, *, n: int = 400,
+                image_size: tuple[int, int] = (96, 72)) -> dict:
+    """Score a model on a VisMin-shaped dataset (see :func:`eval_data`): the metric's results, plus
+    ``"data"`` (the spec) and ``"provenance"`` (where the data came from)."""
+    dataset, provenance = eval_data(spec, n, image_size)
+    results = score_similarities(bench_similarities(model, processor, dataset, batch_size), _category_names(dataset))
+    return {**results, "data": spec, "provenance": provenance}
+
+
+def format_scores(results: dict) -> str:
+    """A markdown table of the metric's results: one row per category, their mean (the published AVG
+    convention) and all samples pooled; text / image / group in percent."""
     lines = ["| category | n | text | image | group |", "|---|---:|---:|---:|---:|"]
-    for name, row in scores.items():
-        n = row.get("n", "")
-        lines.append(f"| {name} | {n} | {row['text']:.1f} | {row['image']:.1f} | {row['group']:.1f} |")
+
+    def row(name, cell, n=""):
+        lines.append(f"| {name} | {n} | {cell['text_score']:.2f} | {cell['image_score']:.2f} | {cell['group_score']:.2f} |")
+
+    for name, cell in (results.get("per_category") or {}).items():
+        row(name, cell, cell["num_samples"])
+    if "category_mean" in results:
+        row("AVG (category mean)", results["category_mean"])
+    row("all samples", results, results["num_samples"])
     return "\n".join(lines)
 
 
 # -- training ---------------------------------------------------------------------------------------
 
+# What must match for --resume to continue a checkpoint (threads, workers, eval may change).
+RUN_FIELDS = ("model", "data", "epochs", "batch_size", "lr", "weight_decay", "warmup", "hard_negatives", "seed",
+              "max_steps", "mixed_precision", "tiny_image_size", "tiny_hidden_size", "tiny_layers")
+
 
 @dataclass
 class TrainConfig:
-    """What ``diffbench train`` does; saved beside the model as ``training_args.json``."""
+    """What ``diffbench train`` does; saved beside the model in ``training_log.json``."""
 
     model: str
     data: str = "vismin:pairs"
@@ -259,12 +304,45 @@ class TrainConfig:
     num_workers: int = 0
     mixed_precision: str = "no"
     cpu: bool = False
-    eval: str | None = None  # e.g. "vismin:bench": scored after training, written to eval.json
+    eval: str | None = HELD_OUT  # scored after training, written to eval.json; None: no evaluation
+    eval_n: int = 400  # samples of the held-out synthetic bench
     tiny_image_size: int = 48  # tiny-clip only: input size, width, depth
     tiny_hidden_size: int = 64
     tiny_layers: int = 3
     threads: int | None = None  # torch CPU threads (default: torch's choice); 1 is best on a busy machine
-    log_every: int = 10
+    resume: bool = False  # continue from OUT/checkpoint (saved at the end of every epoch)
+    progress: bool = True  # a tqdm progress bar on stderr
+
+    def validate(self) -> None:
+        """Raise ValueError naming the option for a value that cannot work.
+
+        >>> TrainConfig(model="tiny-clip", batch_size=0).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: --batch-size must be a positive whole number, got 0
+        """
+        positive_ints = {"--batch-size": self.batch_size, "--eval-n": self.eval_n,
+                         "--tiny-image-size": self.tiny_image_size, "--tiny-hidden-size": self.tiny_hidden_size,
+                         "--tiny-layers": self.tiny_layers}
+        if self.max_steps is not None:
+            positive_ints["--max-steps"] = self.max_steps
+        if self.threads is not None:
+            positive_ints["--threads"] = self.threads
+        for flag, value in positive_ints.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{flag} must be a positive whole number, got {value}")
+        if not (self.epochs > 0 and math.isfinite(self.epochs)):
+            raise ValueError(f"--epochs must be a positive number, got {self.epochs}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"--warmup is a fraction of the steps, from 0 up to (not including) 1, got {self.warmup}")
+        if self.weight_decay < 0:
+            raise ValueError(f"--weight-decay must not be negative, got {self.weight_decay}")
+        if self.num_workers < 0:
+            raise ValueError(f"--num-workers must not be negative, got {self.num_workers}")
+        if self.eval not in (None, HELD_OUT):
+            parse_data_spec(self.eval)
 
 
 @dataclass
@@ -274,6 +352,7 @@ class TrainResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     scores: dict | None = None
+    resumed_from: int = 0  # the step the run continued from (0: from the start)
 
 
 def _make_accelerator(config: TrainConfig):
@@ -282,6 +361,33 @@ def _make_accelerator(config: TrainConfig):
     except ImportError:  # plain single-device loop
         return None
     return Accelerator(cpu=config.cpu, mixed_precision=config.mixed_precision)
+
+
+class _quiet_transformers:
+    """No load/save progress bars and no "requires torchvision" fallback notice while training: the run's
+    own progress bar is the one line that moves (torchvision cannot load beside the CPU torch build; the
+    PIL image processor is what runs, and is asked for explicitly)."""
+
+    def __enter__(self):
+        from transformers.utils import logging as hf_logging
+
+        self.bars, self.verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        return self
+
+    def __exit__(self, *exc):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity(self.verbosity)
+        if self.bars:
+            hf_logging.enable_progress_bar()
+
+
+def _processor_kwargs() -> dict:
+    from transformers.utils import is_torchvision_available
+
+    return {} if is_torchvision_available() else {"backend": "pil"}
 
 
 def _init_model(config: TrainConfig, dataset, scratch: Path) -> str:
@@ -297,16 +403,73 @@ def _init_model(config: TrainConfig, dataset, scratch: Path) -> str:
     ))
 
 
+def find_checkpoint(out: Path) -> Path | None:
+    """The checkpoint folder under ``out``, if a run saved one (also the previous one when a save was cut short)."""
+    for name in (CHECKPOINT_DIR, f".{CHECKPOINT_DIR}.old"):
+        if (Path(out) / name / "trainer_state.pt").is_file():
+            return Path(out) / name
+    return None
+
+
+def save_checkpoint(out: Path, model, processor, optimizer, scheduler, state: dict) -> Path:
+    """Write ``out/checkpoint/`` (model, processor, ``trainer_state.pt``), replacing the previous one only
+    once the new one is complete."""
+    import torch
+
+    out = Path(out)
+    staging, final, old = out / f".{CHECKPOINT_DIR}.tmp", out / CHECKPOINT_DIR, out / f".{CHECKPOINT_DIR}.old"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    processor.save_pretrained(staging)
+    torch.save({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state()}, staging / "trainer_state.pt")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _check_out_folder(config: TrainConfig) -> Path | None:
+    """The checkpoint to resume from (``None``: a fresh run); refuses to overwrite another run's output."""
+    out = Path(config.out)
+    checkpoint = find_checkpoint(out)
+    finished = (out / "training_log.json").is_file()
+    if config.resume:
+        if finished and checkpoint is None:
+            raise ValueError(f"{out} holds a finished run (training_log.json): nothing to resume")
+        if checkpoint is None:
+            raise ValueError(f"no checkpoint to resume in {out / CHECKPOINT_DIR} (one is saved at the end of every epoch)")
+        return checkpoint
+    if checkpoint is not None or finished:
+        what = "a checkpoint of an unfinished run" if checkpoint is not None else "a finished run"
+        raise ValueError(f"{out} holds {what}: --resume to continue it, or give another --out")
+    return None
+
+
+def _check_resumable(config: TrainConfig, saved: dict, checkpoint: Path) -> None:
+    now = asdict(config)
+    changed = [f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in RUN_FIELDS if saved.get(k) != now[k]]
+    if changed:
+        raise ValueError(f"{checkpoint} was saved by a run with other settings: {', '.join(changed)}; "
+                         "resume with the same settings, or give another --out")
+
+
 def train(config: TrainConfig, log=None) -> TrainResult:
     """Fine-tune (or, with ``model="tiny-clip"``, train from scratch) and ``save_pretrained`` to ``config.out``."""
     import tempfile
 
     import torch
+    from tqdm.auto import tqdm
     from transformers import AutoModel, AutoProcessor, get_cosine_schedule_with_warmup
 
     from diffbench.harness.contrastive import text_padding
 
+    config.validate()
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    out = Path(config.out)
+    checkpoint = _check_out_folder(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     accelerator = _make_accelerator(config)
@@ -315,78 +478,115 @@ def train(config: TrainConfig, log=None) -> TrainResult:
     dataset = load_pairs(config.data)
     lr = config.lr if config.lr is not None else (5e-4 if config.model == TINY_CLIP else 1e-5)
 
-    with tempfile.TemporaryDirectory(prefix="diffbench-train-init-") as scratch:
-        path = _init_model(config, dataset, Path(scratch))
+    saved = None
+    with _quiet_transformers(), tempfile.TemporaryDirectory(prefix="diffbench-train-init-") as scratch:
+        if checkpoint is not None:
+            saved = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
+            _check_resumable(config, saved["config"], checkpoint)
+            path = str(checkpoint)
+        else:
+            path = _init_model(config, dataset, Path(scratch))
         model = AutoModel.from_pretrained(path)
-        processor = AutoProcessor.from_pretrained(path)
+        processor = AutoProcessor.from_pretrained(path, **_processor_kwargs())
     text_kwargs = text_padding(model, processor)
     sampler = PairBatchSampler(len(dataset), config.batch_size, config.hard_negatives, config.seed)
     loader = torch.utils.data.DataLoader(
         PairItems(dataset), batch_sampler=sampler, collate_fn=PairCollate(dataset, processor, text_kwargs),
         num_workers=config.num_workers,
     )
-    steps = config.max_steps or max(1, math.ceil(config.epochs * len(sampler)))
+    steps_per_epoch = len(sampler)
+    steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    if accelerator is None:
+        device = torch.device("cuda" if torch.cuda.is_available() and not config.cpu else "cpu")
+        model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup * steps), steps)
+    step, losses, seconds_before = 0, [], 0.0
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        step, losses, seconds_before = int(saved["step"]), list(saved["losses"]), float(saved["seconds"])
+        sampler.epoch = step // steps_per_epoch  # the next epoch's shuffle, as the first run would have drawn it
     if accelerator is not None:
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         device = accelerator.device
         unwrap = accelerator.unwrap_model
     else:
-        device = torch.device("cuda" if torch.cuda.is_available() and not config.cpu else "cpu")
-        model.to(device)
         unwrap = lambda m: m  # noqa: E731
+    resumed_from = step
     if is_main:
         n_params = sum(p.numel() for p in model.parameters())
         batching = "hard negatives (both halves of each pair a batch)" if config.hard_negatives else "pairs apart"
+        resumed = f", resuming at step {step} from {checkpoint}" if saved is not None else ""
         log(f"training {config.model} ({n_params / 1e6:.2f} M parameters) on {config.data}: {len(dataset):,} pairs, "
-            f"{steps} steps of {config.batch_size} pairs, {batching}, lr {lr:g}, device {device}")
+            f"{steps} steps of {config.batch_size} pairs ({steps_per_epoch} an epoch), {batching}, lr {lr:g}, "
+            f"device {device}{resumed}")
 
     model.train()
-    losses: list[float] = []
     started = time.perf_counter()
-    step = 0
     max_log_scale = math.log(100.0)
-    while step < steps:
-        for batch in loader:
-            texts = batch.pop("texts")
-            batch = {k: v.to(device) for k, v in batch.items()}
-            outputs = model(**batch)
-            loss = contrastive_loss(outputs.logits_per_text, texts)
-            if accelerator is not None:
-                accelerator.backward(loss)
-            else:
-                loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            scale = getattr(unwrap(model), "logit_scale", None)
-            if scale is not None:
-                with torch.no_grad():
-                    scale.clamp_(max=max_log_scale)  # CLIP's cap on the temperature
-            losses.append(float(loss.detach()))
-            step += 1
-            if is_main and (step % config.log_every == 0 or step == steps):
-                recent = losses[-config.log_every :]
-                log(f"step {step}/{steps}  loss {sum(recent) / len(recent):.4f}  {time.perf_counter() - started:.0f} s")
-            if step >= steps:
-                break
-    seconds = time.perf_counter() - started
+    bar = tqdm(total=steps, initial=step, desc="training", unit="step", file=sys.stderr, mininterval=1.0,
+               dynamic_ncols=True, disable=not (is_main and config.progress))
+    with bar:
+        while step < steps:
+            for batch in loader:
+                texts = batch.pop("texts")
+                batch = {k: v.to(device) for k, v in batch.items()}
+                outputs = model(**batch)
+                loss = contrastive_loss(outputs.logits_per_text, texts)
+                if accelerator is not None:
+                    accelerator.backward(loss)
+                else:
+                    loss.backward()
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                scale = getattr(unwrap(model), "logit_scale", None)
+                if scale is not None:
+                    with torch.no_grad():
+                        scale.clamp_(max=max_log_scale)  # CLIP's cap on the temperature
+                losses.append(float(loss.detach()))
+                step += 1
+                recent = losses[-20:]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", epoch=f"{step / steps_per_epoch:.1f}", refresh=False)
+                bar.update(1)
+                if step % steps_per_epoch == 0 and step < steps:
+                    if accelerator is not None:
+                        accelerator.wait_for_everyone()
+                    if is_main:
+                        state = {"config": asdict(config), "step": step, "losses": losses,
+                                 "seconds": seconds_before + time.perf_counter() - started}
+                        with _quiet_transformers():
+                            save_checkpoint(out, unwrap(model), processor, optimizer, scheduler, state)
+                if step >= steps:
+                    break
+    seconds = seconds_before + time.perf_counter() - started
 
-    out = Path(config.out)
     scores = None
     if accelerator is not None:
         accelerator.wait_for_everyone()
     if is_main:
         trained = unwrap(model)
-        trained.save_pretrained(out)
-        processor.save_pretrained(out)
+        with _quiet_transformers():
+            trained.save_pretrained(out)
+            processor.save_pretrained(out)
         record = {"config": asdict(config), "lr": lr, "steps": step, "seconds": round(seconds, 1),
-                  "pairs": len(dataset), "losses": [round(v, 5) for v in losses]}
+                  "resumed_from_step": resumed_from, "pairs": len(dataset), "losses": [round(v, 5) for v in losses]}
         (out / "training_log.json").write_text(json.dumps(record, indent=1) + "\n")
         if config.eval:
-            scores = evaluate_on(trained, processor, config.eval)
-            (out / "eval.json").write_text(json.dumps({"data": config.eval, "scores": scores}, indent=1) + "\n")
-            log(f"{config.eval}:\n{format_scores(scores)}")
+            image_size = dataset[0]["image_0"].size
+            scores = evaluate_on(trained, processor, config.eval, n=config.eval_n, image_size=image_size)
+            (out / "eval.json").write_text(json.dumps(scores, indent=1) + "\n")
+            where = (f"a held-out synthetic bench ({config.eval_n} samples, seed {HELD_OUT_SEED}, "
+                     f"{image_size[0]}x{image_size[1]})" if config.eval == HELD_OUT else config.eval)
+            note = ""
+            if scores["provenance"].get("synthetic"):
+                from diffbench.provenance import SYNTHETIC_NOTE
+
+                note = f"\n({SYNTHETIC_NOTE})"
+            log(f"scored on {where}:\n{format_scores(scores)}{note}")
+        for leftover in (CHECKPOINT_DIR, f".{CHECKPOINT_DIR}.old"):
+            shutil.rmtree(out / leftover, ignore_errors=True)  # the finished model replaces the last epoch's
         log(f"saved to {out} ({step} steps, {seconds:.0f} s)")
-    return TrainResult(out=out, steps=step, seconds=seconds, losses=losses, scores=scores)
+    return TrainResult(out=out, steps=step, seconds=seconds, losses=losses, scores=scores, resumed_from=resumed_from)

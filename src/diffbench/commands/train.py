@@ -7,8 +7,11 @@
 
 Each batch holds both images and both captions of every minimal-change pair it contains (each pair is
 the other's hard negative); ``--no-hard-negatives`` is the ablation that puts the halves of a pair into
-different batches. The result is saved with ``save_pretrained`` (safetensors) with its processor, a
-``training_log.json`` and, with ``--eval``, an ``eval.json`` of VisMin text / image / group scores.
+different batches. A progress bar shows the steps; a checkpoint is saved at the end of every epoch
+(``--resume`` continues it). The result is saved with ``save_pretrained`` (safetensors) with its
+processor and a ``training_log.json``; at the end the model is scored on a held-out synthetic VisMin
+bench (or ``--eval NAME:CONFIG``, a built one; ``--eval none`` skips it) by the ``vismin_group_score``
+metric, into ``eval.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
-    from diffbench.training import TINY_CLIP
+    from diffbench.training import HELD_OUT, TINY_CLIP
 
     parser = subparsers.add_parser("train", help="hard-negative contrastive fine-tuning on minimal-change pairs")
     parser.add_argument("--model", required=True,
@@ -36,8 +39,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default: 0)")
     parser.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"], help="with accelerate")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is there")
-    parser.add_argument("--eval", default=None, metavar="NAME:CONFIG",
-                        help="score the trained model on a built benchmark afterwards (e.g. vismin:bench)")
+    parser.add_argument("--eval", default=HELD_OUT, metavar="NAME:CONFIG",
+                        help=f"what to score the trained model on: {HELD_OUT!r} (default: a synthetic bench of new "
+                             "scenes made for it), a built benchmark (e.g. vismin:bench), or 'none'")
+    parser.add_argument("--eval-n", type=int, default=400, help="samples of the held-out synthetic bench (default: 400)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose checkpoint is in --out (one is saved at the end of every epoch)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--tiny-image-size", type=int, default=48, help="input size of a tiny-clip (default: 48)")
     parser.add_argument("--tiny-hidden-size", type=int, default=64, help="width of a tiny-clip (default: 64)")
     parser.add_argument("--tiny-layers", type=int, default=3, help="layers of each tiny-clip tower (default: 3)")
@@ -54,11 +62,12 @@ def run(args) -> int:
         model=args.model, data=args.data, out=str(out), epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, hard_negatives=args.hard_negatives,
         seed=args.seed, max_steps=args.max_steps, num_workers=args.num_workers,
-        mixed_precision=args.mixed_precision, cpu=args.cpu, eval=args.eval, tiny_image_size=args.tiny_image_size,
+        mixed_precision=args.mixed_precision, cpu=args.cpu,
+        eval=None if args.eval == "none" else args.eval, tiny_image_size=args.tiny_image_size,
         tiny_hidden_size=args.tiny_hidden_size, tiny_layers=args.tiny_layers, threads=args.threads,
+        eval_n=args.eval_n, resume=args.resume, progress=args.progress,
     )
-    if config.batch_size < 1 or config.epochs <= 0:
-        raise ValueError("--batch-size and --epochs must be positive")
+    config.validate()
     result = train(config)
     print(result.out)
     return 0
