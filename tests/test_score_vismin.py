@@ -81,7 +81,7 @@ def test_cli_prints_the_table_and_writes_results(bench, keys, tmp_path, capsys):
     perfect = pd.DataFrame({"id": keys["id"], "T0_I0": 1.0, "T0_I1": 0.0, "T1_I0": 0.0, "T1_I1": 1.0})
     path = write(perfect, tmp_path / "perfect.csv")
     out = tmp_path / "out"
-    assert main(["score", "vismin", str(path), "--output-dir", str(out), "--compare", "GPT4-o"]) == 0
+    assert main(["score", "vismin", str(path), "--out", str(out), "--compare", "GPT4-o"]) == 0
     printed = capsys.readouterr().out
     assert "| Model | Object T | Object I | Object G | Attribute T" in printed
     assert "| perfect | 100.00 | 100.00 | 100.00 |" in printed
@@ -90,6 +90,28 @@ def test_cli_prints_the_table_and_writes_results(bench, keys, tmp_path, capsys):
     assert results == json.loads(json.dumps(score_submission(path, bench)))
     assert results["scores"]["avg_as_published"] == 100.0
     assert (out / "results.md").read_text().strip() in printed
+    assert results["provenance"]["dataset"] == "vismin" or results["provenance"]["source"] == "unknown"
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    assert "GPT4-o (published)" in (out / "results.svg").read_text()
+
+
+def test_cli_writes_into_out_only_and_takes_a_name(bench, keys, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write(random_scores(keys), tmp_path / "scores.csv")
+    assert main(["score", "vismin", str(path), "--out", "runs/a", "--name", "my | model"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs" / "a").iterdir()) == [
+        "results.json", "results.md", "results.png", "results.svg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "scores.csv"]  # nothing in the cwd
+    assert "| my \\| model | " in capsys.readouterr().out  # the label cannot break the table
+
+
+def test_cli_missing_samples_hint_names_the_flag(bench, keys, tmp_path, capsys):
+    path = write(random_scores(keys).iloc[2:], tmp_path / "partial.csv")
+    assert main(["score", "vismin", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "2 of" in err and "--allow-missing scores the others" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # nothing half-written
+    assert main(["score", "vismin", str(path), "--out", str(tmp_path / "o"), "--allow-missing"]) == 0
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys, vismin_built):

@@ -17,20 +17,31 @@ silently. The scores come from the ``vismin_group_score`` metric (``metrics/vism
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-SCORE_COLUMNS = ("T0_I0", "T0_I1", "T1_I0", "T1_I1")
-ANSWER_COLUMNS = ("Text_Q0", "Text_Q1", "Image_Q0", "Image_Q1")
+from diffbench.vismin_schema import ANSWER_COLUMNS, CATEGORIES, SCORE_COLUMNS
+
 KINDS = {"scores": SCORE_COLUMNS, "answers": ANSWER_COLUMNS}
-CATEGORIES = ("object", "attribute", "relation", "counting")  # the order of the published tables
 SHOWN_IDS = 5  # how many offending ids an error message lists
+
+#: Bounds on a submission, from the size of the benchmark it is scored on: a full VisMin CSV of
+#: similarities is about 100 bytes a row; chat answers may carry the model's whole reply.
+BYTES_PER_SAMPLE = 8 * 1024
+BYTES_SLACK = 1024 * 1024
+ROWS_SLACK = 1000
+
+# Exact number syntax: what float() reads, less its extras (``1_000``, ``inf``, ``nan``, whitespace inside).
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_UPSTREAM_ID = re.compile(r"0|[1-9]\d*")  # how upstream writes its integer ids: no sign, point or padding
 
 
 def _line(row: int) -> int:
@@ -42,6 +53,24 @@ def _examples(items) -> str:
     items = list(items)
     shown = ", ".join(str(i) for i in items[:SHOWN_IDS])
     return shown + (f", ... ({len(items)} in all)" if len(items) > SHOWN_IDS else "")
+
+
+def limits_for(dataset_samples: int) -> tuple[int, int]:
+    """``(max bytes, max rows)`` of a submission for a benchmark of ``dataset_samples`` samples.
+
+    >>> limits_for(2084)
+    (18120704, 5168)
+    """
+    return BYTES_SLACK + BYTES_PER_SAMPLE * dataset_samples, 2 * dataset_samples + ROWS_SLACK
+
+
+class CoverageError(ValueError):
+    """Duplicate, unknown or missing ids. ``only_missing``: the one problem is missing samples, which
+    the caller may allow (each front end says how in its own words)."""
+
+    def __init__(self, message: str, only_missing: bool):
+        super().__init__(message)
+        self.only_missing = only_missing
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -63,17 +92,41 @@ def submission_kind(columns, source: str = "submission") -> str:
     )
 
 
+def check_header(columns, source: str = "submission") -> list[str]:
+    """The header's names, stripped; a name given twice is an error naming it (never a silent pick)."""
+    names = [str(c).strip() for c in columns]
+    seen = set()
+    for position, name in enumerate(names, 1):
+        if name in seen:
+            raise ValueError(f"{source}, line 1: column {name!r} appears twice (again as column {position})")
+        seen.add(name)
+    return names
+
+
+def _cell_text(value) -> str:
+    """A cell of a DataFrame as its text: ``None``/NaN as ``""``; numbers as Python writes them (so a
+    float id ``0.0`` stays ``"0.0"`` and is refused, never turned into ``0``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value).strip()
+
+
 def validate_submission(frame: pd.DataFrame, source: str = "submission") -> pd.DataFrame:
     """A checked copy of a submission table: ids present, score cells finite numbers, answers strings.
 
     The result's ``attrs["kind"]`` says which format it is.
     """
+    if frame.columns.duplicated().any():
+        check_header(frame.columns, source)
     frame = frame.rename(columns=lambda c: str(c).strip())
+    check_header(frame.columns, source)
     kind = submission_kind(frame.columns, source)
     if frame.empty:
         raise ValueError(f"{source}: has a header but no rows")
     frame = frame.reset_index(drop=True).copy()
-    ids = frame["id"].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip())
+    ids = frame["id"].map(_cell_text)
     if (ids == "").any():
         row = int((ids == "").idxmax())
         raise ValueError(f"{source}, line {_line(row)}, column id: empty id")
@@ -96,30 +149,75 @@ def validate_submission(frame: pd.DataFrame, source: str = "submission") -> pd.D
     return frame
 
 
+def _number(value) -> float:
+    """A finite float from a number or its exact decimal text; NaN for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return math.nan
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.nan
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value.strip())  # may overflow to inf: refused below as not finite
+    return math.nan
+
+
 def _numbers(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
-    values = pd.to_numeric(frame[column], errors="coerce").astype("float64")  # text that is no number -> NaN
+    values = frame[column].map(_number).astype("float64")
     bad = ~np.isfinite(values.to_numpy())
     if bad.any():
         row = int(np.argmax(bad))
         raise ValueError(
             f"{source}, line {_line(row)} (id {frame.at[row, 'id']!r}), column {column}: "
-            f"{frame.at[row, column]!r} is not a finite number"
+            f"{_cell_text(frame.at[row, column])!r} is not a finite number"
         )
     return values
 
 
-def read_submission(path) -> pd.DataFrame:
-    """Read and check an official submission CSV; errors name the file, the line and the column."""
+def read_submission(path, max_bytes: int | None = None, max_rows: int | None = None) -> pd.DataFrame:
+    """Read and check an official submission CSV; errors name the file, the line and the column.
+
+    Read as a stream of rows (memory grows with the rows kept, never with the file): a file over
+    ``max_bytes`` is refused before it is read, and reading stops at row ``max_rows + 1``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no submission file at {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path}: the file is empty")
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{path}: {size / 2**20:,.1f} MB is far larger than a submission for this benchmark "
+                         f"(at most {max_bytes / 2**20:,.1f} MB)")
+    header, columns = None, None
+    line = 1
     try:
-        # Everything as text: numbers are checked cell by cell, and an empty answer stays "" (wrong).
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a readable CSV file ({err})") from None
+        # utf-8-sig: a byte-order mark (as Excel writes) is not part of the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, skipinitialspace=True, strict=True)
+            for record in reader:
+                line = reader.line_num
+                if header is None:
+                    header = check_header(record, str(path))
+                    submission_kind(header, str(path))  # a wrong header fails before any row is read
+                    columns = [[] for _ in header]
+                    continue
+                if not record:
+                    continue  # a blank line, as pandas skips it
+                if len(record) != len(header):
+                    raise ValueError(f"{path}, line {line}: {len(record)} fields where the header has {len(header)}")
+                if max_rows is not None and len(columns[0]) >= max_rows:
+                    raise ValueError(f"{path}: more than {max_rows:,} rows, far more than this benchmark's samples")
+                for values, cell in zip(columns, record):
+                    values.append(cell)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a readable CSV file (not UTF-8 text near line {line + 1}: {err.reason})") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: not a readable CSV file (line {line + 1}: {err})") from None
+    if header is None:
+        raise ValueError(f"{path}: the file is empty")
+    frame = pd.DataFrame(dict(zip(header, columns)), columns=header, dtype=object)
     return validate_submission(frame, source=str(path))
 
 
@@ -139,22 +237,28 @@ def dataset_keys(dataset) -> pd.DataFrame:
 
 
 def submission_ids(frame: pd.DataFrame, keys: pd.DataFrame, source: str = "submission") -> pd.Series:
-    """Our ``<category>/<id>`` for every submission row, from either id form."""
+    """Our ``<category>/<id>`` for every submission row, from either id form.
+
+    Ids are matched exactly: an upstream id is an integer written as upstream writes it (``7``; never
+    ``7.0``, ``07`` or ``+7``), and ``<category>/<id>`` must equal a dataset id character for character.
+    """
     ids = frame["id"]
     ours = ids.str.contains("/", regex=False)
     result = ids.copy()
     upstream_rows = ~ours
     if upstream_rows.any():
-        numbers = pd.to_numeric(ids[upstream_rows], errors="coerce")
-        bad = numbers.isna() | (numbers != numbers.round())
+        written = ids[upstream_rows]
+        bad = ~written.map(lambda text: bool(_UPSTREAM_ID.fullmatch(text)))
         if bad.any():
             row = int(bad[bad].index[0])
             raise ValueError(
-                f"{source}, line {_line(row)}, column id: {ids[row]!r} is neither <category>/<id> nor an upstream integer id"
+                f"{source}, line {_line(row)}, column id: {ids[row]!r} is neither <category>/<id> nor an upstream "
+                "integer id (digits only, as upstream writes them)"
             )
-        numbers = numbers.astype("int64")
+        numbers = written.astype("int64")
         if "category" in frame:
-            result[upstream_rows] = frame.loc[upstream_rows, "category"].str.strip() + "/" + numbers.astype(str)
+            stated = frame.loc[upstream_rows, "category"].map(_cell_text)
+            result[upstream_rows] = stated + "/" + written
         elif upstream_rows.all() and numbers.tolist() == keys["upstream_id"].tolist():
             # The official scorer matches rows by position: a complete file in the dataset's order is unambiguous.
             result = keys["id"].copy()
@@ -168,7 +272,7 @@ def submission_ids(frame: pd.DataFrame, keys: pd.DataFrame, source: str = "submi
                 "sample in the dataset's order"
             )
     if "category" in frame and ours.any():
-        stated = frame.loc[ours, "category"].str.strip()
+        stated = frame.loc[ours, "category"].map(_cell_text)
         prefix = ids[ours].str.split("/").str[0]
         clash = stated != prefix
         if clash.any():
@@ -178,7 +282,8 @@ def submission_ids(frame: pd.DataFrame, keys: pd.DataFrame, source: str = "submi
 
 
 def check_coverage(ids: pd.Series, keys: pd.DataFrame, source: str, allow_missing: bool) -> list[str]:
-    """Raise on duplicate or unknown ids, and on missing ones unless allowed; returns the missing ids."""
+    """Raise a :class:`CoverageError` on duplicate or unknown ids, and on missing ones unless allowed;
+    returns the missing ids."""
     problems = []
     duplicated = ids[ids.duplicated(keep=False)]
     if len(duplicated):
@@ -190,11 +295,11 @@ def check_coverage(ids: pd.Series, keys: pd.DataFrame, source: str, allow_missin
         problems.append(f"{len(extra)} ids not in the dataset ({_examples(f'{i} at line {_line(r)}' for r, i in extra)})")
     given = set(ids)
     missing = [i for i in keys["id"] if i not in given]
+    only_missing = not problems
     if missing and not allow_missing:
-        problems.append(f"{len(missing)} of {len(keys)} dataset samples missing ({_examples(missing)}); "
-                        "allow_missing (--allow-missing) scores the others")
+        problems.append(f"{len(missing)} of {len(keys)} dataset samples missing ({_examples(missing)})")
     if problems:
-        raise ValueError(f"{source}: " + "; ".join(problems))
+        raise CoverageError(f"{source}: " + "; ".join(problems), only_missing=only_missing)
     return missing
 
 
@@ -219,19 +324,24 @@ def score_submission(
 ) -> dict:
     """Score a submission (a CSV path or a DataFrame) on the built VisMin benchmark.
 
-    ``dataset`` defaults to ``load_built("vismin", config, "test")``. Returns the results dict; with
-    ``output_dir`` it is also written there as ``results.json``, beside the table as ``results.md``.
+    ``dataset`` defaults to ``load_built("vismin", config, "test")``. Returns the results dict, with
+    the build's ``"provenance"`` (:func:`diffbench.provenance.of_dataset`); with ``output_dir`` it is
+    also written there as ``results.json``, beside the table as ``results.md``. A CSV far larger than
+    the benchmark is refused before it is read (:func:`limits_for`).
     """
+    from diffbench import provenance
+
+    if dataset is None:
+        from diffbench.building import load_built
+
+        dataset = load_built("vismin", config, "test")
     if isinstance(path_or_frame, pd.DataFrame):
         source = "submission"
         frame = validate_submission(path_or_frame, source)
     else:
         source = str(path_or_frame)
-        frame = read_submission(path_or_frame)
-    if dataset is None:
-        from diffbench.building import load_built
-
-        dataset = load_built("vismin", config, "test")
+        max_bytes, max_rows = limits_for(len(dataset))
+        frame = read_submission(path_or_frame, max_bytes=max_bytes, max_rows=max_rows)
     keys = dataset_keys(dataset)
     ids = submission_ids(frame, keys, source)
     missing = check_coverage(ids, keys, source, allow_missing)
@@ -255,6 +365,7 @@ def score_submission(
         "dataset_samples": len(keys),
         "missing_ids": missing,
         "scores": scores,
+        "provenance": provenance.of_dataset(dataset),
         "diffbench_version": __version__,
     }
     if output_dir is not None:
@@ -283,6 +394,17 @@ def published_results() -> pd.DataFrame:
         return pd.read_csv(f)
 
 
+def markdown_text(text) -> str:
+    """Text safe inside a Markdown table cell: one line, ``|`` and Markdown/HTML marks escaped.
+
+    >>> print(markdown_text("my | <b>model</b>*"))
+    my \\| &lt;b&gt;model&lt;/b&gt;\\*
+    """
+    text = " ".join(str(text).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
+
+
 def _cell(value) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
 
@@ -291,14 +413,18 @@ def format_table(results: dict, model: str | None = None, compare=()) -> str:
     """The paper's layout in markdown: text / image / group per category, then AVG.
 
     ``results`` is what :func:`score_submission` returns (or a metric output with categories);
-    ``compare`` names published models (see :func:`published_results`) to list below it.
+    ``compare`` names published models (see :func:`published_results`) to list below it. A result of
+    a synthetic build says :data:`diffbench.provenance.SYNTHETIC_NOTE` under the table.
     """
+    from diffbench.figures import describe_provenance
+    from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
+
     scores = results.get("scores", results)
     if "per_category" not in scores:
         raise ValueError("the results have no per-category scores: score with categories to get the paper's table")
     header = ["Model"] + [f"{c.capitalize()} {k}" for c in CATEGORIES for k in ("T", "I", "G")] + ["AVG"]
     label = model or Path(str(results.get("submission", "submission"))).stem
-    rows = [[label] + [_cell(scores["per_category"].get(c, {}).get(f"{k}_score")) for c in CATEGORIES
+    rows = [[markdown_text(label)] + [_cell(scores["per_category"].get(c, {}).get(f"{k}_score")) for c in CATEGORIES
                        for k in ("text", "image", "group")] + [_cell(scores["avg_as_published"])]]
     if compare:
         published = published_results()
@@ -320,4 +446,6 @@ def format_table(results: dict, model: str | None = None, compare=()) -> str:
     ]
     if results.get("missing_ids"):
         lines.append(f"Scored {n:,} of {results['dataset_samples']:,} samples: {len(results['missing_ids']):,} missing.")
+    if is_synthetic(results.get("provenance") or {}):
+        lines.append(f"**{SYNTHETIC_NOTE}** ({describe_provenance(results['provenance'])}).")
     return "\n".join(lines)

@@ -1,35 +1,58 @@
 """``diffbench score vismin PREDICTIONS.csv``: score an official VisMin submission.
 
-    diffbench score vismin clip_scores.csv                   # id,T0_I0,T0_I1,T1_I0,T1_I1
-    diffbench score vismin answers.csv --parser strict       # id,Text_Q0,Text_Q1,Image_Q0,Image_Q1
-    diffbench score vismin clip_scores.csv --compare "CLIP (ViT-B/32)" --output-dir runs/clip
+    diffbench score vismin clip_scores.csv --out runs/clip          # id,T0_I0,T0_I1,T1_I0,T1_I1
+    diffbench score vismin answers.csv --parser strict --out runs/a   # id,Text_Q0,Text_Q1,Image_Q0,Image_Q1
+    diffbench score vismin clip_scores.csv --name "my CLIP" --compare "CLIP (ViT-B/32)"
 
-Prints the paper's table and writes ``results.json`` and ``results.md`` to ``--output-dir``.
+Prints the paper's table and writes ``results.json`` (with the data's provenance), ``results.md`` and
+the figure ``results.png`` / ``results.svg`` (this run beside the compared published rows, chance
+marked) to ``--out`` (default: ``./vismin-results``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+DEFAULT_OUT = "vismin-results"
+
 
 def add_parser(targets) -> None:
     parser = targets.add_parser("vismin", help="score a VisMin submission CSV (similarity scores or chat answers)")
-    parser.add_argument("predictions", help="submission CSV: id,T0_I0,T0_I1,T1_I0,T1_I1 or id,Text_Q0,Text_Q1,Image_Q0,Image_Q1")
+    parser.add_argument("predictions", type=Path,
+                        help="submission CSV: id,T0_I0,T0_I1,T1_I0,T1_I1 or id,Text_Q0,Text_Q1,Image_Q0,Image_Q1")
     parser.add_argument("--config", default="bench", help="built configuration to score against (default: bench)")
     parser.add_argument("--parser", choices=("lenient", "strict"), default="lenient",
                         help="how chat answers are read: the official lenient parser (default) or exact labels")
     parser.add_argument("--allow-missing", action="store_true", help="score a submission that lacks some samples")
-    parser.add_argument("--output-dir", default=".", help="where results.json and results.md go (default: .)")
-    parser.add_argument("--model", default=None, help="row label in the table (default: the file name)")
+    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR",
+                        help=f"folder for results.json, results.md and the figure (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--name", default=None, help="the run's label in the table and figure (default: the file name)")
     parser.add_argument("--compare", action="append", default=[], metavar="MODEL",
                         help="add a published model's row, e.g. 'CLIP (ViT-B/32)' (repeatable)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from diffbench.vismin_submission import format_table, score_submission, write_results
+    from diffbench import figures
+    from diffbench.vismin_submission import CoverageError, format_table, score_submission, write_results
 
-    results = score_submission(args.predictions, config=args.config, parser=args.parser, allow_missing=args.allow_missing)
-    table = format_table(results, model=args.model, compare=args.compare)  # checks --compare before writing
-    json_path, _ = write_results(results, args.output_dir, table)
+    try:
+        results = score_submission(args.predictions, config=args.config, parser=args.parser,
+                                   allow_missing=args.allow_missing)
+    except CoverageError as err:
+        if err.only_missing:
+            raise ValueError(f"{err}; --allow-missing scores the others") from None
+        raise
+    label = args.name or args.predictions.stem
+    table = format_table(results, model=label, compare=args.compare)  # checks --compare before writing
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder")
+    json_path, md_path = write_results(results, args.out, table)
+    cells = {c: {s: v[f"{s}_score"] for s in ("text", "image", "group")}
+             for c, v in results["scores"]["per_category"].items()}
+    published = args.compare or list(figures.DEFAULT_PUBLISHED)
+    png, svg = figures.vismin_figure(args.out / "results", cells, label=label, provenance=results["provenance"],
+                                     num_samples=results["num_samples"], published=published)
     print(table)
-    print(f"\nwrote {json_path} and {json_path.with_name('results.md')}")
+    print(f"\nwrote {json_path}, {md_path}, {png.name} and {svg.name}")
     return 0
