@@ -1,55 +1,86 @@
-"""``diffbench eval NAME --model ID_OR_PATH``: run a Hugging Face model on a benchmark and score it.
+"""``diffbench eval TASK --model ID_OR_PATH``: run a Hugging Face model on a benchmark and score it.
 
     diffbench eval vismin                      # the embedded tiny CLIP, on the built bench
     diffbench eval vismin --model openai/clip-vit-base-patch32 --out runs/clip-b32
-    diffbench eval vismin --model llava-hf/llava-1.5-7b-hf --answer likelihood --out runs/llava
+    diffbench eval vismin --model llava-hf/llava-v1.6-mistral-7b-hf --image-handling combined \\
+        --max-new-tokens 64 --out runs/llava      # the paper's protocol: generate, lenient parser
+    diffbench eval vismin --preset "Idefics2"  # a published row with the paper's settings
     diffbench eval spot_the_diff --model llava-hf/llava-1.5-7b-hf --out runs/std-llava
     accelerate launch --num_processes 8 -m diffbench eval vismin --model ...   # several GPUs
 
-VisMin takes contrastive models (CLIP, SigLIP, SigLIP 2, anything with ``get_image_features`` and
-``get_text_features``) and chat models (``AutoModelForImageTextToText``); the difference-captioning
-sets take chat models. ``--out`` receives the official submission file, ``results.json``,
-``results.md`` and ``results.png``; running the same command again resumes from what it saved.
+``diffbench list tasks`` names the tasks. VisMin takes contrastive models (CLIP, SigLIP, anything with
+``get_image_features`` and ``get_text_features``; float32 unless ``--dtype`` says otherwise, as the
+official code) and chat models (``AutoModelForImageTextToText``: greedy generation read by the official
+lenient parser, or ``--answer likelihood``); the difference-captioning tasks take chat models.
+``--out`` receives the official submission file, ``results.json``, ``results.md``, ``results.png``
+and ``run.json`` (the protocol, versions, weights and data fingerprints); the same command again resumes.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from diffbench.harness.captioning import DEFAULT_PROMPT
+from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a Hugging Face model on a benchmark",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", help="vismin, or a difference-captioning dataset (omnidiff, spot_the_diff, ...)")
+    parser.add_argument("name", metavar="TASK", help="vismin, or a difference-captioning dataset (omnidiff, "
+                        "spot_the_diff, clevr_change, clevr_dc, image_editing_request): `diffbench list tasks`")
     parser.add_argument("--model", default=None,
                         help="Hub model id or local folder (default: the embedded tiny CLIP, diffbench-tiny-clip)")
+    parser.add_argument("--preset", default=None,
+                        help="a published VisMin row's model and settings (`diffbench list presets`); "
+                             "options given beside it override it")
     parser.add_argument("--revision", default=None, help="model revision (branch, tag or commit)")
     parser.add_argument("--config", default=None, help="dataset configuration (default: the dataset's default)")
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument("--data-files", nargs="+", type=Path, default=None,
-                        help="score these parquet files (or a save_to_disk folder) instead of the built dataset")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/NAME-MODEL)")
+                        help="score these parquet files (or a save_to_disk folder, the upstream release's "
+                             "included) instead of the built dataset")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/TASK-MODEL)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="samples a batch (default: 64 contrastive, 4 chat); halves by itself when out of GPU memory")
     parser.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
-                        help="auto: bfloat16 (else float16) on CUDA, float32 elsewhere")
+    parser.add_argument("--dtype", default=None, choices=DTYPES,
+                        help="auto: float32 for contrastive models (as the official code), bfloat16 (else "
+                             "float16) for chat models on CUDA, float32 elsewhere; recorded in run.json")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="image-decoding worker processes (default: the cores, shared by the processes)")
     parser.add_argument("--fast-decode", action="store_true",
                         help="decode JPEGs at a reduced scale that still covers the model's input size (faster, "
                              "pixels close to but not identical to a full decode)")
-    parser.add_argument("--answer", choices=["likelihood", "generate"], default="likelihood",
-                        help="chat models on VisMin: compare the options' log-likelihoods, or generate and parse")
-    parser.add_argument("--max-new-tokens", type=int, default=None,
-                        help="generated tokens (default: 16 for VisMin answers, 128 for captions)")
-    parser.add_argument("--prompt", default=DEFAULT_PROMPT,
-                        help=f"difference-captioning prompt (default: {DEFAULT_PROMPT!r})")
+    chat = parser.add_argument_group("chat models")
+    chat.add_argument("--answer", choices=ANSWER_MODES, default=None,
+                      help="VisMin: generate and read the answer with the official lenient parser (default, the "
+                           "paper's protocol), or compare the options' log-likelihoods")
+    chat.add_argument("--max-new-tokens", type=int, default=None,
+                      help="generated tokens at most (default 128, as the paper's evaluation asks)")
+    chat.add_argument("--image-handling", choices=IMAGE_HANDLING, default=None,
+                      help="two images as two inputs (separate, default) or pasted side by side into one "
+                           "(combined: the paper's LLaVA-1.6)")
+    chat.add_argument("--image-splitting", dest="image_splitting", action="store_true", default=None,
+                      help="keep the processor's image splitting (Idefics2); by default it is off, as in the paper")
+    chat.add_argument("--prompt-template", default=None,
+                      help="a raw prompt instead of the chat template, with {images} and {question}: the paper's "
+                           "LLaVA-1.6 used '{images} [INST] {question} [/INST]'")
+    chat.add_argument("--prompt", default=None, help=f"difference-captioning instruction (default: {DEFAULT_PROMPT!r})")
+    api = parser.add_argument_group("OpenAI-compatible chat APIs (GPT-4o, Gemini, vLLM, TGI, transformers serve)")
+    api.add_argument("--api-base", default=None,
+                     help="ask this endpoint (e.g. https://api.openai.com/v1) instead of loading --model; "
+                          "--model is then the API's model name")
+    api.add_argument("--api-key-env", default=None,
+                     help="environment variable holding the API key (default OPENAI_API_KEY); never logged or written")
+    api.add_argument("--concurrency", type=int, default=4, help="API requests in flight (default 4)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples (a quick look)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow running code from the model's repository (off unless given)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load pickle weights (pytorch_model.bin, .pt) when there are no safetensors: "
+                             "unpickling can run code, so only for checkpoints you trust")
     parser.add_argument("--overwrite", action="store_true", help="discard saved predictions in --out")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.set_defaults(func=run)
@@ -59,30 +90,50 @@ def default_out(name: str, model: str) -> Path:
     return Path("runs") / f"{name}-{Path(model.rstrip('/')).name or 'model'}"
 
 
-def run(args) -> int:
+#: the options a preset may set (each only where the command line left it unset)
+PRESET_FIELDS = ("model", "revision", "processor", "dtype", "answer", "max_new_tokens", "image_handling",
+                 "image_splitting", "prompt_template", "api_base", "api_key_env")
+
+
+def options_from_args(args: argparse.Namespace):
+    """The run's :class:`~diffbench.harness.options.RunOptions`: the command line over the preset's settings."""
     from diffbench.default_model import DEFAULT_MODEL_NAME, default_model_path
-    from diffbench.harness import vismin
+    from diffbench.harness.options import RunOptions
 
-    model = args.model or str(default_model_path())
-    out = args.out or default_out(args.name, args.model or DEFAULT_MODEL_NAME)
-    common = dict(model=model, out=out, split=args.split, batch_size=args.batch_size, device=args.device,
-                  dtype=args.dtype, num_workers=args.num_workers, fast_decode=args.fast_decode,
-                  trust_remote_code=args.trust_remote_code, revision=args.revision, limit=args.limit,
-                  overwrite=args.overwrite, progress=args.progress, data_files=args.data_files)
-    if args.name == "vismin":
-        options = vismin.EvalOptions(config=args.config or "bench", answer=args.answer,
-                                     max_new_tokens=args.max_new_tokens or 16, **common)
-        results = vismin.run(options)
-        if results:
-            print((out / "results.md").read_text(encoding="utf-8"))
-            print(f"wrote {out}/{{{vismin.SUBMISSION_FILES[results['model_kind']]},results.json,results.md,results.png}}")
-        return 0
-    from diffbench.harness import captioning
+    values = {name: getattr(args, name, None) for name in PRESET_FIELDS}
+    if args.preset:
+        from diffbench.harness.preset_settings import preset_settings
 
-    options = captioning.CaptionOptions(name=args.name, config=args.config, prompt=args.prompt,
-                                        max_new_tokens=args.max_new_tokens or 128, **common)
-    results = captioning.run(options)
+        settings = preset_settings(args.preset, args.name)
+        if settings.pop("needs_remote_code", False) and not args.trust_remote_code:
+            raise ValueError(f"preset {args.preset} runs code from the model's repository; pass --trust-remote-code "
+                             "if you trust it")
+        for name, value in settings.items():
+            if values.get(name) is None:
+                values[name] = value
+    model = values.pop("model") or str(default_model_path())
+    named = args.model or (model if args.preset else DEFAULT_MODEL_NAME)
+    out = args.out or default_out(args.name, named)
+    return RunOptions(
+        model=model, out=out, task=args.name, config=args.config, split=args.split, data_files=args.data_files,
+        limit=args.limit, batch_size=args.batch_size, device=args.device, dtype=values.pop("dtype") or "auto",
+        num_workers=args.num_workers, fast_decode=args.fast_decode, allow_pickle=args.allow_pickle,
+        answer=values.pop("answer") or "generate", prompt=args.prompt, overwrite=args.overwrite,
+        progress=args.progress, preset=args.preset, trust_remote_code=args.trust_remote_code,
+        api_key_env=values.pop("api_key_env") or "OPENAI_API_KEY", concurrency=args.concurrency, **values)
+
+
+def run(args) -> int:
+    from diffbench.harness import loop, tasks
+
+    tasks.get(args.name)  # an unknown task is an error before anything loads
+    options = options_from_args(args)
+    results = loop.run(options)
     if results:
+        out = options.out
         print((out / "results.md").read_text(encoding="utf-8"))
-        print(f"wrote {out}/{{captions.json,results.json,results.md,results.png}}")
+        files = [p for p in ("vismin_scores.csv", "vismin_answers.csv", "captions.json", "generations.jsonl",
+                             "results.json", "results.md", "results.png", "results.svg", "run.json")
+                 if (out / p).exists()]
+        print(f"wrote {out}/{{{','.join(files)}}}")
     return 0

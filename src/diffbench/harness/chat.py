@@ -1,54 +1,95 @@
-"""VisMin with a chat (image-text-to-text) model: the four official questions of each sample.
+"""Chat (image-text-to-text) models: questions with images in, text out, batched.
 
-Text task, once per image (expected ``A`` for image 0, ``B`` for image 1)::
+A task gives each sample a list of *turns*: ``(question, image positions, options)``. VisMin asks four
+(:func:`diffbench.vismin_schema.questions`); difference captioning asks one, with both images and no
+options. How the turns reach the model is a :class:`ChatProtocol`, recorded in ``run.json``:
 
-    Does this image best match: (A) {text_0}, or (B) {text_1}? Choices: A, B.
-
-Image task, once per caption, both images given (expected ``First`` for text 0, ``Second`` for text 1)::
-
-    Which image better aligns with the description: "{caption}"? Choices: First, Second.
-
-Each question is one user turn (the images first, then the question) rendered by the processor's chat
-template with the generation prompt. Two answer modes:
-
-- ``likelihood``: the answer is the option (``A``/``B``, ``First``/``Second``) whose tokens, appended
-  to the prompt, have the larger summed log-probability. Deterministic, no generation; the submission
-  holds the chosen option.
-- ``generate``: greedy generation of up to ``max_new_tokens`` tokens; the submission holds the raw
-  text, which the official lenient parser reads when it is scored.
+- ``answer="generate"`` (the paper's protocol, ``evals/mllm_inference.py``): greedy generation of up to
+  ``max_new_tokens`` tokens; VisMin reads the text with the official lenient parser when it is scored.
+  ``answer="likelihood"``: the option whose tokens, appended to the prompt, have the larger summed
+  log-probability (deterministic, no parsing; an option of ours, not the paper's).
+- ``image_handling="separate"``: each image its own image input (as the paper gave Idefics2, with
+  ``do_image_splitting=False``: ``evals/vlm/idefics2.py``); ``"combined"``: the images pasted side by
+  side into one (as the paper gave LLaVA-1.6: ``evals/vlm/llava.py`` calls ``get_combined_image``, whose
+  file is missing from the repository: the side-by-side layout of :func:`combine_images` is inferred).
+- ``prompt_template``: ``None`` renders one user turn (images first, then the question) with the
+  processor's chat template and the generation prompt; a string is the raw prompt instead, with
+  ``{question}`` and either ``{images}`` (the processor's image token, once a picture) or the model's
+  image token written out: the paper's LLaVA-1.6 prompt is ``"<image> [INST] {question} [/INST]"``
+  (``evals/vlm/llava.py``, ``prepare_input``).
 """
 
 from __future__ import annotations
 
-TEXT_QUESTION = "Does this image best match: (A) {text_0}, or (B) {text_1}? Choices: A, B."
-IMAGE_QUESTION = 'Which image better aligns with the description: "{caption}"? Choices: First, Second.'
-ANSWER_COLUMNS = ("Text_Q0", "Text_Q1", "Image_Q0", "Image_Q1")
-TEXT_OPTIONS = ("A", "B")
-IMAGE_OPTIONS = ("First", "Second")
+from dataclasses import asdict, dataclass
+
+from PIL import Image
 
 
-def questions(text_0: str, text_1: str) -> list[tuple[str, tuple[int, ...], tuple[str, str]]]:
-    """The four questions of a sample, in submission order: ``(question, image positions, options)``."""
-    text_question = TEXT_QUESTION.format(text_0=text_0, text_1=text_1)
-    return [
-        (text_question, (0,), TEXT_OPTIONS),
-        (text_question, (1,), TEXT_OPTIONS),
-        (IMAGE_QUESTION.format(caption=text_0), (0, 1), IMAGE_OPTIONS),
-        (IMAGE_QUESTION.format(caption=text_1), (0, 1), IMAGE_OPTIONS),
-    ]
+@dataclass(frozen=True)
+class ChatProtocol:
+    answer: str = "generate"
+    max_new_tokens: int = 128
+    image_handling: str = "separate"
+    image_splitting: bool | None = False  # do_image_splitting where the processor has it; None: its default
+    prompt_template: str | None = None
+
+    def record(self) -> dict:
+        return asdict(self)
 
 
-def chat_prompt(processor, question: str, num_images: int) -> str:
-    """The question as one user turn (images first), rendered with the generation prompt."""
+def combine_images(images: list[Image.Image], background=(255, 255, 255)) -> Image.Image:
+    """The images side by side, left to right, on one canvas as tall as the tallest (each centred
+    vertically): the paper's ``get_combined_image`` for LLaVA-1.6, whose exact layout is not published.
+
+    >>> combine_images([Image.new("RGB", (4, 3)), Image.new("RGB", (2, 5))]).size
+    (6, 5)
+    """
+    width, height = sum(i.width for i in images), max(i.height for i in images)
+    canvas = Image.new("RGB", (width, height), background)
+    x = 0
+    for image in images:
+        canvas.paste(image, (x, (height - image.height) // 2))
+        x += image.width
+    return canvas
+
+
+def image_token(processor) -> str:
+    token = getattr(processor, "image_token", None) or getattr(processor.tokenizer, "image_token", None)
+    if not token:
+        raise ValueError(f"{type(processor).__name__} names no image token; a prompt template needs one for {{images}}")
+    return str(token)
+
+
+def render_prompt(processor, question: str, num_images: int, template: str | None = None) -> str:
+    """The text the processor receives for one turn (see the module docstring)."""
+    if template is not None:
+        images = " ".join([image_token(processor)] * num_images) if "{images}" in template else ""
+        return template.format(images=images, question=question)
     content = [{"type": "image"} for _ in range(num_images)] + [{"type": "text", "text": question}]
     messages = [{"role": "user", "content": content}]
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
-def option_span(tokenizer, prompt: str, option: str) -> tuple[int, int]:
-    """``(offset, length)`` of the option's tokens in the tokenised ``prompt + option`` (raw text, before
-    the processor expands image placeholders): the tokens after the longest common prefix with the
-    tokenised prompt, as many as the option adds. Robust to tokenisers that append an end token."""
+def chat_prompt(processor, question: str, num_images: int) -> str:
+    """The question as one user turn (images first), rendered with the chat template."""
+    return render_prompt(processor, question, num_images)
+
+
+def prepare_processor(processor, protocol: ChatProtocol) -> dict:
+    """Apply the protocol's processor settings; returns what was applied (for the run record)."""
+    applied = {}
+    image_processor = getattr(processor, "image_processor", None)
+    if protocol.image_splitting is not None and hasattr(image_processor, "do_image_splitting"):
+        image_processor.do_image_splitting = protocol.image_splitting
+        applied["do_image_splitting"] = protocol.image_splitting
+    return applied
+
+
+def option_span(tokenizer, prompt: str, option: str) -> tuple[int, int, int]:
+    """``(offset, length, total)`` of the option's tokens in the tokenised ``prompt + option`` (raw text,
+    before the processor expands image placeholders): the tokens after the longest common prefix with
+    the tokenised prompt, as many as the option adds. Robust to tokenisers that append an end token."""
     full = tokenizer(prompt + option)["input_ids"]
     alone = tokenizer(prompt)["input_ids"]
     common = 0
@@ -61,11 +102,14 @@ def option_span(tokenizer, prompt: str, option: str) -> tuple[int, int]:
 
 
 class ChatCollate:
-    """Runs in a DataLoader worker: the processor over a batch's questions, grouped by image count
-    (the two text questions, one image each; the two image questions, two images each)."""
+    """Runs in a DataLoader worker: the processor over a batch's turns, grouped by image count.
 
-    def __init__(self, processor, answer: str):
-        self.processor, self.answer = processor, answer
+    ``turns_of(item)``: the sample's turns (module-level, so that it pickles into spawned workers).
+    Each batch carries, per sample, the question and rendered prompt of every turn (for the record).
+    """
+
+    def __init__(self, processor, protocol: ChatProtocol, turns_of):
+        self.processor, self.protocol, self.turns_of = processor, protocol, turns_of
         self._spans = {}
 
     def __call__(self, items: list[dict]) -> dict:
@@ -73,32 +117,39 @@ class ChatCollate:
 
         good, bad = split_good_bad(items)
         batch = {"indices": [item["index"] for item in good], "ids": [item["id"] for item in good], "bad": bad,
-                 "groups": []}
-        if not good:
-            return batch
+                 "groups": [], "turns": []}
+        by_count: dict[int, list] = {}
+        for row, item in enumerate(good):
+            asked = []
+            for q, (question, positions, options) in enumerate(self.turns_of(item)):
+                pictures = [item["images"][p] for p in positions]
+                if self.protocol.image_handling == "combined" and len(pictures) > 1:
+                    pictures = [combine_images(pictures)]
+                prompt = render_prompt(self.processor, question, len(pictures), self.protocol.prompt_template)
+                asked.append({"question": question, "prompt": prompt, "options": options})
+                by_count.setdefault(len(pictures), []).append((row, q, prompt, pictures, options))
+            batch["turns"].append(asked)
         tokenizer = self.processor.tokenizer
-        for group in ((0, 1), (2, 3)):  # question numbers sharing an image count
+        generate = self.protocol.answer == "generate"
+        for count in sorted(by_count):
             texts, images, slots, spans = [], [], [], []
-            for row, item in enumerate(good):
-                asked = questions(*item["texts"])
-                for q in group:
-                    question, positions, options = asked[q]
-                    prompt = chat_prompt(self.processor, question, len(positions))
-                    pictures = [item["images"][p] for p in positions]
-                    if self.answer == "generate":
-                        texts.append(prompt)
-                        images.append(pictures)
-                        slots.append((row, q, None))
-                        continue
-                    for option in options:
-                        key = (prompt, option)
-                        if key not in self._spans:
-                            self._spans[key] = option_span(tokenizer, prompt, option)
-                        texts.append(prompt + option)
-                        images.append(pictures)
-                        slots.append((row, q, option))
-                        spans.append(self._spans[key])
-            tokenizer.padding_side = "left" if self.answer == "generate" else "right"
+            for row, q, prompt, pictures, options in by_count[count]:
+                if generate:
+                    texts.append(prompt)
+                    images.append(pictures)
+                    slots.append((row, q, None))
+                    continue
+                if not options:
+                    raise ValueError("answer by likelihood needs options; this task generates free text")
+                for option in options:
+                    key = (prompt, option)
+                    if key not in self._spans:
+                        self._spans[key] = option_span(tokenizer, prompt, option)
+                    texts.append(prompt + option)
+                    images.append(pictures)
+                    slots.append((row, q, option))
+                    spans.append(self._spans[key])
+            tokenizer.padding_side = "left" if generate else "right"
             inputs = dict(self.processor(text=texts, images=images, padding=True, return_tensors="pt"))
             batch["groups"].append({"inputs": inputs, "slots": slots, "spans": spans})
         return batch
@@ -128,37 +179,35 @@ def option_logprobs(model, inputs: dict, spans: list[tuple[int, int, int]]):
 
 
 class ChatStep:
-    """One batch -> ``[(index, {"id", "Text_Q0", ...}), ...]``."""
+    """One batch -> ``[(index, record), ...]``; ``to_record(sample_id, outputs, turns)`` makes a task's
+    record from the outputs of the sample's turns (generated text, or the chosen option)."""
 
-    columns = ANSWER_COLUMNS
-
-    def __init__(self, model, processor, device, dtype, runner, answer: str, max_new_tokens: int = 16):
+    def __init__(self, model, processor, device, dtype, runner, protocol: ChatProtocol, to_record):
         self.model, self.processor, self.device, self.dtype = model, processor, device, dtype
-        self.runner, self.answer, self.max_new_tokens = runner, answer, max_new_tokens
+        self.runner, self.protocol, self.to_record = runner, protocol, to_record
 
     def __call__(self, batch: dict) -> list[tuple[int, dict]]:
         import torch
 
         from diffbench.harness.data import slice_inputs, to_device
 
-        n = len(batch["indices"])
-        answers = [dict() for _ in range(n)]
+        outputs = [dict() for _ in batch["indices"]]
         for group in batch["groups"]:
             inputs = to_device(group["inputs"], self.device, self.dtype)
             rows = len(group["slots"])
             with torch.inference_mode():
-                if self.answer == "generate":
+                if self.protocol.answer == "generate":
                     length = inputs["input_ids"].shape[1]
 
                     def chunk(start, stop):
                         out = self.model.generate(**slice_inputs(inputs, rows, start, stop), do_sample=False,
-                                                  max_new_tokens=self.max_new_tokens)
+                                                  max_new_tokens=self.protocol.max_new_tokens)
                         return out[:, length:]
 
                     pieces = [p.cpu() for p in self.runner.run(chunk, rows)]
                     texts = [t for p in pieces for t in self.processor.batch_decode(p, skip_special_tokens=True)]
                     for (row, q, _), text in zip(group["slots"], texts):
-                        answers[row][ANSWER_COLUMNS[q]] = text.strip()
+                        outputs[row][q] = text.strip()
                 else:
                     spans = group["spans"]
 
@@ -171,6 +220,6 @@ class ChatStep:
                         if (row, q) not in best or score > best[(row, q)][0]:
                             best[(row, q)] = (score, option)
                     for (row, q), (_, option) in best.items():
-                        answers[row][ANSWER_COLUMNS[q]] = option
-        return [(index, {"id": sample_id, **{c: answers[i][c] for c in ANSWER_COLUMNS}})
+                        outputs[row][q] = option
+        return [(index, self.to_record(sample_id, [outputs[i][q] for q in sorted(outputs[i])], batch["turns"][i]))
                 for i, (index, sample_id) in enumerate(zip(batch["indices"], batch["ids"]))]

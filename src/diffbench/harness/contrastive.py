@@ -9,7 +9,7 @@ one device-to-host copy.
 
 from __future__ import annotations
 
-SCORE_COLUMNS = ("T0_I0", "T0_I1", "T1_I0", "T1_I1")
+from diffbench.vismin_schema import SCORE_COLUMNS
 
 
 def text_padding(model, processor) -> dict:

@@ -6,7 +6,10 @@
   Idefics, Qwen-VL, ...): asked the official questions through its processor's chat template.
 
 Anything else is a :class:`ModelKindError` naming what was found. Code from the model's repository is
-never run unless ``trust_remote_code=True`` (the CLI's ``--trust-remote-code``).
+never run unless ``trust_remote_code=True`` (the CLI's ``--trust-remote-code``), and pickled weights
+(``pytorch_model.bin``, ``.pt``) are never unpickled unless ``allow_pickle=True`` (``--allow-pickle``):
+transformers' ``use_safetensors=True`` otherwise. A missing folder, a corrupt weight file or a
+pickle-only checkpoint is a one-line :class:`ModelLoadError` (a ``ValueError``) naming the file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,45 @@ IMAGE_TEXT_TO_TEXT = "image-text-to-text"
 
 class ModelKindError(ValueError):
     """The checkpoint is neither a contrastive model nor an image-text-to-text model."""
+
+
+class ModelLoadError(ValueError):
+    """The checkpoint cannot be loaded as asked (missing, corrupt, or pickle weights without opt-in)."""
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def looks_like_path(model_id: str) -> bool:
+    """A model reference meant as a local folder: absolute, relative with ``./``, ``~``, or several
+    separators (a Hub id has at most one ``/``)."""
+    return model_id.startswith(("/", "./", "../", "~", ".\\")) or model_id.count("/") > 1 or "\\" in model_id
+
+
+def check_reference(model_id: str) -> None:
+    """A reference meant as a folder must be one that holds a ``config.json``."""
+    from pathlib import Path
+
+    path = Path(model_id).expanduser()
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ModelLoadError(f"{model_id}: the folder has no config.json (not a saved transformers model)")
+    if not path.exists() and looks_like_path(model_id):
+        raise ModelLoadError(f"{model_id}: no such model folder")
+    if path.exists() and not path.is_dir():
+        raise ModelLoadError(f"{model_id}: is a file; --model takes a model folder or a Hub model id")
+
+
+def check_weight_files(model_id: str, allow_pickle: bool) -> None:
+    """A local folder without safetensors weights is refused unless pickle weights are allowed."""
+    from pathlib import Path
+
+    path = Path(model_id).expanduser()
+    if not path.is_dir() or allow_pickle or any(path.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise ModelLoadError(f"{model_id}: only pickle weights ({', '.join(pickled)}), which can run code when "
+                             "loaded; convert them to safetensors, or pass --allow-pickle if you trust them")
 
 
 @dataclass
@@ -61,6 +103,7 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
     """Classify ``model_id`` from its config alone (no weights are read)."""
     from transformers import AutoModel, AutoModelForImageTextToText
 
+    check_reference(model_id)
     config = _load_config(model_id, trust_remote_code, revision)
     model_type = getattr(config, "model_type", type(config).__name__)
     found = []
@@ -91,12 +134,28 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
 
 
 def load(model_id: str, kind: ModelKind, device, dtype, trust_remote_code: bool = False,
-         revision: str | None = None):
+         revision: str | None = None, allow_pickle: bool = False, processor_id: str | None = None):
     """``(model, processor)`` on ``device`` in ``dtype``, in eval mode."""
     from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor
 
+    check_weight_files(model_id, allow_pickle)
     auto = AutoModel if kind.kind == CONTRASTIVE else AutoModelForImageTextToText
-    model = auto.from_pretrained(model_id, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision)
+    try:
+        model = auto.from_pretrained(model_id, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
+                                     use_safetensors=None if allow_pickle else True)
+    except OSError as err:
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "model.safetensors" in text and not allow_pickle:
+            raise ModelLoadError(f"{model_id}: no safetensors weights ({text}); pass --allow-pickle to load "
+                                 "pickle weights if you trust them") from None
+        raise ModelLoadError(f"{model_id}: cannot load the weights ({text})") from None
+    except Exception as err:  # noqa: BLE001 - a corrupt file (SafetensorError, ...) is the user's to fix
+        if type(err).__name__ not in ("SafetensorError", "HeaderTooLarge", "UnpicklingError", "EOFError",
+                                      "RuntimeError"):
+            raise
+        raise ModelLoadError(f"{model_id}: the weight file is corrupt or unreadable ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
     model.to(device).eval()
-    processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code, revision=revision)
+    processor = AutoProcessor.from_pretrained(processor_id or model_id, trust_remote_code=trust_remote_code,
+                                              revision=None if processor_id else revision)
     return model, processor

@@ -1,12 +1,16 @@
 """What a run leaves in ``--out``, and resuming from it.
 
-    run.json                 what was run (task, model, answer mode, ...): a resumed run must match it
+    run.json                 what was run (task, model, protocol, dtype, weights and data fingerprints,
+                             provenance): a resumed run must match it; ``environment`` (versions,
+                             date, image-processing backend) is recorded, not compared
     progress/rank-<p>.jsonl  predictions appended batch by batch by each process (the resume source)
     <submission file>        the official submission: vismin_scores.csv (contrastive),
                              vismin_answers.csv (chat), captions.json (difference captions)
+    generations.jsonl        every raw answer of a chat model on VisMin (id, question, prompt, output,
+                             parsed answer)
     results.json             the metric's results
     results.md               the paper's table layout, with the published rows beside
-    results.png              scores per category / change type
+    results.png, .svg        scores per category / change type
 
 A run interrupted at any point resumes where it stopped: the next run with the same ``--out`` reads
 the saved predictions and computes only the missing samples. A complete submission file means nothing
@@ -23,32 +27,51 @@ from pathlib import Path
 PROGRESS_DIR = "progress"
 
 
+RUN_FILE = "run.json"
+NOT_COMPARED = ("environment",)
+#: why a difference in these keys matters, said when a resume is refused
+REASONS = {"dataset_fingerprint": "the data was rebuilt or changed since these predictions were made",
+           "weights": "the model's weights changed since these predictions were made",
+           "provenance": "the data comes from another build"}
+OUTPUT_FILES = ("vismin_scores.csv", "vismin_answers.csv", "captions.json", "generations.jsonl", "results.json",
+                "results.md", "results.png", "results.svg")
+
+
 class RunMismatchError(ValueError):
     """``--out`` holds predictions of a different run."""
 
 
 def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
-    """Write ``run.json``; an existing one must describe the same run (unless ``overwrite``)."""
+    """Write ``run.json``; an existing one must describe the same run (unless ``overwrite``), apart from
+    its ``environment``. A refusal names what differs and why it matters."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "run.json"
+    path = out / RUN_FILE
     if path.exists() and not overwrite:
         old = json.loads(path.read_text())
-        keys = sorted(set(old) | set(manifest))
+        keys = sorted((set(old) | set(manifest)) - set(NOT_COMPARED))
         differ = [k for k in keys if old.get(k) != manifest.get(k)]
         if differ:
+            why = [REASONS[k] for k in differ if k in REASONS]
             detail = ", ".join(f"{k}: {old.get(k)!r} -> {manifest.get(k)!r}" for k in differ)
-            raise RunMismatchError(f"{out} holds predictions of another run ({detail}); "
-                                   "use another --out, or --overwrite to start afresh")
+            raise RunMismatchError(f"{out} holds predictions of another run ({'; '.join(why) + ': ' if why else ''}"
+                                   f"{detail}); use another --out, or --overwrite to compute afresh")
     if overwrite:
         clear(out)
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(path, manifest)
+
+
+def update_environment(out: Path, values: dict) -> None:
+    """Add ``values`` to run.json's ``environment`` (what is known once the model is loaded)."""
+    path = out / RUN_FILE
+    manifest = json.loads(path.read_text())
+    manifest.setdefault("environment", {}).update(values)
+    write_json(path, manifest)
 
 
 def clear(out: Path) -> None:
     for path in (out / PROGRESS_DIR).glob("*.jsonl"):
         path.unlink()
-    for name in ("vismin_scores.csv", "vismin_answers.csv", "captions.json", "results.json", "results.md",
-                 "results.png"):
+    for name in OUTPUT_FILES:
         (out / name).unlink(missing_ok=True)
 
 
@@ -133,27 +156,10 @@ def write_json(path: Path, value) -> None:
     tmp.replace(path)
 
 
-def plot_bars(path: Path, groups: dict[str, dict[str, float]], title: str, ylabel: str = "score (%)") -> None:
-    """A grouped bar chart: one group of bars per key of ``groups`` (a category or change type), one bar
-    per metric inside it. Written with matplotlib's Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(groups)
-    metrics = list(dict.fromkeys(m for values in groups.values() for m in values))
-    width = 0.8 / max(1, len(metrics))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * max(1, len(metrics)) / 2), 4))
-    for j, metric in enumerate(metrics):
-        xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(names))]
-        ys = [groups[name].get(metric, 0.0) for name in names]
-        bars = ax.bar(xs, ys, width, label=metric)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 6 else 0)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def write_jsonl(path: Path, records) -> None:
+    """One JSON object a line; written to a temp file and renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp.replace(path)

@@ -1,171 +1,283 @@
-"""``diffbench eval vismin``: a model on the VisMin benchmark, end to end.
+"""VisMin as tasks: a contrastive model's four similarities, or a chat model's four answers.
 
-dataset (built) -> DataLoader -> model (contrastive similarities, or chat answers) -> the official
-submission CSV -> the VisMin metric -> results.json, results.md (with the published rows), results.png.
+dataset (built, or --data-files: parquet files or the upstream ``save_to_disk`` folder) -> DataLoader
+-> model -> the official submission CSV -> the ``vismin_group_score`` metric -> results.json, results.md
+(with the published rows), results.png / .svg; for a chat model also generations.jsonl and per-question
+accuracy with the count of unparseable answers.
+
+The paper's protocol (rabiulcste/vismin): contrastive models in float32 (``evals/vlm/clip.py``,
+``siglip.py``); chat models generate greedily and the official lenient parser reads the answer
+(``evals/mllm_inference.py``, ``evals/metrics/itm.py``), up to 128 new tokens as
+``infer_image_text_and_group_task`` asks (LLaVA-1.6's ``predict_batch`` drops that and uses its
+``predict`` default of 64: its preset says so). Categories, columns, questions and the rule come from
+:mod:`diffbench.vismin_schema`.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.harness import outputs
-from diffbench.harness.data import BadImagesError
+from diffbench.harness.options import RunOptions
+from diffbench.harness.tasks import Task
+from diffbench.vismin_schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, QUESTION_OPTIONS, SCORE_COLUMNS,
+                                     SCORE_NAMES, answer_matches, parse_answer, questions)
 
-CATEGORIES = ("object", "attribute", "relation", "counting")  # the published tables' order
 SUBMISSION_FILES = {"contrastive": "vismin_scores.csv", "image-text-to-text": "vismin_answers.csv"}
+GENERATIONS_FILE = "generations.jsonl"
+DEFAULT_MAX_NEW_TOKENS = 128  # evals/mllm_inference.py: predict_batch(..., max_new_tokens=128)
+REQUIRED_COLUMNS = ("id", "image_0", "image_1", "text_0", "text_1", "category")
+
+EvalOptions = RunOptions  # the name the demo and the benchmarks use
 
 
-@dataclass
-class EvalOptions:
-    model: str
-    out: Path
-    config: str = "bench"
-    split: str = "test"
-    batch_size: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    num_workers: int | None = None
-    answer: str = "likelihood"
-    max_new_tokens: int = 16
-    fast_decode: bool = False
-    trust_remote_code: bool = False
-    revision: str | None = None
-    limit: int | None = None
-    overwrite: bool = False
-    progress: bool = True
-    data_files: list | None = None  # parquet files or a save_to_disk folder instead of the built dataset
+def normalize_rows(dataset, source: str = "the dataset"):
+    """Rows with ``id`` = ``<category>/<upstream id>``: the built benchmark as it is; the upstream release
+    (``mair-lab/vismin-bench``, integer ids restarting at 0 in each category, categories as names) with
+    its ids rewritten that way and kept in ``upstream_id``. Only the id columns change (no image is read).
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"{source} is not a VisMin benchmark: it lacks the columns {missing} "
+                         f"(columns: {', '.join(dataset.column_names)})")
+    feature = dataset.features["id"]
+    if getattr(feature, "dtype", "string") == "string":
+        return dataset
+    names = dataset.features["category"]
+    categories = list(dataset["category"])
+    if hasattr(names, "int2str"):
+        categories = names.int2str(categories)
+    upstream = list(dataset["id"])
+    for row, (category, number) in enumerate(zip(categories, upstream)):
+        if category not in CATEGORIES or number is None:
+            raise ValueError(f"{source}, row {row}: category {category!r}, id {number!r}: VisMin rows need a "
+                             f"category among {', '.join(CATEGORIES)} and an integer id")
+    ids = [f"{c}/{int(n)}" for c, n in zip(categories, upstream)]
+    if len(set(ids)) != len(ids):
+        seen, repeated = set(), []
+        for row, sample_id in enumerate(ids):
+            if sample_id in seen:
+                repeated.append(f"{sample_id} (row {row})")
+            seen.add(sample_id)
+        raise ValueError(f"{source}: {len(repeated)} repeated (category, id) pairs, e.g. {', '.join(repeated[:3])}")
+    return dataset.rename_column("id", "upstream_id").add_column("id", ids)
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+class VisminFamily(Task):
+    """``vismin``: the task for the model's kind."""
+
+    name = "vismin"
+    dataset = "vismin"
+    default_config = "bench"
+    kinds = ("contrastive", "image-text-to-text")
+    summary = ("VisMin (2,084 samples, 4 categories): text / image / group scores; contrastive models by "
+               "similarity, chat models by the four official questions")
+
+    def for_kind(self, kind) -> Task:
+        super().for_kind(kind)
+        return VisminContrastive() if kind.kind == "contrastive" else VisminChat()
 
 
-def load_vismin(options: EvalOptions):
-    """The benchmark rows: the built dataset, or ``data_files`` (parquet files / a ``save_to_disk`` folder)."""
-    from diffbench.harness.data import load_rows
+class VisminTask(VisminFamily):
+    """What both VisMin tasks share: the rows, the submission file, scoring and the report."""
 
-    return load_rows("vismin", options.config, options.split, options.data_files, options.limit)
+    columns: tuple[str, ...] = ()
+
+    def load(self, options):
+        dataset = super().load(options)
+        source = str(options.data_files[0]) if options.data_files else "the built VisMin benchmark"
+        return normalize_rows(dataset, source)
+
+    def samples(self, dataset, draft):
+        from diffbench.harness.data import SampleImages
+
+        return SampleImages(dataset, ["image_0", "image_1"], ["text_0", "text_1"], draft=draft)
+
+    def finished(self, out: Path, ids: list) -> dict:
+        path = out / self.predictions_file
+        if not path.exists():
+            return {}
+        rows = outputs.read_csv(path)
+        if set(rows) != set(ids):
+            return {}
+        return {i: {"id": i, **{c: self.value(row[c]) for c in self.columns}} for i, row in rows.items()}
+
+    def value(self, text):
+        return text
+
+    def write_predictions(self, out: Path, records: list[dict]) -> None:
+        outputs.write_csv(out / self.predictions_file, records, list(self.columns))
+
+    def score(self, out: Path, dataset, run: dict) -> dict:
+        from diffbench.vismin_submission import score_submission
+
+        return score_submission(out / self.predictions_file, dataset=dataset, config=run["config"])
+
+    def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
+        from diffbench.default_model import display_name
+
+        results = self.score(out, dataset, run)
+        protocol = {k: run[k] for k in ("kind", "dtype", *self.protocol(options)) if k in run}
+        results.update(model=options.model, model_kind=run["kind"], protocol=protocol, weights=run["weights"],
+                       dataset_fingerprint=run["dataset_fingerprint"], provenance=run["provenance"],
+                       preset=run.get("preset"))
+        self.add_details(out, dataset, records, results)
+        write_reports(out, results, display_name(options.model))
+        return results
+
+    def add_details(self, out, dataset, records, results) -> None:
+        """Anything a task adds to results.json besides the metric's scores."""
 
 
-def run(options: EvalOptions) -> dict:
-    """Evaluate ``options.model`` on VisMin; returns the results (also written to ``options.out``)."""
-    import torch
+class VisminContrastive(VisminTask):
+    """The four similarities ``Tt_Ii`` of each sample (cosine of the projected embeddings)."""
 
-    from diffbench.harness import models, runtime
-    from diffbench.harness.data import SampleImages, draft_size
-    from diffbench.harness.running import predict
+    predictions_file = SUBMISSION_FILES["contrastive"]
+    columns = SCORE_COLUMNS
+    default_batch_size = 64
 
-    procs = runtime.processes(options.device)
-    kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
-    dataset = load_vismin(options)
-    out = Path(options.out)
-    manifest = {"task": "vismin", "config": options.config, "split": options.split, "model": options.model,
-                "kind": kind.kind, "answer": options.answer if kind.kind != models.CONTRASTIVE else None,
-                "limit": options.limit, "data_files": [str(p) for p in options.data_files or []] or None}
-    if procs.is_main:
-        outputs.check_manifest(out, manifest, options.overwrite)
-    procs.barrier()
-    submission = out / SUBMISSION_FILES[kind.kind]
-    ids = list(dataset.select_columns(["id"])["id"])
-    store = outputs.ProgressStore(out, procs.index)
-    done = outputs.read_csv(submission) if submission.exists() else {}
-    if set(done) != set(ids):
-        done = store.load()
-    todo = [i for i, sample_id in enumerate(ids) if sample_id not in done]
-    if done and procs.is_main:
-        log(f"resuming: {len(ids) - len(todo)} of {len(ids)} samples already predicted in {out}")
+    def dtype(self, requested: str, device):
+        import torch
 
-    if todo:
-        device = runtime.pick_device(options.device, procs)
-        dtype = runtime.pick_dtype(options.dtype, device)
-        if procs.is_main:
-            log(f"{options.model}: {kind.kind} model ({kind.model_type}) on {device} in {str(dtype).split('.')[-1]}, "
-                f"{len(todo)} samples, {procs.count} process(es)")
-        model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code, options.revision)
-        if kind.kind == models.CONTRASTIVE and not (hasattr(model, "get_image_features")
-                                                     and hasattr(model, "get_text_features")):
+        from diffbench.harness import runtime
+
+        # float32 unless asked: the official code runs contrastive models in float32, and half precision
+        # flips verdicts (1 of 160 on the tiny model: issue 13)
+        return torch.float32 if requested == "auto" else runtime.pick_dtype(requested, device)
+
+    def protocol(self, options) -> dict:
+        return {"similarity": "cosine of projected embeddings"}
+
+    def value(self, text):
+        return float(text)
+
+    def build_step(self, model, processor, device, dtype, runner, options):
+        from diffbench.harness import models
+        from diffbench.harness.contrastive import ContrastiveCollate, ContrastiveStep, text_padding
+
+        if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise models.ModelKindError(f"{options.model} loaded as {type(model).__name__}, "
                                         "which lacks get_image_features/get_text_features")
-        draft = draft_size(processor.image_processor) if options.fast_decode else None
-        samples = SampleImages(dataset, ["image_0", "image_1"], ["text_0", "text_1"], draft=draft)
-        default_batch = 64 if kind.kind == models.CONTRASTIVE else 4
-        batch_size = options.batch_size or default_batch
-        runner = runtime.ChunkedRunner(batch_size if kind.kind == models.CONTRASTIVE else batch_size * 4, log)
-        if kind.kind == models.CONTRASTIVE:
-            from diffbench.harness.contrastive import ContrastiveCollate, ContrastiveStep, text_padding
-
-            collate = ContrastiveCollate(processor, text_padding(model, processor))
-            step = ContrastiveStep(model, device, dtype, runner)
-        else:
-            from diffbench.harness.chat import ChatCollate, ChatStep
-
-            collate = ChatCollate(processor, options.answer)
-            step = ChatStep(model, processor, device, dtype, runner, options.answer, options.max_new_tokens)
-        workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
-        records, bad = predict(samples, todo, batch_size, collate, step, store, procs, workers,
-                               pin_memory=device.type == "cuda", desc="vismin", show_progress=options.progress)
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    else:
-        records, bad = [], []
-    if not procs.is_main:
-        return {}
-    if bad:
-        raise BadImagesError.listing(bad, "sample", out)
-    by_id = {**done, **{r["id"]: r for r in records}}
-    columns = list(step_columns(kind.kind))
-    rows = [{"id": i, **{c: _value(by_id[i][c], kind.kind) for c in columns}} for i in ids]
-    outputs.write_csv(submission, rows, columns)
-    store.remove_all()
-    results = score(submission, dataset, options.config)
-    results.update(model=options.model, model_kind=kind.kind)
-    if kind.kind != models.CONTRASTIVE:
-        results["answer_mode"] = options.answer
-    from diffbench.default_model import display_name
-
-    write_reports(out, results, display_name(options.model))
-    return results
+        return ContrastiveCollate(processor, text_padding(model, processor)), ContrastiveStep(model, device, dtype, runner)
 
 
-def step_columns(kind: str):
-    if kind == "contrastive":
-        from diffbench.harness.contrastive import SCORE_COLUMNS
-
-        return SCORE_COLUMNS
-    from diffbench.harness.chat import ANSWER_COLUMNS
-
-    return ANSWER_COLUMNS
+def vismin_turns(item: dict):
+    """The four official questions of a loaded sample (module level: it pickles into workers)."""
+    return questions(*item["texts"])
 
 
-def _value(value, kind: str):
-    return float(value) if kind == "contrastive" else ("" if value is None else str(value))
+def answers_record(sample_id, outputs_, turns) -> dict:
+    return {"id": sample_id, **dict(zip(ANSWER_COLUMNS, outputs_))}
 
 
-def score(submission: Path, dataset, config: str) -> dict:
-    """The submission scored by the project's VisMin scorer (the ``vismin_group_score`` metric)."""
-    from diffbench.vismin_submission import score_submission
+class VisminChat(VisminTask):
+    """The four official questions; generated answers read by the lenient parser (or option likelihoods)."""
 
-    return score_submission(submission, dataset=dataset, config=config)
+    predictions_file = SUBMISSION_FILES["image-text-to-text"]
+    columns = ANSWER_COLUMNS
+    default_batch_size = 4
+
+    def chat_protocol(self, options):
+        from diffbench.harness.chat import ChatProtocol
+
+        return ChatProtocol(answer=options.answer, max_new_tokens=options.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+                            image_handling=options.image_handling or "separate",
+                            image_splitting=False if options.image_splitting is None else options.image_splitting,
+                            prompt_template=options.prompt_template)
+
+    def protocol(self, options) -> dict:
+        from diffbench.vismin_schema import IMAGE_QUESTION, TEXT_QUESTION
+
+        protocol = self.chat_protocol(options).record()
+        if options.answer == "likelihood":
+            protocol["max_new_tokens"] = None  # nothing is generated
+        return {**protocol, "parser": "lenient" if options.answer == "generate" else None,
+                "prompts": {"text": TEXT_QUESTION, "image": IMAGE_QUESTION},
+                "chat_template": "processor" if options.prompt_template is None else "prompt_template"}
+
+    def chunk_size(self, batch_size: int) -> int:
+        return batch_size * 4  # four questions a sample
+
+    def value(self, text):
+        return "" if text is None else str(text)
+
+    def build_step(self, model, processor, device, dtype, runner, options):
+        from diffbench.harness.chat import ChatCollate, ChatStep, prepare_processor
+
+        protocol = self.chat_protocol(options)
+        prepare_processor(processor, protocol)
+        return ChatCollate(processor, protocol, vismin_turns), ChatStep(model, processor, device, dtype, runner,
+                                                                       protocol, answers_record)
+
+    def add_details(self, out, dataset, records, results) -> None:
+        """Per-question accuracy and unparseable answers; every raw answer in generations.jsonl."""
+        texts = dataset.select_columns(["text_0", "text_1"])
+        lines, stats = [], {c: {"correct": 0, "unparseable": 0, "ambiguous": 0} for c in ANSWER_COLUMNS}
+        for record, text_0, text_1 in zip(records, texts["text_0"], texts["text_1"]):
+            for column, (question, _, _), options, expected in zip(ANSWER_COLUMNS, questions(text_0, text_1),
+                                                                   QUESTION_OPTIONS, EXPECTED_ANSWERS):
+                output = record[column]
+                parsed = parse_answer(output, options)
+                stats[column]["correct"] += answer_matches(output, expected)
+                stats[column]["unparseable"] += parsed is None
+                stats[column]["ambiguous"] += parsed == "ambiguous"
+                lines.append({"id": record["id"], "question": column, "prompt": question, "output": output,
+                              "parsed": parsed, "expected": expected})
+        n = len(records)
+        results["per_question"] = {c: {"accuracy": s["correct"] * 100 / n, "unparseable": s["unparseable"],
+                                       "ambiguous": s["ambiguous"]} for c, s in stats.items()}
+        results["unparseable_answers"] = sum(s["unparseable"] for s in stats.values())
+        outputs.write_jsonl(out / GENERATIONS_FILE, lines)
+
+    def files(self) -> list[str]:
+        return [self.predictions_file, GENERATIONS_FILE, "results.json", "results.md", "results.png"]
+
+
+VISMIN = VisminFamily()
+
+
+def run(options: RunOptions) -> dict:
+    """Evaluate ``options.model`` on VisMin; returns the results (also written to ``options.out``)."""
+    from diffbench.harness import loop
+
+    options.task = "vismin"
+    return loop.run(options)
 
 
 def per_category(results: dict) -> dict[str, dict[str, float]]:
     cells = results["scores"].get("per_category") or {}
-    return {c: {m: cells[c][f"{m}_score"] for m in ("text", "image", "group")} for c in CATEGORIES if c in cells}
+    return {c: {m: cells[c][f"{m}_score"] for m in SCORE_NAMES} for c in CATEGORIES if c in cells}
+
+
+def question_table(results: dict) -> str:
+    rows = results.get("per_question")
+    if not rows:
+        return ""
+    lines = ["| Question | Accuracy (%) | Unparseable | Ambiguous |", "|---|---:|---:|---:|"]
+    lines += [f"| {c} | {r['accuracy']:.2f} | {r['unparseable']} | {r['ambiguous']} |" for c, r in rows.items()]
+    return ("\n".join(lines) + f"\n\nUnparseable answers (the lenient parser finds neither option; scored wrong): "
+            f"{results['unparseable_answers']} of {4 * results['num_samples']}.")
 
 
 def write_reports(out: Path, results: dict, model_name: str) -> None:
-    """results.json; results.md: this run in the paper's layout with every published row below it;
-    results.png: text / image / group per category."""
+    """results.json; results.md: this run in the paper's layout with every published row below it (and,
+    for a chat model, per-question accuracy); results.png / .svg: the figure."""
+    from diffbench import figures
+    from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
     from diffbench.vismin_submission import format_table, published_results
 
     outputs.write_json(out / "results.json", results)
     published = list(dict.fromkeys(published_results()["model"]))
     title = f"VisMin: {model_name}"
     table = format_table(results, model=f"{model_name} (this run)", compare=published)
+    protocol = results.get("protocol", {})
+    said = ", ".join(f"{k} {v}" for k, v in protocol.items() if k not in ("prompts",) and v is not None)
     note = ("Published rows: the VisMin paper and project page, on the full benchmark (2,084 samples); "
-            f"this run: {results['num_samples']:,} samples.")
-    (out / "results.md").write_text(f"# {title}\n\n{table}\n\n{note}\n", encoding="utf-8")
-    outputs.plot_bars(out / "results.png", per_category(results), title)
+            f"this run: {results['num_samples']:,} samples. Protocol: {said}.")
+    if is_synthetic(results.get("provenance", {})):
+        note += f"\n\n**{SYNTHETIC_NOTE}.**"
+    questions_md = question_table(results)
+    body = f"# {title}\n\n{table}\n\n{note}\n" + (f"\n{questions_md}\n" if questions_md else "")
+    (out / "results.md").write_text(body, encoding="utf-8")
+    figures.vismin_figure(out / "results", per_category(results), label=f"{model_name} (this run)",
+                          provenance=results.get("provenance"), num_samples=results["num_samples"])

@@ -1,0 +1,108 @@
+"""The one run loop behind ``diffbench eval``: any :class:`~diffbench.harness.tasks.Task`, any model.
+
+    options -> task (by name) -> model kind (from its config) -> the task for that kind
+    -> rows (built dataset or --data-files) -> run.json (checked against an earlier run in --out)
+    -> saved predictions (resume) -> model loaded only if something is left
+    -> DataLoader + the task's step, batch by batch, saved as it goes, over accelerate processes
+    -> gathered on the main process -> the task's submission file, scores and report
+
+The loop owns resume, devices, processes, batching, out-of-memory back-off, bad images and progress;
+the task owns prompts, generation settings, parsing, scoring and the report.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from diffbench.harness import outputs
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def image_backend(processor) -> dict:
+    """The image-processing backend the processor runs (transformers 5: ``pil`` or ``torchvision``)."""
+    image_processor = getattr(processor, "image_processor", None)
+    if image_processor is None:
+        return {}
+    return {"image_processor": type(image_processor).__name__,
+            "image_backend": str(getattr(image_processor, "backend", None) or
+                                 ("torchvision" if "Fast" in type(image_processor).__name__ else "pil"))}
+
+
+def run_record(task, options, kind, dataset, dtype) -> dict:
+    """``run.json``: what defines the predictions (compared on resume) and the environment (not compared)."""
+    from diffbench.harness import record
+    from diffbench.provenance import of_dataset
+
+    return {
+        "task": task.name, "dataset": task.dataset, "config": options.config or task.default_config,
+        "split": options.split, "model": options.model, "revision": options.revision,
+        "processor": options.processor, "kind": kind.kind,
+        "model_type": kind.model_type, "preset": options.preset, "limit": options.limit,
+        "data_files": [str(p) for p in options.data_files or []] or None,
+        "dtype": str(dtype).removeprefix("torch."), **task.protocol(options),
+        "weights": record.weights_fingerprint(options.model, options.revision),
+        "dataset_fingerprint": record.dataset_fingerprint(dataset, options.data_files),
+        "provenance": of_dataset(dataset),
+        "environment": record.environment(),
+    }
+
+
+def run(options) -> dict:
+    """Run ``options.task`` with ``options.model``; returns the results (written to ``options.out``).
+    Non-main processes return ``{}``."""
+    import torch
+
+    from diffbench.harness import models, runtime, tasks
+    from diffbench.harness.data import BadImagesError, draft_size
+    from diffbench.harness.running import predict
+
+    family = tasks.get(options.task)
+    procs = runtime.processes(options.device)
+    kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
+    task = family.for_kind(kind)
+    dataset = task.load(options)
+    out = Path(options.out)
+    device = runtime.pick_device(options.device, procs)
+    dtype = task.dtype(options.dtype, device)
+    run = run_record(task, options, kind, dataset, dtype)
+    if procs.is_main:
+        outputs.check_manifest(out, run, options.overwrite)
+    procs.barrier()
+    ids = list(dataset.select_columns(["id"])["id"])
+    store = outputs.ProgressStore(out, procs.index)
+    done = task.finished(out, ids) or store.load()
+    todo = [i for i, sample_id in enumerate(ids) if sample_id not in done]
+    if done and procs.is_main:
+        log(f"resuming: {len(ids) - len(todo)} of {len(ids)} {task.unit}s already predicted in {out}")
+    records, bad = [], []
+    if todo:
+        if procs.is_main:
+            log(f"{options.model}: {kind.kind} model ({kind.model_type}) on {device} in {run['dtype']}, "
+                f"{len(todo)} {task.unit}s, {procs.count} process(es)")
+        model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
+                                       options.revision, options.allow_pickle, options.processor)
+        if procs.is_main:
+            outputs.update_environment(out, image_backend(processor))
+        batch_size = options.batch_size or task.default_batch_size
+        runner = runtime.ChunkedRunner(task.chunk_size(batch_size), log)
+        collate, step = task.build_step(model, processor, device, dtype, runner, options)
+        draft = draft_size(processor.image_processor) if options.fast_decode else None
+        workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
+        records, bad = predict(task.samples(dataset, draft), todo, batch_size, collate, step, store, procs, workers,
+                               pin_memory=device.type == "cuda", desc=task.name, show_progress=options.progress)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    if not procs.is_main:
+        return {}
+    if bad:
+        raise BadImagesError.listing(bad, task.unit, out)
+    by_id = {**done, **{r["id"]: r for r in records}}
+    ordered = [by_id[i] for i in ids]
+    task.write_predictions(out, ordered)
+    store.remove_all()  # the predictions file now holds them all
+    return task.report(out, dataset, ordered, run, options)
