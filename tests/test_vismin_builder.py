@@ -221,7 +221,7 @@ def test_bad_source_names_file_row_and_column_and_keeps_the_last_build(case, lay
     corrupt(rows)
     bad = write_source(tmp_path / "bad", rows, layout)
     with pytest.raises(ValueError) as caught:
-        building.build("vismin", "bench", source=str(bad))
+        building.build("vismin", "bench", source=str(bad), overwrite=True)
     text = str(caught.value)
     assert str(bad) in text  # the file
     assert f"column {column!r}" in text

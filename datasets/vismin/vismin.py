@@ -10,8 +10,13 @@ Three configurations:
 
 Sources (``source=``): ``"hub"`` (the official repos, fetched with ``huggingface_hub``) or a local
 directory in either upstream layout (a ``save_to_disk`` Arrow folder, or parquet files). Image bytes
-are copied as they are, never decoded and re-encoded. Every row is checked first; a bad row raises a
-:class:`VisMinSourceError` naming the source file, the row and the column.
+are copied as they are, never re-encoded. Every row is checked completely, and a bad row raises a
+:class:`VisMinSourceError` naming the source file, the row and the column: ids present, of the
+upstream type (``id`` int64; ``image_id`` string) and unique after normalisation (the ids ``"0"``
+and ``"00"`` of one category are the same id; ``0.5``, ``"0.0"`` and ``"abc7"`` are errors, never cast);
+every image fully decoded under a pixel limit (``max_image_pixels``, PIL's 89,478,485 by default;
+the decoding runs on a thread per core, as Pillow releases the GIL while decoding); an image file
+named by path stays inside the source folder; an unreadable file or folder is an error, never skipped.
 
 This file depends only on ``datasets``, ``pyarrow``, ``Pillow`` and ``huggingface_hub``, so the folder
 can be pushed to the Hub as it is. ``diffbench build vismin`` runs it into the datasets cache so that
@@ -22,6 +27,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +71,9 @@ TRAIN_COLUMNS = ("image_id", "image", "caption", "bounding_boxes", "source_image
 IMAGE_COLUMNS = ("image_0", "image_1", "image")
 CAPTION_COLUMNS = ("text_0", "text_1", "caption")
 BATCH_ROWS = 100  # rows per record batch written; keeps memory flat whatever the image sizes
+# PIL's own default Image.MAX_IMAGE_PIXELS: an image above it is refused (config field max_image_pixels).
+MAX_IMAGE_PIXELS = 89_478_485
+DECIMAL_ID = re.compile(r"[0-9]+")
 
 
 class VisMinSourceError(ValueError):
@@ -85,16 +98,87 @@ class VisMinConfig(datasets.BuilderConfig):
         repo_id: the Hub repo read when ``source="hub"``; defaults to the official one for the split.
         revision: the Hub revision (branch, tag or commit) read when ``source="hub"``.
         upstream_split: the upstream split this configuration reads (``test`` or ``train``).
+        max_image_pixels: the largest image (width x height) accepted; a larger one is an error
+            naming file, row and column (decompression bombs never get decoded).
     """
 
     source: str = "hub"
     repo_id: str | None = None
     revision: str | None = None
     upstream_split: str = "test"
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
 
 def _image_feature_type() -> pa.DataType:
     return datasets.Image().pa_type
+
+
+# -- images: opened (header, pixel limit) in the calling thread, decoded on a pool of threads --------
+
+_DECODE_POOLS: dict[int, ThreadPoolExecutor] = {}  # by process id: a forked worker makes its own
+
+
+def _decode_pool() -> ThreadPoolExecutor:
+    pool = _DECODE_POOLS.get(os.getpid())
+    if pool is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        pool = _DECODE_POOLS[os.getpid()] = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="vismin-decode")
+    return pool
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _open_image(blob: bytes, limit: int):
+    """An opened (not yet decoded) image, or the problem with it as one line.
+
+    PIL's own decompression-bomb check is replaced by ``limit``: its warning is silenced here (this
+    runs in one thread at a time) and its error, for images past twice its limit, is reworded.
+    """
+    if not blob:
+        return "empty image (no bytes)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(blob))
+    except Image.DecompressionBombError as err:
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(pixels.group(1)):,} pixels" if pixels else "more pixels than PIL accepts"
+        return f"image of {size} exceeds the limit of {limit:,} pixels (max_image_pixels)"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return f"undecodable image ({_one_line(err)})"
+    width, height = image.size
+    if width * height > limit:
+        image.close()
+        return f"image of {width}x{height} = {width * height:,} pixels exceeds the limit of {limit:,} pixels (max_image_pixels)"
+    return image
+
+
+def _fully_decode(image) -> str | None:
+    """Decode every pixel (``load``); the problem as one line, or ``None``. Pillow releases the GIL here."""
+    if isinstance(image, str):
+        return image
+    try:
+        image.load()
+    except Exception as err:  # noqa: BLE001 - any decoder failure is a bad source image, reported by row
+        return f"undecodable image ({_one_line(err)})"
+    finally:
+        image.close()
+    return None
+
+
+@contextmanager
+def _pil_limit_at_least(limit: int):
+    """Raise PIL's process-wide bomb limit to ``limit`` while building, when the config asks for more."""
+    previous = Image.MAX_IMAGE_PIXELS
+    if previous is not None and limit > previous:
+        Image.MAX_IMAGE_PIXELS = limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 class VisMin(datasets.ArrowBasedBuilder):
@@ -111,6 +195,12 @@ class VisMin(datasets.ArrowBasedBuilder):
                      description="The training set as minimal-change pairs."),
     ]
     DEFAULT_CONFIG_NAME = "bench"
+
+    @classmethod
+    def official_repo_id(cls, config_name: str) -> str:
+        """The official Hub repo a configuration reads with ``source="hub"``."""
+        split = next(c.upstream_split for c in cls.BUILDER_CONFIGS if c.name == config_name)
+        return HUB_REPOS[split]
 
     # -- schema ---------------------------------------------------------------------------------
 
@@ -172,14 +262,24 @@ class VisMin(datasets.ArrowBasedBuilder):
         return path
 
     def _source_files(self, root: Path) -> list[Path]:
-        """The upstream split's Arrow or parquet files under ``root``, in order."""
+        """The upstream split's Arrow or parquet files under ``root``, in order.
+
+        An unreadable folder or file is an error (``os.walk`` and ``Path.rglob`` would skip it).
+        """
         split = self.config.upstream_split
-        candidates = sorted(
-            p
-            for pattern in ("*.arrow", "*.parquet")
-            for p in ([root] if root.is_file() else root.rglob(pattern))
-            if p.suffix == pattern[1:] and not p.name.startswith("cache-")
-        )
+
+        def unreadable(err: OSError):
+            raise VisMinSourceError(err.filename, f"cannot read the folder ({err.strerror})")
+
+        if root.is_file():
+            candidates = [root]
+        else:
+            candidates = sorted(
+                Path(folder) / name
+                for folder, _, names in os.walk(root, onerror=unreadable)
+                for name in names
+                if name.endswith((".arrow", ".parquet")) and not name.startswith("cache-")
+            )
 
         def in_split(p: Path) -> bool:
             parts = p.relative_to(root).parts[:-1] if root.is_dir() else ()
@@ -188,6 +288,12 @@ class VisMin(datasets.ArrowBasedBuilder):
         files = [p for p in candidates if in_split(p)] or candidates
         if not files:
             raise VisMinSourceError(root, f"no .arrow or .parquet files of split {split!r} found")
+        for path in files:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as err:
+                raise VisMinSourceError(path, f"cannot read the file ({err.strerror or err})") from None
         return files
 
     # -- reading --------------------------------------------------------------------------------
@@ -219,13 +325,17 @@ class VisMin(datasets.ArrowBasedBuilder):
 
     @staticmethod
     def _schema(path: Path) -> pa.Schema:
-        if path.suffix == ".parquet":
-            return pq.read_schema(path)
-        source = pa.memory_map(str(path))
         try:
-            return pa.ipc.open_stream(source).schema
-        except pa.ArrowInvalid:
-            return pa.ipc.open_file(source).schema
+            if path.suffix == ".parquet":
+                return pq.read_schema(path)
+            source = pa.memory_map(str(path))
+            try:
+                return pa.ipc.open_stream(source).schema
+            except pa.ArrowInvalid:
+                return pa.ipc.open_file(source).schema
+        except (pa.ArrowException, OSError) as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise VisMinSourceError(path, f"not a readable {path.suffix[1:]} file ({first_line})") from None
 
     def _check_columns(self, files: list[Path], required) -> list[str]:
         """Every file must hold ``required``; returns the extra question columns of the first."""
@@ -247,6 +357,8 @@ class VisMin(datasets.ArrowBasedBuilder):
     def _split_generators(self, dl_manager):
         root = self._source_dir()
         files = self._source_files(root)
+        # Images named by path must lie inside this folder.
+        self._source_root = (root if root.is_dir() else root.parent).resolve()
         name = self.config.name
         if name == "bench":
             questions = self._check_columns(files, BENCH_COLUMNS)
@@ -254,7 +366,8 @@ class VisMin(datasets.ArrowBasedBuilder):
                 {**self._base_features(), **{q: datasets.Value("string") for q in questions}}
             )
             self._check_unique(files, ["category", "id"])
-            gen_kwargs = {"files": files, "questions": questions}
+            # Tuples and strings are not sharded by num_proc: only `files` is.
+            gen_kwargs = {"files": files, "questions": tuple(questions)}
             split = datasets.Split.TEST
         else:
             self._check_columns(files, TRAIN_COLUMNS)
@@ -268,73 +381,148 @@ class VisMin(datasets.ArrowBasedBuilder):
         return [datasets.SplitGenerator(name=split, gen_kwargs=gen_kwargs)]
 
     def _check_unique(self, files: list[Path], key_columns: list[str]) -> dict:
-        """Fail on a key seen twice (naming both places); return key -> (file index, row)."""
+        """Fail on a key seen twice after normalisation (naming both places); return key -> (file index, row)."""
         seen: dict = {}
         for file_index, path in enumerate(files):
-            table = self._read_table(path, key_columns)
-            keys = zip(*(table.column(c).to_pylist() for c in key_columns))
-            for row, key in enumerate(keys):
-                key = key if len(key) > 1 else key[0]
-                if key in seen:
-                    first_file, first_row = seen[key]
-                    raise VisMinSourceError(
-                        path,
-                        f"duplicate {'/'.join(key_columns)} {key!r}, first seen in {files[first_file]}, row {first_row}",
-                        row=row,
-                        column=key_columns[-1],
-                    )
-                seen[key] = (file_index, row)
+            first_row = 0
+            for batch in self._iter_batches(path, key_columns):
+                if key_columns == ["category", "id"]:
+                    ids = self._upstream_ids(batch.column("id"), path, first_row).to_pylist()
+                    keys = list(zip(batch.column("category").to_pylist(), ids))
+                else:
+                    keys = self._image_ids(batch.column("image_id"), path, first_row, "image_id").to_pylist()
+                for offset, key in enumerate(keys):
+                    row = first_row + offset
+                    if key in seen:
+                        first_file, first_seen = seen[key]
+                        raise VisMinSourceError(
+                            path,
+                            f"duplicate {'/'.join(key_columns)} {key!r}, first seen in {files[first_file]}, row {first_seen}",
+                            row=row,
+                            column=key_columns[-1],
+                        )
+                    seen[key] = (file_index, row)
+                first_row += batch.num_rows
         return seen
+
+    @staticmethod
+    def _upstream_ids(column, path: Path, first_row: int) -> pa.Array:
+        """The benchmark's ``id`` column as int64: integers, or decimal digit strings (``"00"`` is 0).
+
+        Anything else (null, a float even when whole, ``"0.0"``, ``"abc7"``) is an error: never a cast.
+        """
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        nulls = pc.indices_nonzero(pc.is_null(column))
+        if len(nulls):
+            raise VisMinSourceError(path, "missing id", row=first_row + nulls[0].as_py(), column="id")
+        if pa.types.is_integer(column.type):
+            return pc.cast(column, pa.int64())
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            raise VisMinSourceError(path, f"ids must be integers (upstream type int64), got {column[0].as_py()!r} "
+                                    f"of type {column.type}", row=first_row, column="id")
+        values = column.to_pylist()
+        for offset, value in enumerate(values):
+            if not DECIMAL_ID.fullmatch(value):
+                raise VisMinSourceError(path, f"id {value!r} is not a whole number (upstream type int64)",
+                                        row=first_row + offset, column="id")
+        try:
+            return pa.array([int(v) for v in values], pa.int64())
+        except OverflowError:
+            raise VisMinSourceError(path, "id out of the int64 range", row=first_row, column="id") from None
+
+    @staticmethod
+    def _image_ids(column, path: Path, first_row: int, name: str) -> pa.Array:
+        """A training ``image_id`` column as strings: present, non-empty, string (or integer) typed."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if pa.types.is_integer(column.type):
+            column = pc.cast(column, pa.string())
+        elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            raise VisMinSourceError(path, f"{name} must be strings (upstream type string), got {column.type}",
+                                    row=first_row, column=name)
+        bad = pc.indices_nonzero(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True))
+        if len(bad):
+            raise VisMinSourceError(path, f"missing {name}", row=first_row + bad[0].as_py(), column=name)
+        return pc.cast(column, pa.string())
 
     def _generate_shards(self, files, **kwargs):
         yield from (str(f) for f in files)
 
     # -- validation -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _image_bytes(column: pa.ChunkedArray | pa.Array, path: Path, first_row: int, name: str) -> pa.Array:
-        """The column as ``{bytes, path}`` structs with bytes present and readable as an image."""
+    def _checked_images(self, column, where: list[tuple[Path, int]], name: str) -> pa.Array:
+        """The column as ``{bytes, path}`` structs, each image present and fully decoded under the pixel limit.
+
+        ``where[i]`` is the (source file, row) of element ``i``, for the error message; the first bad
+        row is reported. Headers are read here (and the pixel limit checked before any decoding);
+        the full decoding runs on the thread pool.
+        """
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         if not pa.types.is_struct(column.type) or column.type.get_field_index("bytes") < 0:
-            raise VisMinSourceError(path, f"expected an image struct {{bytes, path}}, got {column.type}", column=name)
+            raise VisMinSourceError(where[0][0], f"expected an image struct {{bytes, path}}, got {column.type}",
+                                    column=name)
         data = column.field("bytes")
-        paths = column.field("path") if column.type.get_field_index("path") >= 0 else None
-        filled = None
-        for i in range(len(column)):
-            blob = data[i].as_py()
-            if blob is None:
-                # Images stored by path (not embedded): read the file beside the source.
-                image_path = paths[i].as_py() if paths is not None else None
-                candidate = (path.parent / image_path) if image_path else None
-                if candidate is None or not candidate.is_file():
-                    raise VisMinSourceError(path, f"image has no bytes and no readable file ({image_path!r})",
-                                            row=first_row + i, column=name)
-                filled = filled if filled is not None else data.to_pylist()
-                blob = filled[i] = candidate.read_bytes()
-            try:
-                with Image.open(io.BytesIO(blob)) as image:
-                    image.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError) as err:
-                raise VisMinSourceError(path, f"undecodable image ({err})", row=first_row + i, column=name) from err
-        if filled is not None:
-            data = pa.array(filled, pa.binary())
+        blobs = data.to_pylist()
+        if any(blob is None for blob in blobs):
+            # Images stored by path (not embedded): read the file, which must lie inside the source folder.
+            paths = column.field("path").to_pylist() if column.type.get_field_index("path") >= 0 else [None] * len(blobs)
+            for i, blob in enumerate(blobs):
+                if blob is None:
+                    blobs[i] = self._image_file_bytes(paths[i], *where[i], name)
+            data = pa.array(blobs, pa.binary())
         elif data.type != pa.binary():
             data = data.cast(pa.binary())
+        limit = self.config.max_image_pixels
+        opened = [_open_image(blob, limit) for blob in blobs]
+        decoded = list(_decode_pool().map(_fully_decode, opened))
+        for i, problem in enumerate(decoded):
+            if problem is not None:
+                raise VisMinSourceError(where[i][0], problem, row=where[i][1], column=name)
         return pa.StructArray.from_arrays([data, pa.nulls(len(column), pa.string())], fields=list(_image_feature_type()))
 
+    def _image_file_bytes(self, image_path, path: Path, row: int, name: str) -> bytes:
+        root = self.__dict__.get("_source_root") or path.parent.resolve()
+        candidate = (path.parent / image_path).resolve() if image_path else None
+        if candidate is not None and candidate != root and root not in candidate.parents:
+            raise VisMinSourceError(path, f"image path {image_path!r} leaves the source folder {root}", row=row,
+                                    column=name)
+        if candidate is None or not candidate.is_file():
+            raise VisMinSourceError(path, f"image has no bytes and no readable file ({image_path!r})", row=row,
+                                    column=name)
+        try:
+            return candidate.read_bytes()
+        except OSError as err:
+            raise VisMinSourceError(path, f"cannot read image file {image_path!r} ({err.strerror or err})", row=row,
+                                    column=name) from None
+
+    def _image_bytes(self, column, path: Path, first_row: int, name: str) -> pa.Array:
+        """:meth:`_checked_images` for a column of consecutive rows of one file."""
+        return self._checked_images(column, [(path, first_row + i) for i in range(len(column))], name)
+
     @staticmethod
-    def _check_captions(batch: pa.RecordBatch, path: Path, first_row: int, names) -> None:
+    def _check_text_type(column, path: Path, first_row: int, name: str) -> None:
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_null(column.type)):
+            raise VisMinSourceError(path, f"expected text (upstream type string), got {column.type}", row=first_row,
+                                    column=name)
+
+    @classmethod
+    def _check_captions(cls, batch: pa.RecordBatch, path: Path, first_row: int, names) -> None:
         for name in names:
             column = batch.column(name)
+            cls._check_text_type(column, path, first_row, name)
             empty = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
             bad = pc.indices_nonzero(pc.fill_null(empty, True))
             if len(bad):
                 raise VisMinSourceError(path, "empty caption", row=first_row + bad[0].as_py(), column=name)
 
-    @staticmethod
-    def _check_categories(batch: pa.RecordBatch, path: Path, first_row: int, allowed) -> pa.Array:
+    @classmethod
+    def _check_categories(cls, batch: pa.RecordBatch, path: Path, first_row: int, allowed) -> pa.Array:
         column = batch.column("category")
+        cls._check_text_type(column, path, first_row, "category")
+        if pa.types.is_null(column.type) or "" in allowed:
+            column = pc.fill_null(pc.cast(column, pa.string()), "")
         codes = pc.index_in(column, value_set=pa.array(allowed))
         bad = pc.indices_nonzero(pc.is_null(codes))
         if len(bad):
@@ -347,6 +535,10 @@ class VisMin(datasets.ArrowBasedBuilder):
     # -- generation -----------------------------------------------------------------------------
 
     def _generate_tables(self, files, questions=(), image_index=None, all_files=()):
+        with _pil_limit_at_least(self.config.max_image_pixels):
+            yield from self._generate_checked_tables(files, questions, image_index, all_files)
+
+    def _generate_checked_tables(self, files, questions, image_index, all_files):
         for file_index, path in enumerate(files):
             path = Path(path)
             first_row = 0
@@ -364,7 +556,7 @@ class VisMin(datasets.ArrowBasedBuilder):
     def _bench_table(self, batch, path, first_row, questions) -> pa.Table:
         self._check_captions(batch, path, first_row, ("text_0", "text_1"))
         codes = self._check_categories(batch, path, first_row, CATEGORIES)
-        upstream_id = pc.cast(batch.column("id"), pa.int64())
+        upstream_id = self._upstream_ids(batch.column("id"), path, first_row)
         columns = {
             "id": pc.binary_join_element_wise(batch.column("category"), pc.cast(upstream_id, pa.string()), "/"),
             "upstream_id": upstream_id,
@@ -374,8 +566,14 @@ class VisMin(datasets.ArrowBasedBuilder):
             "image_1": self._image_bytes(batch.column("image_1"), path, first_row, "image_1"),
             "text_1": batch.column("text_1"),
         }
-        columns.update({q: pc.cast(batch.column(q), pa.string()) for q in questions})
+        columns.update({q: self._question_column(batch.column(q), path, first_row, q) for q in questions})
         return pa.table(columns).cast(self.info.features.arrow_schema)
+
+    @staticmethod
+    def _question_column(column, path: Path, first_row: int, name: str) -> pa.Array:
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_null(column.type)):
+            raise VisMinSourceError(path, f"questions must be text, got {column.type}", row=first_row, column=name)
+        return pc.cast(column, pa.string())
 
     def _train_columns(self, batch, path, first_row) -> dict:
         self._check_captions(batch, path, first_row, ("caption",))
@@ -385,7 +583,7 @@ class VisMin(datasets.ArrowBasedBuilder):
             # Stored as JSON text so that every upstream box layout fits one declared feature.
             boxes = pa.array([None if b is None else json.dumps(b) for b in boxes.to_pylist()], pa.string())
         return {
-            "image_id": pc.cast(batch.column("image_id"), pa.string()),
+            "image_id": self._image_ids(batch.column("image_id"), path, first_row, "image_id"),
             "image": self._image_bytes(batch.column("image"), path, first_row, "image"),
             "caption": batch.column("caption"),
             "bounding_boxes": boxes,
@@ -397,13 +595,20 @@ class VisMin(datasets.ArrowBasedBuilder):
         return pa.table(self._train_columns(batch, path, first_row)).cast(self.info.features.arrow_schema)
 
     def _pairs_table(self, batch, path, first_row, files, image_index) -> pa.Table | None:
+        # Checked on the whole batch, so a bad row is named by its own row number.
+        self._check_captions(batch, path, first_row, ("caption",))
+        self._check_categories(batch, path, first_row, ["", *CATEGORIES])
+        image_ids = self._image_ids(batch.column("image_id"), path, first_row, "image_id")
         edited = pc.indices_nonzero(pc.not_equal(pc.fill_null(batch.column("source_image_id"), ""), ""))
         if not len(edited):
             return None
         rows = batch.take(edited)
         row_numbers = [first_row + i for i in edited.to_pylist()]
-        codes = self._check_categories(rows, path, row_numbers[0], CATEGORIES)
-        self._check_captions(rows, path, row_numbers[0], ("caption",))
+        codes = pc.index_in(rows.column("category"), value_set=pa.array(CATEGORIES))
+        missing = pc.indices_nonzero(pc.is_null(codes))
+        if len(missing):
+            raise VisMinSourceError(path, "an edited image (with a source_image_id) has no category",
+                                    row=row_numbers[missing[0].as_py()], column="category")
         sources = []
         for row, source_id in zip(row_numbers, rows.column("source_image_id").to_pylist()):
             if source_id not in image_index:
@@ -413,17 +618,17 @@ class VisMin(datasets.ArrowBasedBuilder):
         source_rows = self._take_rows(files, sources, ["image", "caption"])
         return pa.table(
             {
-                "id": pc.cast(rows.column("image_id"), pa.string()),
+                "id": image_ids.take(edited),
                 "category": pc.cast(codes, pa.int64()),
                 "image_0": source_rows.column("image"),
                 "text_0": source_rows.column("caption"),
-                "image_1": self._image_bytes(rows.column("image"), path, row_numbers[0], "image"),
+                "image_1": self._checked_images(rows.column("image"), [(path, r) for r in row_numbers], "image"),
                 "text_1": rows.column("caption"),
             }
         ).cast(self.info.features.arrow_schema)
 
     def _take_rows(self, files, locations: list[tuple[int, int]], columns: list[str]) -> pa.Table:
-        """Rows by (file index, row) across source files; memory-mapped, so only those rows are read."""
+        """Rows by (file index, row) across source files, images checked; memory-mapped, so only those rows are read."""
         cache = self.__dict__.setdefault("_mapped_tables", {})
         pieces = []
         for file_index, row in locations:
@@ -435,7 +640,8 @@ class VisMin(datasets.ArrowBasedBuilder):
                     cache[file_index] = pq.read_table(path, columns=columns, memory_map=True)
                 else:
                     cache[file_index] = self._read_table(path, columns)
-            piece = cache[file_index].slice(row, 1)
-            image = self._image_bytes(piece.column("image"), Path(files[file_index]), row, "image")
-            pieces.append(pa.table({"image": image, "caption": piece.column("caption")}))
-        return pa.concat_tables(pieces)
+            pieces.append(cache[file_index].slice(row, 1))
+        table = pa.concat_tables(pieces)
+        where = [(Path(files[file_index]), row) for file_index, row in locations]
+        return pa.table({"image": self._checked_images(table.column("image"), where, "image"),
+                         "caption": table.column("caption")})

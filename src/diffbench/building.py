@@ -1,19 +1,33 @@
-"""Build a dataset folder's builder into the Hugging Face datasets cache, atomically.
+"""Build a dataset folder's builder into the Hugging Face datasets cache: atomically, recorded, never silently.
 
 After :func:`build`, ``load_dataset(NAME)`` and ``load_dataset(NAME, CONFIG)`` work from any directory
 in a fresh interpreter (with ``HF_HUB_OFFLINE=1``, or whenever the Hub has no repo of that name):
 datasets falls back to a build of that name in its cache, at
-``<cache>/<name>/<config>/<version>/<hash>/``.
+``<cache>/<name>/<config>/<version>/<hash>/`` (``datasets/packaged_modules/cache/cache.py``,
+``_find_hash_in_cache``).
 
-Why the detour through a staging folder: datasets writes a build into ``<hash>.incomplete`` beside its
-final place, and its cache fallback globs ``<cache>/<name>/*/*/*``, which includes that half-written
-folder. Building under ``<cache>/.diffbench_staging/`` and renaming the finished folder into place
-means a reader sees the last good build or none, never a partial one, even when a build is killed.
+Atomic: datasets writes a build into ``<hash>.incomplete`` beside its final place, and its cache
+fallback globs ``<cache>/<name>/*/*/*``, which includes that half-written folder. A build is therefore
+prepared under ``<cache>/.diffbench_staging/`` and exchanged with the previous build in one
+``renameat2(RENAME_EXCHANGE)`` call: at every instant the path holds the old build or the new one,
+so a kill at any moment leaves the last good build. Where the kernel or file system cannot exchange,
+two renames are used and a journal (``restore.json``) lets the next build put the old one back.
+
+Recorded: every build writes its source (:mod:`diffbench.provenance`) beside its Arrow files, and
+notes it in the description of its ``dataset_info.json``; a synthetic build also gets the synthetic
+data's own description and licence there.
+
+Never silent: building a configuration over a build from another source (another folder, the
+sample, the Hub, another seed or size) raises :class:`SourceConflictError`, naming the existing
+build's source, unless ``overwrite=True``.
 
 Which configuration a bare ``load_dataset(NAME)`` gives: datasets takes the most recently modified
-build of that name. The default configuration's folder is therefore dated far in the future
-(:data:`DEFAULT_CONFIG_MTIME`), so building another configuration later does not change what the bare
-name loads.
+build of that name. Every build therefore leaves the default configuration's folder the newest,
+honestly: after building the default configuration its folder is touched to the current time, and
+before a non-default build is swapped into place (its folder dated when it was written) the default
+build is touched to the current time. With the default configuration not built, the bare name gives
+the most recently built configuration. Writing into a build folder afterwards (``Dataset.map``
+cache files) also makes it the newest; ``diffbench build`` of any configuration restores the order.
 
     >>> from diffbench.building import build_hash
     >>> len(build_hash("vismin", "bench"))
@@ -22,22 +36,32 @@ name loads.
 
 from __future__ import annotations
 
+import collections
+import ctypes
+import errno
 import hashlib
+import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffbench import provenance
 from diffbench.hub_folders import hub_folder, load_module
 
-DEFAULT_CONFIG_MTIME = 4102444800  # 2100-01-01: keeps the default config the newest build of its name
 STAGING_DIRNAME = ".diffbench_staging"
+RESTORE_JOURNAL = "restore.json"  # in a staging folder: an old build to put back if the swap was cut short
 
 
 class NotBuiltError(FileNotFoundError):
     """The dataset (or configuration) has not been built into the cache yet."""
+
+
+class SourceConflictError(ValueError):
+    """A build would replace a build of the same configuration made from another source."""
 
 
 @dataclass
@@ -51,9 +75,12 @@ class BuildSummary:
     num_bytes: int
     seconds: float
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> label -> rows
+    provenance: dict = field(default_factory=dict)
 
     def format(self) -> str:
         lines = [f"{self.name}/{self.config}: built in {self.seconds:.2f} s, {self.num_bytes / 1e6:.1f} MB -> {self.path}"]
+        if self.provenance:
+            lines.append(f"  from {provenance.describe(self.provenance)}")
         for split, rows in self.rows.items():
             lines.append(f"  {split}: {rows:,} rows")
             for label, count in self.counts.get(split, {}).items():
@@ -94,6 +121,168 @@ def build_hash(name: str, config: str) -> str:
     return hashlib.sha256(source + b"\0" + config.encode()).hexdigest()[:16]
 
 
+def config_builds(name: str, config: str) -> list[Path]:
+    """The build folders of one configuration in the cache (normally one), newest last."""
+    folder = cache_root() / name / config
+    builds = [p for p in folder.glob("*/*") if p.is_dir() and not p.name.endswith(".incomplete")]
+    return sorted(builds, key=lambda p: p.stat().st_mtime)
+
+
+def current_build(name: str, config: str) -> Path | None:
+    """The build ``load_dataset(name, config)`` reads (the newest), or ``None``."""
+    builds = config_builds(name, config)
+    return builds[-1] if builds else None
+
+
+def existing_provenance(name: str, config: str) -> dict | None:
+    """The provenance recorded by the current build of ``name/config`` (``None`` when not built)."""
+    build = current_build(name, config)
+    return None if build is None else provenance.of_folder(build)
+
+
+def build_stamp(name: str, config: str | None = None) -> str | None:
+    """A short string that changes on every rebuild of ``name/config`` (``None`` when not built).
+
+    Cheap (a glob and a small JSON read): a long-running reader, such as the Space, compares it with
+    the stamp of the data it loaded to notice a rebuild.
+    """
+    build = current_build(name, config or default_config(name))
+    if build is None:
+        return None
+    record = provenance.of_folder(build)
+    return f"{build.name}:{record.get('build_id') or build.stat().st_mtime_ns}"
+
+
+# -- provenance of a planned build --------------------------------------------------------------------
+
+
+def _official_repo(name: str, config: str) -> str | None:
+    cls = builder_class(name)
+    hook = getattr(cls, "official_repo_id", None)
+    return hook(config) if callable(hook) else getattr(cls, "HUB_REPO_ID", None)
+
+
+def folder_fingerprint(path: Path) -> str:
+    """``sha256:`` of every file under ``path`` (relative name, size and bytes), in name order.
+
+    An unreadable file or folder is an error, never skipped.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    if not path.exists():
+        raise ValueError(f"{path}: source path does not exist")
+    if path.is_file():
+        files = [path]
+    else:
+        def fail(err: OSError):
+            raise ValueError(f"{err.filename}: cannot read the source ({err.strerror})")
+
+        files = sorted(Path(root) / f for root, _, names in os.walk(path, onerror=fail) for f in names)
+    for file in files:
+        relative = file.name if file == path else file.relative_to(path).as_posix()
+        try:
+            with open(file, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                digest.update(f"{relative}\0{size}\0".encode())
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as err:
+            raise ValueError(f"{file}: cannot read the source ({err.strerror or err})") from None
+    return "sha256:" + digest.hexdigest()
+
+
+def planned_provenance(name: str, config: str, source: str, repo_id: str | None = None,
+                       revision: str | None = None, fingerprint: bool = True) -> dict:
+    """The provenance of building ``name/config`` from ``source`` (``"hub"`` or a local folder)."""
+    import datasets
+
+    import diffbench
+
+    record = {"dataset": name, "config": config, "diffbench_version": diffbench.__version__,
+              "datasets_version": datasets.__version__}
+    if source == "hub":
+        return {**record, "source": "hub", "synthetic": False,
+                "repo_id": repo_id or _official_repo(name, config), "revision": revision}
+    folder = Path(source).expanduser().resolve()
+    record.update(source="local", synthetic=False, folder=str(folder))
+    if fingerprint and folder.exists():
+        record["fingerprint"] = folder_fingerprint(folder)
+    return record
+
+
+def check_replaceable(name: str, config: str, planned: dict) -> None:
+    """Raise :class:`SourceConflictError` when ``name/config`` is built from another source than ``planned``."""
+    existing = existing_provenance(name, config)
+    if existing is None or provenance.same_source(existing, planned):
+        return
+    raise SourceConflictError(
+        f"{name}/{config} is already built from {provenance.describe(existing)}; building it from "
+        f"{provenance.describe(planned)} would replace it: pass --overwrite to replace it"
+    )
+
+
+# -- the atomic swap ------------------------------------------------------------------------------------
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2``); ``False`` where unsupported."""
+    if os.environ.get("DIFFBENCH_NO_RENAME_EXCHANGE"):  # forces the journaled fallback (tests)
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _between_renames() -> None:
+    """Called between the two renames of the fallback swap; tests kill the process here."""
+
+
+def replace_directory(new: Path, destination: Path, trash: Path) -> None:
+    """Put the finished folder ``new`` at ``destination``; whatever was there ends up at ``trash``.
+
+    ``trash`` must be on the same file system and not exist. With an existing ``destination`` the
+    two are exchanged atomically; where that is unsupported, ``trash/../restore.json`` records the
+    old folder's place between the two renames, so :func:`restore_interrupted` can put it back.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if not destination.exists():
+        new.rename(destination)
+        return
+    if _exchange(new, destination):
+        new.rename(trash)  # `new` now holds the old folder
+        return
+    journal = trash.parent / RESTORE_JOURNAL
+    journal.write_text(json.dumps({"old": str(trash), "destination": str(destination)}), encoding="utf-8")
+    destination.rename(trash)
+    _between_renames()
+    new.rename(destination)
+    journal.unlink()
+
+
+def restore_interrupted(staging_folder: Path) -> None:
+    """Put back an old build whose swap was cut between its two renames (no build at its place)."""
+    journal = staging_folder / RESTORE_JOURNAL
+    if not journal.is_file():
+        return
+    entry = json.loads(journal.read_text(encoding="utf-8"))
+    old, destination = Path(entry["old"]), Path(entry["destination"])
+    if old.is_dir() and not destination.exists():
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        old.rename(destination)
+    journal.unlink()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -104,19 +293,44 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale_staging(staging_root: Path) -> None:
-    """Delete what killed builds left in the staging folder (their process is gone)."""
+def clean_staging(staging_root: Path) -> None:
+    """Restore, then delete, what killed builds left in the staging folder (their process is gone)."""
     for entry in staging_root.glob("*-*"):
         pid = entry.name.split("-", 1)[0]
         if entry.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            restore_interrupted(entry)
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def build(name: str, config: str, num_proc: int | None = None, **config_kwargs) -> BuildSummary:
+# -- building ---------------------------------------------------------------------------------------------
+
+
+def _record_in_build(folder: Path, record: dict) -> None:
+    """Write the provenance beside the Arrow files and note it in ``dataset_info.json``."""
+    (folder / provenance.PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    info_path = folder / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if record.get("synthetic"):
+        info["description"] = record.get("description") or provenance.SYNTHETIC_NOTE
+        info["license"] = record.get("license", "")
+        info["homepage"] = record.get("homepage", "")
+    info["description"] = f"{info.get('description', '').rstrip()}\n\nBuilt by diffbench from {provenance.describe(record)}.\n"
+    info_path.write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def _touch(folder: Path | None) -> None:
+    if folder is not None and folder.is_dir():
+        os.utime(folder)  # the current time
+
+
+def build(name: str, config: str, num_proc: int | None = None, *, overwrite: bool = False,
+          provenance_record: dict | None = None, **config_kwargs) -> BuildSummary:
     """Run ``datasets/<name>/<name>.py`` for one configuration into the datasets cache.
 
-    ``config_kwargs`` go to the builder's config (for example ``source=``). Errors raised while
-    reading the source come out as they are (not wrapped), and leave the previous build in place.
+    ``config_kwargs`` go to the builder's config (for example ``source=``). ``provenance_record``
+    replaces the recorded source (the embedded samples pass their synthetic description). Errors
+    raised while reading the source come out as they are (not wrapped), and leave the previous
+    build in place.
     """
     import datasets
     from filelock import FileLock
@@ -124,35 +338,45 @@ def build(name: str, config: str, num_proc: int | None = None, **config_kwargs) 
     cls = builder_class(name)
     if config not in config_names(name):
         raise ValueError(f"{name} has no configuration {config!r}; choose from {config_names(name)}")
+    source = config_kwargs.get("source", "hub")
+    record = dict(provenance_record) if provenance_record else planned_provenance(
+        name, config, source, config_kwargs.get("repo_id"), config_kwargs.get("revision"))
+    record.update(dataset=name, config=config)
+    if not overwrite:
+        check_replaceable(name, config, record)
     root = cache_root()
     staging_root = root / STAGING_DIRNAME
     staging_root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with FileLock(str(staging_root / f"{name}-{config}.lock")):
-        _remove_stale_staging(staging_root)
+        clean_staging(staging_root)
         staging = staging_root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             digest = build_hash(name, config)
-            builder = cls(
-                config_name=config,
-                dataset_name=name,
-                hash=digest,
-                cache_dir=str(staging / "cache"),
-                **config_kwargs,
-            )
+            builder = cls(config_name=config, dataset_name=name, hash=digest, cache_dir=str(staging / "cache"),
+                          **config_kwargs)
             try:
-                builder.download_and_prepare(
-                    output_dir=str(staging / "final"),
-                    num_proc=num_proc,
-                    download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD,
-                )
+                builder.download_and_prepare(output_dir=str(staging / "final"), num_proc=num_proc,
+                                             download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD)
             except datasets.exceptions.DatasetGenerationError as err:
                 # Surface the builder's own error (it names file, row and column).
                 raise (err.__cause__ or err) from None
+            if record["source"] == "hub":
+                record["revision"] = _resolved_revision(record) or record.get("revision")
+            record.update(built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), build_id=uuid.uuid4().hex)
+            _record_in_build(staging / "final", record)
             destination = root / name / config / str(builder.info.version or cls.VERSION) / digest
-            _swap_into_place(staging / "final", destination, staging)
-            if config == default_config(name):
-                os.utime(destination, (DEFAULT_CONFIG_MTIME, DEFAULT_CONFIG_MTIME))
+            default = default_config(name)
+            # One swap at a time per dataset name, so the default config's "newest" order holds.
+            with FileLock(str(staging_root / f"{name}.swap.lock")):
+                if config != default:
+                    _touch(current_build(name, default))  # newer than the folder about to appear
+                replace_directory(staging / "final", destination, staging / "previous")
+                for old in config_builds(name, config):  # builds of an older builder version or hash
+                    if old != destination:
+                        old.rename(staging / f"older-{uuid.uuid4().hex[:8]}")
+                if config == default:
+                    _touch(destination)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     info = builder.info
@@ -163,18 +387,77 @@ def build(name: str, config: str, num_proc: int | None = None, **config_kwargs) 
         rows={split: split_info.num_examples for split, split_info in (info.splits or {}).items()},
         num_bytes=sum(f.stat().st_size for f in destination.glob("*.arrow")),
         seconds=time.perf_counter() - started,
+        provenance=record,
     )
 
 
-def _swap_into_place(finished: Path, destination: Path, staging: Path) -> None:
-    """Replace the build at ``destination`` (and any older build of that config) by ``finished``."""
-    config_dir = destination.parent.parent
-    config_dir.mkdir(parents=True, exist_ok=True)
-    old_builds = [p for p in config_dir.glob("*/*") if p.is_dir()]
-    for i, old in enumerate(old_builds):
-        old.rename(staging / f"old-{i}")  # out of the glob's sight first, then deleted with staging
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    finished.rename(destination)
+def _resolved_revision(record: dict) -> str | None:
+    """The commit of the Hub snapshot a build read (from the local Hub cache; no network)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(record["repo_id"], repo_type="dataset", revision=record.get("revision"),
+                                 local_files_only=True)
+    except Exception:  # noqa: BLE001 - the revision is informative; the build itself succeeded
+        return None
+    return Path(path).name
+
+
+def label_counts(dataset) -> dict[str, dict[str, int]]:
+    """Rows per category (or per change type) for each split, for the closing summary."""
+    counts = {}
+    for split, ds in dataset.items():
+        for column in ("category", "change_types"):
+            if column not in ds.column_names:
+                continue
+            values = ds.select_columns([column])[column]
+            feature = ds.features[column]
+            if column == "change_types":
+                values = [label for labels in values for label in labels]
+            elif hasattr(feature, "int2str"):
+                values = feature.int2str(list(values))
+            counts[split] = dict(sorted(collections.Counter(values).items()))
+            break
+    return counts
+
+
+def build_configs(name: str, configs: list[str], source: str, num_proc=None, repo_id=None, revision=None,
+                  overwrite: bool = False, **sample_options) -> list[BuildSummary]:
+    """Build each config from one source (``"hub"``, ``"sample"`` or a folder); summaries in order.
+
+    Every configuration is checked against its existing build before any is built, so a conflict
+    leaves all of them as they were. A ``sample`` source is generated once into a temp folder and
+    recorded as synthetic (n, seed, image size).
+    """
+    from diffbench import samples
+
+    plans = {}
+    for config in configs:
+        if source == "sample":
+            plans[config] = {**samples.sample_provenance(name, **sample_options), "dataset": name, "config": config}
+        else:
+            plans[config] = planned_provenance(name, config, source, repo_id, revision, fingerprint=False)
+        if not overwrite:
+            check_replaceable(name, config, plans[config])
+    summaries = []
+    with tempfile.TemporaryDirectory(prefix=f"diffbench-{name}-sample-") as scratch:
+        kwargs = {"source": source}
+        if source == "sample":
+            kwargs["source"] = str(samples.write_sample(name, Path(scratch), **sample_options))
+        if repo_id:
+            kwargs["repo_id"] = repo_id
+        if revision:
+            kwargs["revision"] = revision
+        fingerprint = None
+        for config in configs:
+            record = plans[config] if source == "sample" else None
+            if source not in ("sample", "hub"):
+                fingerprint = fingerprint or folder_fingerprint(Path(source).expanduser())
+                record = {**plans[config], "fingerprint": fingerprint}
+            summary = build(name, config, num_proc=num_proc, overwrite=overwrite, provenance_record=record, **kwargs)
+            summary.counts = label_counts(load_built(name, config))
+            summaries.append(summary)
+    return summaries
 
 
 def load_built(name: str, config: str | None = None, split: str | None = None):

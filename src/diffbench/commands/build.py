@@ -5,25 +5,40 @@
     diffbench build vismin --source hub               # the official Hub repos
 
 Afterwards ``load_dataset("vismin")`` (the default config) and ``load_dataset("vismin", "train")``
-work from any directory.
+work from any directory. Building a configuration over a build from another source (another
+folder, the sample, the Hub, another seed or size) is refused, naming the existing build's source,
+unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import collections
-import tempfile
-from pathlib import Path
+# Re-exported for callers that imported them from here; the library's home is diffbench.building.
+from diffbench.building import build_configs, label_counts  # noqa: F401
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"320x240"`` -> ``(320, 240)``."""
+    """``"320x240"`` -> ``(320, 240)``; ``"96"`` -> ``(96, 96)``.
+
+    >>> parse_size("96")
+    (96, 96)
+    """
     try:
-        width, height = (int(v) for v in text.lower().split("x"))
+        parts = [int(v) for v in text.lower().split("x")]
+        width, height = parts * 2 if len(parts) == 1 else parts
     except ValueError:
-        raise ValueError(f"image size must look like 320x240, got {text!r}") from None
+        raise ValueError(f"image size must look like 320x240 or 96, got {text!r}") from None
     if width < 16 or height < 16:
         raise ValueError(f"image size must be at least 16x16, got {text!r}")
     return width, height
+
+
+def _size_argument(text: str) -> tuple[int, int]:
+    import argparse
+
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_parser(subparsers) -> None:
@@ -38,45 +53,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--repo-id", default=None, help="Hub repo to read with --source hub (default: the official one)")
     parser.add_argument("--n", type=int, default=None, help="samples in a synthetic --source sample")
     parser.add_argument("--seed", type=int, default=0, help="seed of a synthetic --source sample")
-    parser.add_argument("--image-size", type=parse_size, default=(320, 240), help="WxH of synthetic images")
+    parser.add_argument("--image-size", type=_size_argument, default=(320, 240), help="WxH of synthetic images")
+    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) with --source hub")
     parser.add_argument("--num-proc", type=int, default=None, help="build processes (sharded over source files)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing build of the same config made from another source")
     parser.set_defaults(func=run)
-
-
-def label_counts(dataset) -> dict[str, dict[str, int]]:
-    """Rows per category (or per change type) for each split, for the closing summary."""
-    counts = {}
-    for split, ds in dataset.items():
-        for column in ("category", "change_types"):
-            if column not in ds.column_names:
-                continue
-            values = ds.select_columns([column])[column]
-            feature = ds.features[column]
-            if column == "change_types":
-                values = [label for labels in values for label in labels]
-            elif hasattr(feature, "int2str"):
-                values = feature.int2str(list(values))
-            counts[split] = dict(sorted(collections.Counter(values).items()))
-            break
-    return counts
-
-
-def build_configs(name: str, configs: list[str], source: str, num_proc=None, repo_id=None, **sample_options):
-    """Build each config from one source; a ``sample`` source is generated once into a temp folder."""
-    from diffbench import building, samples
-
-    summaries = []
-    with tempfile.TemporaryDirectory(prefix=f"diffbench-{name}-sample-") as scratch:
-        if source == "sample":
-            source = str(samples.write_sample(name, Path(scratch), **sample_options))
-        kwargs = {"source": source}
-        if repo_id:
-            kwargs["repo_id"] = repo_id
-        for config in configs:
-            summary = building.build(name, config, num_proc=num_proc, **kwargs)
-            summary.counts = label_counts(building.load_built(name, config))
-            summaries.append(summary)
-    return summaries
 
 
 def run(args) -> int:
@@ -85,6 +67,11 @@ def run(args) -> int:
     names = building.config_names(args.name)
     configs = names if args.config == "all" else [args.config or building.default_config(args.name)]
     sample_options = {"n": args.n, "seed": args.seed, "image_size": args.image_size}
-    for summary in build_configs(args.name, configs, args.source, args.num_proc, args.repo_id, **sample_options):
+    for flag, value in (("--num-proc", args.num_proc), ("--n", args.n)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+    summaries = building.build_configs(args.name, configs, args.source, args.num_proc, args.repo_id, args.revision,
+                                       overwrite=args.overwrite, **sample_options)
+    for summary in summaries:
         print(summary.format())
     return 0
