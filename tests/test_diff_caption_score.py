@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from diffbench import caption_scoring
+from diffbench import caption_scoring, caption_stats
 from diffbench.caption_meteor import MeteorError, MeteorServer, aggregate_stats, get_meteor, parse_stats
 from diffbench.caption_scoring import score_captions
+from diffbench.caption_spice import SpiceUnavailableError
 from diffbench.caption_tokenizer import JavaNotFoundError, PTBTokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,8 +94,8 @@ def test_lcs_equals_pycocoevalcap():
     for _ in range(300):
         a = [rng.choice("abcde") for _ in range(rng.randint(0, 25))]
         b = [rng.choice("abcdef") for _ in range(rng.randint(0, 25))]
-        assert caption_scoring._lcs(a, b) == my_lcs(a, b)
-    assert caption_scoring._lcs([""], [""]) == 1  # pycocoevalcap's split(" ") quirk, kept
+        assert caption_stats.lcs(a, b) == my_lcs(a, b)
+    assert caption_stats.lcs([""], [""]) == 1  # pycocoevalcap's split(" ") quirk, kept
 
 
 def test_aggregate_stats_drops_the_chunk_of_a_perfect_segment():
@@ -111,7 +112,7 @@ def test_aggregate_stats_drops_the_chunk_of_a_perfect_segment():
         (["a", "b"], [["a"], []], "sample 1: no reference"),
         (["a", None], [["a"], ["b"]], "sample 1: the prediction must be a string"),
         (["a", 3], [["a"], ["b"]], "sample 1: the prediction must be a string, got int"),
-        (["a", "b"], [["a"], ["b", 7]], "sample 1: references must be strings"),
+        (["a", "b"], [["a"], ["b", 7]], "sample 1: reference 1 must be a string, got int"),
         (["a", "b"], [["a"], "b"], "sample 1: references must be a list"),
         ("a b", [["a b"]], "predictions must be a list"),
         ([], [], "no samples"),
@@ -136,8 +137,9 @@ def test_spice_is_opt_in_with_a_clear_error():
     lib = caption_scoring.pycocoevalcap_dir() / "spice" / "lib"
     if (lib / "stanford-corenlp-3.6.0.jar").is_file():
         pytest.skip("Stanford CoreNLP 3.6.0 is installed here")
-    with pytest.raises(caption_scoring.SpiceUnavailableError, match="Stanford CoreNLP 3.6.0.*network"):
+    with pytest.raises(SpiceUnavailableError, match="Stanford CoreNLP 3.6.0.*network") as caught:
         score_captions(["a red car"], [["a red car"]], metrics=["bleu", "spice"])
+    assert "\n" not in str(caught.value) and isinstance(caught.value, ValueError)
 
 
 def test_no_java_gives_the_install_hint(monkeypatch):
@@ -266,7 +268,8 @@ def test_second_call_is_cached_and_concurrent_calls_agree(spot_pairs):
     for shift, scores in results:
         assert by_shift.setdefault(shift, scores) == scores
     assert by_shift[0] == first
-    assert get_meteor().starts == 1  # one JVM for every call and thread of this session
+    pool = get_meteor()
+    assert all(server.starts <= 1 for server in pool.servers)  # each JVM started once for every call and thread
 
 
 # -- the evaluate module, its doctests, the widget -------------------------------------------------
@@ -340,7 +343,7 @@ def test_jvm_killed_mid_run_gives_a_clear_error_and_the_next_call_works(shared_d
     entries = json.loads((shared_dir / "data" / "spot_the_diff" / "annotations" / "train.json").read_text())[:1000]
     predictions = [f"{entries[(i + 7) % 1000]['sentences'][0]} kill test" for i in range(1000)]
     references = [e["sentences"] for e in entries]
-    server = get_meteor()
+    server = get_meteor().servers[0]  # the first of the pool's JVMs: every call uses it
     before = server.starts if server.alive else server.starts + 1
     read = server._read
     reads = []
@@ -353,15 +356,18 @@ def test_jvm_killed_mid_run_gives_a_clear_error_and_the_next_call_works(shared_d
         return line
 
     monkeypatch.setattr(server, "_read", read_then_kill)
-    with pytest.raises(MeteorError, match="exited .*next call starts a new JVM"):
+    with pytest.raises(MeteorError, match="exited .*next call starts a new JVM") as caught:
         score_captions(predictions, references, metrics=["meteor"])
+    assert "\n" not in str(caught.value)
     monkeypatch.undo()
     assert not server.alive
     again = score_captions(predictions[:20], references[:20])
     assert server.starts == before + 1 and 0 <= again["METEOR"] <= 1
 
 
-@pytest.mark.parametrize("module", ["caption_tokenizer", "caption_meteor", "caption_scoring"])
+@pytest.mark.parametrize("module", ["caption_tokenizer", "caption_meteor", "caption_scoring", "caption_stats",
+                                    "caption_bleu", "caption_rouge", "caption_cider", "caption_spice",
+                                    "caption_inputs", "caption_report"])
 def test_library_doctests(module):
     import importlib
 

@@ -210,26 +210,41 @@ class MeteorServer:
             raise self._fail(f"could not write to the JVM: {write_error[0]}")
         return answers
 
+    def score_lines(self, lines: list[str]) -> list[str]:
+        """Meteor's answers to these ``SCORE`` lines (one statistics line each), uncached."""
+        with self._lock:
+            self.start()
+            answers = self._exchange(lines)
+            for answer in answers:
+                try:
+                    [float(v) for v in answer.split()]
+                except ValueError:
+                    raise self._fail(f"unexpected answer {answer[:200]!r}") from None
+            return answers
+
     def segment_stats(self, segments: list[tuple[str, list[str]]]) -> list[str]:
         """Meteor's statistics line for each (tokenised hypothesis, tokenised references)."""
         lines = [meteor_segment_line(h, refs) for h, refs in segments]
         with self._lock:
             missing = list(dict.fromkeys(line for line in lines if line not in self._stats_cache))
-            if missing:
-                self.start()
-                answers = self._exchange(missing)
-                for answer in answers:
-                    try:
-                        [float(v) for v in answer.split()]
-                    except ValueError:
-                        raise self._fail(f"unexpected answer {answer[:200]!r}") from None
-                if len(self._stats_cache) + len(missing) > _STATS_CACHE_LIMIT:
-                    self._stats_cache.clear()
-                known = dict(zip(missing, answers))
-                self._stats_cache.update(known)
-            else:
-                known = {}
+            known = dict(zip(missing, self.score_lines(missing))) if missing else {}
+            if len(self._stats_cache) + len(missing) > _STATS_CACHE_LIMIT:
+                self._stats_cache.clear()
+            self._stats_cache.update(known)
             return [known.get(line) or self._stats_cache[line] for line in lines]
+
+    def eval_segments(self, stats: list[str]) -> tuple[list[float], float]:
+        """pycocoevalcap's exchange: ``EVAL ||| stats 1 ||| ... ||| stats n`` answers n segment scores, then
+        the corpus score."""
+        eval_line = "EVAL ||| " + " ||| ".join(stats)
+        with self._lock:
+            self.start()
+            answers = self._exchange([eval_line], expected=len(stats) + 1)
+        try:
+            values = [float(a) for a in answers]
+        except ValueError:
+            raise self._fail(f"unexpected EVAL answer {answers[:3]!r}") from None
+        return values[:-1], values[-1]
 
     def corpus_score(self, stats: list[str]) -> float:
         """The corpus METEOR of these segments (what ``EVAL ||| stats 1 ||| ... ||| stats n`` answers)."""
@@ -253,22 +268,152 @@ class MeteorServer:
             self._stats_cache.clear()
 
 
-_DEFAULT: MeteorServer | None = None
+def default_workers() -> int:
+    """METEOR JVMs a process runs: ``$DIFFBENCH_METEOR_WORKERS``, else one a core (at most 8: each holds
+    its own paraphrase table, a few hundred MB)."""
+    value = os.environ.get("DIFFBENCH_METEOR_WORKERS")
+    if value:
+        return max(1, int(value))
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class MeteorPool:
+    """Several :class:`MeteorServer` JVMs scoring the segments of one call in parallel; safe to share.
+
+    The segments of a call are cut into one contiguous chunk a worker (a worker starts only when it
+    first gets a chunk: a small call starts one JVM); every answer is Meteor's own for that line, so
+    the split changes no number. Statistics lines are cached here (bounded), for every worker.
+    """
+
+    MIN_CHUNK = 500  # segments below which one more JVM costs more than it saves
+
+    def __init__(self, workers: int | None = None, **server_options):
+        self.servers = [MeteorServer(**server_options) for _ in range(workers or default_workers())]
+        self._lock = threading.Lock()
+        self._stats_cache: dict[str, str] = {}
+
+    @property
+    def starts(self) -> int:
+        return sum(s.starts for s in self.servers)
+
+    @property
+    def alive(self) -> bool:
+        return any(s.alive for s in self.servers)
+
+    def workers_for(self, segments: int) -> int:
+        """How many JVMs a call of this many new segments uses."""
+        return max(1, min(len(self.servers), segments // self.MIN_CHUNK))
+
+    def start(self, segments: int = 1) -> None:
+        """Start the JVMs a call of ``segments`` segments will use, in the background (they load their
+        tables meanwhile)."""
+        for server in self.servers[: self.workers_for(segments)]:
+            server.start()
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._stats_cache.clear()
+
+    def segment_stats(self, segments: list[tuple[str, list[str]]]) -> list[str]:
+        """Meteor's statistics line for each (tokenised hypothesis, tokenised references)."""
+        lines = [meteor_segment_line(h, refs) for h, refs in segments]
+        with self._lock:
+            missing = list(dict.fromkeys(line for line in lines if line not in self._stats_cache))
+            known = dict(zip(missing, self._score_in_parallel(missing))) if missing else {}
+            if len(self._stats_cache) + len(missing) > _STATS_CACHE_LIMIT:
+                self._stats_cache.clear()
+            self._stats_cache.update(known)
+            return [known.get(line) or self._stats_cache[line] for line in lines]
+
+    def _score_in_parallel(self, lines: list[str]) -> list[str]:
+        k = self.workers_for(len(lines))
+        if k == 1:
+            return self.servers[0].score_lines(lines)
+        bounds = [len(lines) * i // k for i in range(k + 1)]
+        answers: list[list[str] | None] = [None] * k
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                answers[i] = self.servers[i].score_lines(lines[bounds[i] : bounds[i + 1]])
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+                errors.append(err)
+
+        threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(k)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return [answer for chunk in answers for answer in chunk]
+
+    def score_summed(self, total: list[float]) -> float:
+        return self.servers[0].score_summed(total)
+
+    def corpus_score(self, stats: list[str]) -> float:
+        return self.servers[0].corpus_score(stats)
+
+    def eval_segments(self, stats: list[str]) -> tuple[list[float], float]:
+        return self.servers[0].eval_segments(stats)
+
+
+_DEFAULT: MeteorPool | None = None
 _DEFAULT_LOCK = threading.Lock()
 
 
-def get_meteor() -> MeteorServer:
-    """The process-wide METEOR server (one JVM per process, closed at exit)."""
+def get_meteor() -> MeteorPool:
+    """The process-wide METEOR pool (its JVMs closed at exit)."""
     global _DEFAULT
     with _DEFAULT_LOCK:
         if _DEFAULT is None:
-            _DEFAULT = MeteorServer()
+            _DEFAULT = MeteorPool()
             atexit.register(_DEFAULT.close)
         return _DEFAULT
 
 
-def wait_until_ready(server: MeteorServer) -> float:
-    """Block until the JVM answers (for benchmarks and warm-up); returns the seconds waited."""
+def wait_until_ready(server) -> float:
+    """Block until the (first) JVM answers (for benchmarks and warm-up); returns the seconds waited."""
     started = time.perf_counter()
     server.segment_stats([("a", ["a"])])
     return time.perf_counter() - started
+
+
+NAMES = ("METEOR",)
+
+
+class Meteor:
+    """METEOR 1.5 with pycocoevalcap's interface, on the process's JVM pool.
+
+    ``compute_score(gts, res)`` sends what ``pycocoevalcap.meteor.Meteor.compute_score`` sends (one
+    ``EVAL`` line of every segment's statistics) and returns its answer: ``(corpus score, [segment
+    scores])``. ``prepare(corpus)`` / ``score(selection)`` give the corpus score of any subset from
+    the summed statistics (:func:`aggregate_stats`): one short ``EVAL`` a subset.
+    """
+
+    names = NAMES
+
+    def __init__(self, server: MeteorPool | MeteorServer | None = None):
+        self.server = server or get_meteor()
+
+    def method(self) -> str:
+        return "METEOR"
+
+    def compute_score(self, gts: dict, res: dict):
+        from diffbench.caption_stats import check_coco_dicts
+
+        ids = check_coco_dicts(gts, res)
+        stats = self.server.segment_stats([(res[i][0], gts[i]) for i in ids])
+        return tuple(reversed(self.server.eval_segments(stats)))
+
+    def prepare(self, corpus, stats: list[str] | None = None) -> None:
+        if stats is None:
+            stats = self.server.segment_stats(list(zip(corpus.predictions, corpus.references)))
+        self.stats = parse_stats(stats)
+
+    def score(self, selection: np.ndarray) -> dict[str, float]:
+        return {"METEOR": self.server.score_summed(aggregate_stats(self.stats[selection]))}

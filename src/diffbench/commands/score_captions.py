@@ -1,37 +1,25 @@
-"""``diffbench score captions PREDICTIONS.json --dataset NAME [--split test]``: COCO caption metrics.
+"""``diffbench score captions PREDICTIONS.json --dataset NAME --out DIR``: COCO caption metrics per group.
 
-PREDICTIONS.json maps the dataset's ``id`` to a generated caption, as an object ``{"id": "caption"}``
-or a list of ``{"id": ..., "caption": ...}`` (``prediction`` is accepted for ``caption``). The dataset
-is the one ``diffbench build NAME`` put in the datasets cache (columns ``id``, ``captions`` and,
-when it has them, ``change_types``). Writes ``<stem>.scores.json`` and ``<stem>.scores.md`` beside the
-predictions (or in ``--output-dir``) and prints the table: all samples, then one row a change type.
+    diffbench score captions preds.json --dataset spot_the_diff --out runs/spot
+    diffbench score captions sc_nsc_results.json --dataset clevr_change --out runs/rcc   # official parts
+    diffbench score captions preds.json --dataset omnidiff --metrics bleu cider --allow-missing --out runs/o
+
+PREDICTIONS.json maps the dataset's ``id`` to a generated caption: an object ``{"id": "caption"}`` or
+a list of ``{"id" | "image_id": ..., "caption": ...}`` (CLEVR-Change's official ``"000123.png"`` /
+``"000123.png_n"`` keys work too). The dataset is the one ``diffbench build NAME`` put in the cache.
+Writes ``DIR/results.json`` (with the data's provenance) and ``DIR/results.md`` and prints the table:
+the total, then one row a group (CLEVR-Change: the official evaluation's parts). The work is
+:func:`diffbench.caption_report.score_predictions`.
 """
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
+from diffbench.caption_inputs import read_predictions  # noqa: F401 - moved to the library; kept for old imports
 
-def read_predictions(path: Path) -> dict[str, str]:
-    """``{id: caption}`` from either accepted layout; a ValueError says what is wrong."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if isinstance(data, dict):
-        return {str(k): v for k, v in data.items()}
-    if isinstance(data, list):
-        out = {}
-        for n, row in enumerate(data):
-            if not isinstance(row, dict) or "id" not in row or not ({"caption", "prediction"} & set(row)):
-                raise ValueError(f"{path}: entry {n} must be an object with 'id' and 'caption'")
-            key = str(row["id"])
-            if key in out:
-                raise ValueError(f"{path}: id {key!r} appears twice")
-            out[key] = row["caption"] if "caption" in row else row["prediction"]
-        return out
-    raise ValueError(f"{path}: expected an object {{id: caption}} or a list of {{id, caption}}")
+DEFAULT_OUT = "caption-results"
 
 
 def add_parser(targets) -> None:
@@ -40,25 +28,42 @@ def add_parser(targets) -> None:
     parser.add_argument("--dataset", required=True, help="a dataset built with `diffbench build NAME`")
     parser.add_argument("--config", default=None, help="dataset configuration (default: the default one)")
     parser.add_argument("--split", default="test", help="split to score (default: test)")
-    parser.add_argument(
-        "--metrics", nargs="+", default=None, metavar="METRIC", help="bleu meteor rouge cider (default) and/or spice"
-    )
-    parser.add_argument("--output-dir", type=Path, default=None, help="where to write the results (default: beside PREDICTIONS)")
+    parser.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
+                        help="bleu meteor rouge cider (default: all four); spice needs Stanford CoreNLP 3.6.0")
+    parser.add_argument("--allow-missing", action="store_true", help="score the rows that have a prediction")
+    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR",
+                        help=f"folder for results.json and results.md (default: ./{DEFAULT_OUT})")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from diffbench import building
-    from diffbench.caption_scoring import format_table, score_predictions, write_results
+    from diffbench.caption_inputs import max_predictions_bytes, normalize_metrics, read_predictions
+    from diffbench.caption_meteor import MeteorError
+    from diffbench.caption_report import format_table, score_predictions, write_results
+    from diffbench.caption_spice import check_available
+    from diffbench.caption_tokenizer import JavaNotFoundError, TokenizerError
 
+    metrics = normalize_metrics(args.metrics)  # a bad or unavailable metric fails before any work
+    if "spice" in metrics:
+        check_available()
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder")
     if not args.predictions.is_file():
         raise FileNotFoundError(f"no predictions file {args.predictions}")
-    predictions = read_predictions(args.predictions)
     dataset = building.load_built(args.dataset, args.config, args.split)
-    results = score_predictions(predictions, dataset, metrics=args.metrics)
-    results = {"dataset": args.dataset, "split": args.split, **results}
-    out_dir = args.output_dir or args.predictions.resolve().parent
-    json_path, md_path = write_results(results, out_dir, stem=f"{args.predictions.stem}.scores")
+    predictions = read_predictions(args.predictions, max_bytes=max_predictions_bytes(len(dataset)))
+    try:
+        results = score_predictions(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing)
+    except JavaNotFoundError as err:
+        raise ValueError(str(err)) from None
+    except (MeteorError, TokenizerError) as err:  # internal: one line, exit 1
+        print(f"diffbench score: internal error: {err}", file=sys.stderr)
+        return 1
+    results = {"dataset": args.dataset, "config": args.config, "split": args.split,
+               "predictions": str(args.predictions), **results}
+    title = f"{args.dataset} ({args.split}): {args.predictions.name}"
+    json_path, md_path = write_results(results, args.out, title=title)
     print(format_table(results))
     print(f"\nwrote {json_path} and {md_path}")
     return 0
