@@ -81,11 +81,13 @@ def raw(dataset):
 
 
 def spot_the_diff_subset(shared_dir: Path, out: Path, pairs_per_split: int = 120) -> Path:
-    """The first ``pairs_per_split`` distinct img_ids of each real split, with every entry of each
-    (so sentences spread over several entries are gathered), in the official layout."""
+    """The first ``pairs_per_split`` distinct img_ids of each real split and every pair whose only
+    sentence is blank, with every entry of each (so sentences spread over several entries are
+    gathered), in the official layout."""
     for split in ("train", "val", "test"):
         entries = json.loads((shared_dir / "data/spot_the_diff/annotations" / f"{split}.json").read_text())
-        keep = list(dict.fromkeys(e["img_id"] for e in entries))[:pairs_per_split]
+        blank = {e["img_id"] for e in entries if not any(s.strip() for s in e["sentences"])}
+        keep = [i for n, i in enumerate(dict.fromkeys(e["img_id"] for e in entries)) if n < pairs_per_split or i in blank]
         kept = [e for e in entries if e["img_id"] in set(keep)]
         (out / "data/annotations").mkdir(parents=True, exist_ok=True)
         (out / "data/annotations" / f"{split}.json").write_text(json.dumps(kept))
@@ -93,17 +95,29 @@ def spot_the_diff_subset(shared_dir: Path, out: Path, pairs_per_split: int = 120
     return out
 
 
-def test_spot_the_diff_real_annotations_gather_every_sentence_of_a_pair(shared_dir, tmp_path):
+#: the 7 test pairs whose only reference is an empty sentence, kept by the official ground truth
+#: (harsh19/spot-the-diff, code/predictions/ddla_rerun_gtfile.json: 1,270 pairs, 2,107 references)
+BLANK_TEST_PAIRS = ["9420", "8682", "8693", "10644", "12201", "12326", "12187"]
+
+
+def test_spot_the_diff_real_annotations_keep_every_pair_and_reference(shared_dir, tmp_path):
     cls = building.builder_class("spot_the_diff")
     builder = cls(config_name="default", source=str(tmp_path), cache_dir=str(tmp_path / "c"))
     splits = builder.read_pairs(shared_dir / "data" / "spot_the_diff")  # annotations/ without data/
-    # Distinct img_ids 8,566 / 1,493 / 1,270, less those whose only sentences are blank (37 / 4 / 7).
-    assert {s: len(p) for s, p in splits.items()} == {"train": 8529, "validation": 1489, "test": 1263}
+    assert {s: len(p) for s, p in splits.items()} == {"train": 8566, "validation": 1493, "test": 1270}
+    assert {s: sum(len(p.captions) for p in pairs) for s, pairs in splits.items()} == {
+        "train": 17676, "validation": 3310, "test": 2107}
+    blank = {s: [p.id for p in pairs if not any(c.strip() for c in p.captions)] for s, pairs in splits.items()}
+    assert {s: len(ids) for s, ids in blank.items()} == {"train": 37, "validation": 4, "test": 7}
+    assert sorted(blank["test"]) == sorted(BLANK_TEST_PAIRS)
+    test = {p.id: p for p in splits["test"]}
+    assert test["9420"].captions == [""]
     for split, upstream in (("train", "train"), ("validation", "val"), ("test", "test")):
         entries = json.loads((shared_dir / "data/spot_the_diff/annotations" / f"{upstream}.json").read_text())
-        sentences = sum(1 for e in entries for s in e["sentences"] if s.strip())
-        assert sum(len(p.captions) for p in splits[split]) == sentences
-    test = {p.id: p for p in splits["test"]}
+        gathered = {}
+        for e in entries:  # the official ground truth: first appearance order, sentences verbatim
+            gathered.setdefault(e["img_id"], []).extend(e["sentences"])
+        assert [(p.id, p.captions) for p in splits[split]] == list(gathered.items())
     assert test["256"].captions == ["person with umbrella is gone", "person with red coat is moved",
                                     "car up at top to left is now missing"]
     assert test["256"].image_after.name == "256_2.png"
@@ -118,7 +132,9 @@ def test_spot_the_diff_builds_real_annotations_byte_exact(shared_dir, tmp_path, 
     entries = json.loads((source / "data/annotations/test.json").read_text())
     gathered = {}
     for e in entries:
-        gathered.setdefault(e["img_id"], []).extend(s.strip() for s in e["sentences"] if s.strip())
+        gathered.setdefault(e["img_id"], []).extend(e["sentences"])
+    assert test["id"] == list(gathered)
+    assert set(BLANK_TEST_PAIRS) <= set(test["id"])  # kept, as the official ground truth keeps them
     for row in test:
         assert row["captions"] == gathered[row["id"]]
         assert row["image_before"]["bytes"] == placeholder_png(f"{row['id']}.png")
@@ -141,7 +157,7 @@ def test_image_editing_request_builds_every_real_annotation(shared_dir, tmp_path
     upstream = {e["uid"]: e for e in json.loads((source / "valid.json").read_text())}
     for row in valid.select(range(0, 383, 7)):
         entry = upstream[row["id"]]
-        assert row["captions"] == [s.strip() for s in entry["sents"]] and len(row["captions"]) == 3
+        assert row["captions"] == entry["sents"] and len(row["captions"]) == 3  # verbatim
         assert row["image_before"]["bytes"] == placeholder_png(entry["img0"])
         assert row["image_after"]["bytes"] == placeholder_png(entry["img1"])
 
@@ -152,7 +168,7 @@ def test_image_editing_request_builds_every_real_annotation(shared_dir, tmp_path
 @pytest.mark.parametrize("name", NAMES)
 def test_sample_builds_on_the_shared_schema(idc_built, name):
     dataset = building.load_built(name)
-    assert list(dataset) == ["train", "validation", "test"]
+    assert sorted(dataset) == ["test", "train", "validation"]
     cls = building.builder_class(name)
     vocabulary = set(cls.CHANGE_TYPES)
     ids = []
@@ -166,7 +182,8 @@ def test_sample_builds_on_the_shared_schema(idc_built, name):
     row = dataset["test"][0]
     assert row["image_before"].size == SIZE
     info = building.load_built(name, None, "test").info
-    assert info.description and info.citation and info.homepage and info.license
+    assert info.description and info.citation  # a sample build describes the synthetic data, not the release
+    assert cls.DESCRIPTION and cls.CITATION and cls.HOMEPAGE and cls.LICENSE
 
 
 def test_omnidiff_sample_covers_all_twelve_change_types(idc_built):
@@ -192,8 +209,8 @@ def test_bare_names_load_in_a_fresh_interpreter_after_the_cli_builds(shared_dir,
     source = spot_the_diff_subset(shared_dir, tmp_path / "std", pairs_per_split=10)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     builds = [["build", name, "--source", "sample", "--n", "12", "--image-size", "32x32"] for name in NAMES[:-1]]
-    builds.append(["build", "spot_the_diff", "--source", str(source)])  # replaces the sample build
-    code = f"from diffbench.cli import main\nfor argv in {builds!r}:\n    main(argv)"
+    builds.append(["build", "spot_the_diff", "--source", str(source), "--overwrite"])  # replaces the sample build
+    code = f"from diffbench.cli import main\nfor argv in {builds!r}:\n    assert not main(argv), argv"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -205,7 +222,9 @@ def test_bare_names_load_in_a_fresh_interpreter_after_the_cli_builds(shared_dir,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(done.stdout.strip().splitlines()[-1])
-    assert rows["spot_the_diff"] == {"train": 10, "validation": 10, "test": 10}  # the real subset, last built
+    subset = {split: len({e["img_id"] for e in json.loads((source / "data/annotations" / f"{upstream}.json").read_text())})
+              for split, upstream in (("train", "train"), ("validation", "val"), ("test", "test"))}
+    assert rows["spot_the_diff"] == subset and subset["test"] == 10 + 7  # the real subset (blank pairs too), last built
     assert sum(rows["omnidiff"].values()) == 12
 
 
@@ -227,7 +246,8 @@ def _missing_images(source: Path):
                source / "data/resized_images/1017.png"]  # one in each split
     for path in removed:
         path.unlink()
-    return "spot_the_diff", [f"3 image file(s) missing"] + [str(p) for p in removed]
+    return "spot_the_diff", [f"{removed[0]}: image file missing (referenced by", "2 more image file(s) missing"] + [
+        str(p) for p in removed]
 
 
 def _malformed_json(source: Path):
@@ -255,7 +275,7 @@ def _index_out_of_range(source: Path):
 
 def _clevr_dc_index_out_of_range(source: Path):
     _edit_json(source / "split.json", lambda s: s["val"].insert(0, -1))
-    return "clevr_dc", ["split.json, 'val' entry 0", "index -1 out of range"]
+    return "clevr_dc", ["split.json, 'val' entry 0: expected an image number, got -1"]
 
 
 def _duplicate_ids(source: Path):
@@ -349,9 +369,9 @@ def test_bad_input_is_located_and_leaves_nothing_partial(case, previous, tmp_pat
 
 def test_undecodable_image_is_named(tmp_path, private_cache):
     source = _sample("clevr_dc", tmp_path)
-    broken = source / "aft" / "CLEVR_000003.png"
+    broken = source / "aft" / "8000.png"
     broken.write_bytes(b"not a png")
-    with pytest.raises(IDCSourceError, match=r"CLEVR_000003.png: not a readable image"):
+    with pytest.raises(IDCSourceError, match=r"aft/8000.png: not a readable image"):
         building.build("clevr_dc", "default", source=str(source))
 
 

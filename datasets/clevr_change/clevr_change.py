@@ -11,11 +11,18 @@ Official layout (github.com/Seth-Park/RobustChangeCaptioning), read from ``sourc
     DIR/change_captions.json      default file name -> captions of the semantic change
     DIR/no_change_captions.json   default file name -> captions of the distractor ("no change")
     DIR/splits.json               {"train"|"val"|"test": [indices into the sorted images/ names]}
-    DIR/type_mapping.json         {"color"|"material"|"add"|"drop"|"move": [default file names]}
+    DIR/type_mapping.json         {"color"|"material"|"add"|"drop"|"move": ["000123.png", ...]}
 
-Two rows per default image: ``<stem>_semantic`` (``change_types`` = its type, ``distractor`` false) and
-``<stem>_nonsemantic`` (``change_types`` empty, ``distractor`` true); the official evaluation scores
-each change type on its subset and the distractors on theirs. ``domain`` ``synthetic``.
+(``DIR/data/...``, the folder the official ``clevr_change.tar.gz`` extracts to, is read too.) As the
+official loader (``datasets/rcc_dataset.py``), the split indices point into the sorted ``images/``
+names, and ``type_mapping.json`` lists the numbered tails of the default names, parsed as
+``int(x.split('.')[0])``; full names (``CLEVR_default_000123.png``) are read as well, by their tail.
+
+Two rows per default image: ``<stem>_semantic`` (``change_types`` = [its type], ``distractor`` false)
+and ``<stem>_nonsemantic`` (``change_types`` empty, ``distractor`` true). The official evaluation
+(``test.py``, ``utils/eval_utils.py``, ``evaluate.py``) keys a result by the default name's tail
+``name.split('_')[-1]``: ``CLEVR_default_000123_semantic`` is ``"000123.png"`` there and
+``CLEVR_default_000123_nonsemantic`` is ``"000123.png_n"``. ``domain`` ``synthetic``.
 
 The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
 (``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
@@ -26,7 +33,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
-from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, indexed_names, read_json_object
+from diffbench.idc_builder import (
+    IDCBuilder, IDCSourceError, Pair, expect, indexed_names, inside, list_folder, read_json_object,
+)
 
 _CITATION = """\
 @inproceedings{park2019robust,
@@ -59,20 +68,17 @@ class ClevrChange(IDCBuilder):
     EXTRA_FEATURES = {"distractor": datasets.Value("bool")}
 
     def read_pairs(self, root: Path) -> dict[str, list[Pair]]:
+        if not (root / "images").is_dir() and (root / "data" / "images").is_dir():
+            root = root / "data"  # the folder the official archive extracts to
         images = root / "images"
         expect(images.is_dir(), root, "no images/ folder (the official CLEVR-Change layout)")
         change = read_json_object(root / "change_captions.json", "file -> captions")
         no_change = read_json_object(root / "no_change_captions.json", "file -> captions")
-        type_path = root / "type_mapping.json"
-        types: dict[str, str] = {}
-        for change_type, names in read_json_object(type_path, "type -> files").items():
-            expect(change_type in CHANGE_TYPES, type_path, f"unknown change type {change_type!r}; declared: {CHANGE_TYPES}")
-            for name in names:
-                types[name] = change_type
+        types = self._types(root / "type_mapping.json")
         # The split indices point into the sorted names of images/ (as the official loader lists them);
         # every captioned image must be there, so the missing ones are added to the listing and
         # reported by the missing-files check rather than shifting every index.
-        names = sorted({p.name for p in images.iterdir() if p.suffix == ".png"} | set(change))
+        names = sorted(set(list_folder(images, ".png")) | set(change))
         splits_path = root / "splits.json"
         split_indices = read_json_object(splits_path, "split -> indices")
         splits = {}
@@ -80,27 +86,57 @@ class ClevrChange(IDCBuilder):
             pairs = []
             for where, name in indexed_names(splits_path, split_indices, upstream, names, "images/"):
                 stem = Path(name).stem
-                if name not in types:
-                    raise IDCSourceError(type_path, f"{name} (split {upstream!r}) has no change type")
-                number = stem.rsplit("_", 1)[-1]
-                for kind, after, captions, extra in (
-                    ("semantic", root / "sc_images" / f"CLEVR_semantic_{number}.png", change.get(name), False),
-                    ("nonsemantic", root / "nsc_images" / f"CLEVR_nonsemantic_{number}.png", no_change.get(name), True),
+                number = _number(name)
+                if number not in types:
+                    raise IDCSourceError(root / "type_mapping.json",
+                                         f"{name} (split {upstream!r}, {where}) has no change type")
+                for kind, folder, prefix, captions, distractor in (
+                    ("semantic", "sc_images", "CLEVR_semantic_", change.get(name), False),
+                    ("nonsemantic", "nsc_images", "CLEVR_nonsemantic_", no_change.get(name), True),
                 ):
-                    captions_file = "no_change_captions.json" if extra else "change_captions.json"
-                    if not captions:
+                    captions_file = "no_change_captions.json" if distractor else "change_captions.json"
+                    if captions is None:
                         raise IDCSourceError(root / captions_file, f"annotation without captions for {name}")
+                    origin = f"{root / captions_file}, entry {name!r} (from {where})"
+                    tail = stem.rsplit("_", 1)[-1]
                     pairs.append(
                         Pair(
                             id=f"{stem}_{kind}",
-                            image_before=images / name,
-                            image_after=after,
-                            captions=list(captions),
-                            change_types=[] if extra else [types[name]],
+                            image_before=inside(images, name, f"{where} ({name})", "'image_before'"),
+                            image_after=inside(root / folder, f"{prefix}{tail}.png", origin, "'image_after'"),
+                            captions=captions,
+                            change_types=[] if distractor else [types[number]],
                             domain="synthetic",
-                            extras={"distractor": extra},
-                            origin=f"{where} ({name}, {captions_file})",
+                            extras={"distractor": distractor},
+                            origin=origin,
                         )
                     )
             splits[split] = pairs
         return splits
+
+    @staticmethod
+    def _types(path: Path) -> dict[int, str]:
+        """Image number -> change type, from the official ``type_mapping.json``."""
+        types: dict[int, str] = {}
+        for change_type, names in read_json_object(path, "type -> files").items():
+            expect(change_type in CHANGE_TYPES, path, f"unknown change type {change_type!r}; declared: {CHANGE_TYPES}")
+            expect(isinstance(names, list), f"{path}, entry {change_type!r}", f"expected a list of file names, got {names!r}")
+            for position, name in enumerate(names):
+                where = f"{path}, {change_type!r} entry {position}"
+                number = _number(name) if isinstance(name, str) else None
+                if number is None:
+                    raise IDCSourceError(where, f"expected a numbered image name like '000123.png', got {name!r}")
+                if types.setdefault(number, change_type) != change_type:
+                    raise IDCSourceError(where, f"{name!r} is listed under both {types[number]!r} and {change_type!r}")
+        return types
+
+
+def _number(name: str) -> int | None:
+    """The image number of ``"000123.png"`` (the official tail, read as ``int(x.split('.')[0])``) or of a
+    full name ``"CLEVR_default_000123.png"``; ``None`` when there is none.
+
+        >>> _number("000123.png"), _number("CLEVR_default_000123.png"), _number("abc.png")
+        (123, 123, None)
+    """
+    digits = name.rsplit("_", 1)[-1].split(".")[0]
+    return int(digits) if digits.isascii() and digits.isdigit() else None

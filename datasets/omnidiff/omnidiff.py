@@ -1,4 +1,4 @@
-"""OmniDiff (Liu et al., ICCV 2025): a `datasets` Arrow builder for its image-difference captions.
+"""OmniDiff (Liu et al., arXiv 2503.11093, 2025): a `datasets` Arrow builder for its image-difference captions.
 
 Image pairs from 324 scenarios, real (photographs, web images, video frames) and 3D-synthetic
 (Blender), each with a long human description of what changed, over 12 change types.
@@ -29,16 +29,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, read_json, read_jsonl
+from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json, read_jsonl
 
+# Authors as on arXiv 2503.11093 (v1, 14 Mar 2025). The venue: a third-party paper index lists it under
+# ICCV 2025; neither the arXiv page nor a CVF proceedings page seen here confirms it, so the entry cites
+# the arXiv preprint (verified) and the card says what is known of the venue.
 _CITATION = """\
-@inproceedings{liu2025omnidiff,
-  title     = {OmniDiff: A Comprehensive Benchmark for Fine-grained Image Difference Captioning},
-  author    = {Liu, Yuan and Ning, Saihui and Sun, Lu and Fang, Wei and Zhang, Fangxiang and Wang, Zhen and Zhao, Yiming and Liang, Xuyao and Qiu, Yan and Zhao, Xiangyu and Liu, Wenhu},
-  booktitle = {Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
-  year      = {2025},
-  eprint    = {2503.11093},
-  archivePrefix = {arXiv}
+@misc{liu2025omnidiff,
+  title         = {OmniDiff: A Comprehensive Benchmark for Fine-grained Image Difference Captioning},
+  author        = {Liu, Yuan and Hou, Saihui and Hou, Saijie and Du, Jiabao and Meng, Shibei and Huang, Yongzhen},
+  year          = {2025},
+  eprint        = {2503.11093},
+  archivePrefix = {arXiv},
+  primaryClass  = {cs.CV}
 }
 """
 
@@ -111,12 +114,13 @@ class OmniDiff(IDCBuilder):
         record = from_official(record)
         absent = [f for f in ("id", "image_before", "image_after") if f not in record]
         expect(not absent, where, f"missing field(s) {absent}")
+        record_id = expect_string(record["id"], where, "'id'")
         if not record.get("captions"):
-            raise IDCSourceError(where, f"annotation without captions (id {record['id']!r})")
+            raise IDCSourceError(f"{where}, column 'captions'", f"annotation without captions (id {record_id!r})")
         return Pair(
-            id=str(record["id"]),
-            image_before=root / record["image_before"],
-            image_after=root / record["image_after"],
+            id=record_id,
+            image_before=inside(root, expect_string(record["image_before"], where, "'image_before'"), where, "'image_before'"),
+            image_after=inside(root, expect_string(record["image_after"], where, "'image_after'"), where, "'image_after'"),
             captions=record["captions"],
             change_types=list(record.get("change_types") or []),
             domain=record.get("domain", "real"),

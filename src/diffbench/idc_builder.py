@@ -3,10 +3,22 @@
 Every builder under ``datasets/{omnidiff,spot_the_diff,clevr_change,clevr_dc,image_editing_request}/``
 subclasses :class:`IDCBuilder` and only says how its upstream layout maps onto the schema, by
 implementing :meth:`IDCBuilder.read_pairs` (upstream files -> :class:`Pair` records per split).
-Everything else is here, once: the schema, the sources (``hub`` / a local folder), the checks (every
-missing image in one error, malformed JSON located by file, line and column, duplicate ids,
-annotations without captions, change types outside the declared vocabulary), and the generation of
-batched Arrow tables whose images are the source files' bytes, copied, never decoded and re-encoded.
+Everything else is here, once: the schema, the sources (``hub`` / a local folder), the checks, and
+the generation of batched Arrow tables whose images are the source files' bytes, copied, never
+re-encoded.
+
+The checks run over every row before anything is written, and each failure is one line naming the
+file, the row (entry) and the column:
+
+- ids: present, strings, unique after normalisation (:func:`normalised_id`: ``"7"`` and ``"07"`` collide);
+  each builder checks its upstream id type while reading (a ``null`` id is an error, never ``"None"``);
+- captions: a non-empty list of strings; a blank caption only where the builder declares that upstream
+  has them (:attr:`IDCBuilder.UPSTREAM_HAS_BLANK_CAPTIONS`), and kept verbatim;
+- change types from the declared vocabulary; a ``domain`` of :data:`DOMAINS`;
+- image paths: inside the source folder (``..`` or an absolute path in an annotation is an error);
+- every image fully decoded (:func:`image_problem`) under a pixel limit, ``max_image_pixels`` of the
+  config (PIL's own bomb threshold by default), spread over the cores (PIL releases the GIL while it
+  decodes); a file or folder that cannot be read is an error, never skipped.
 
 Schema (one row = one image pair):
 
@@ -35,23 +47,30 @@ check reaches every dataset at once.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import stat
+import unicodedata
+import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile
 
 import datasets
 from datasets.builder import Key
 
 DOMAINS = ("real", "synthetic")
 CHUNK_ROWS = 128  # rows per Arrow table (and per shard under --num-proc); keeps memory flat
-MAX_LISTED = 50  # a long list of problems is cut after this many, with the total given
+MAX_LISTED = 5  # a one-line error names this many missing files, then gives the total
+#: PIL's own decompression-bomb threshold (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485 pixels): the default
+#: ``max_image_pixels``; an image above it is an error at build time, not a warning when a row is read.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
 class IDCSourceError(ValueError):
@@ -75,18 +94,25 @@ class IDCConfig(datasets.BuilderConfig):
             path of a local directory holding the upstream release in its official layout.
         repo_id: the Hub dataset repo read when ``source="hub"`` (a mirror in the official layout).
         revision: the Hub revision (branch, tag or commit) read when ``source="hub"``.
+        max_image_pixels: an image of more pixels (width x height) is an error at build time
+            (default: PIL's own decompression-bomb threshold, :data:`DEFAULT_MAX_IMAGE_PIXELS`).
+        decode_threads: threads that decode the images to check them (default: one a core).
     """
 
     source: str = "hub"
     repo_id: str | None = None
     revision: str | None = None
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    decode_threads: int | None = None
 
 
 @dataclass
 class Pair:
     """One image pair as an upstream release describes it, before any check.
 
-    ``origin`` says where it came from (``"train.json, entry 12"``), for error messages.
+    ``origin`` says where it came from (``"train.json, entry 12"``), for error messages; ``columns``
+    names, for ``image_before`` / ``image_after`` / ``captions``, the upstream field each came from
+    where it differs (``{"image_before": "img0"}``).
     """
 
     id: str
@@ -98,6 +124,12 @@ class Pair:
     scenario: str = ""
     extras: dict = field(default_factory=dict)
     origin: str = ""
+    columns: dict = field(default_factory=dict)
+
+    def column(self, name: str) -> str:
+        """``'image_after'``, or ``'image_after' (upstream 'img1')`` where the upstream field differs."""
+        upstream = self.columns.get(name)
+        return f"{name!r}" + (f" (upstream {upstream!r})" if upstream and upstream != name else "")
 
 
 def read_json(path: Path):
@@ -105,7 +137,10 @@ def read_json(path: Path):
     path = Path(path)
     if not path.is_file():
         raise IDCSourceError(path, "file not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise IDCSourceError(path, f"cannot be read: {_reason(err)}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -135,15 +170,87 @@ def indexed_names(split_path: Path, split_indices: dict, upstream: str, names: l
 def read_jsonl(path: Path) -> list:
     """One JSON value a non-blank line; a malformed line is reported by file, line and column."""
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line.rstrip("\r\n")))
-            except json.JSONDecodeError as err:
-                raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=number, column=err.pos + 1) from None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = list(handle)
+    except (OSError, UnicodeDecodeError) as err:
+        raise IDCSourceError(path, f"cannot be read: {_reason(err)}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line.rstrip("\r\n")))
+        except json.JSONDecodeError as err:
+            raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=number, column=err.pos + 1) from None
     return records
+
+
+def list_folder(folder: Path, suffix: str | None = None) -> list[str]:
+    """The file names in ``folder`` (ending in ``suffix``), sorted; an unreadable folder is an error.
+
+    Subfolders are not followed (no upstream layout nests images); an unreadable entry is an error
+    rather than a file silently left out.
+    """
+    folder = Path(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as err:
+        raise IDCSourceError(folder, f"folder cannot be read: {_reason(err)}") from None
+    names = []
+    for entry in entries:
+        if suffix is not None and not entry.name.endswith(suffix):
+            continue
+        try:
+            is_file = entry.is_file()
+        except OSError as err:
+            raise IDCSourceError(entry.path, f"cannot be read: {_reason(err)}") from None
+        if is_file:
+            names.append(entry.name)
+    return sorted(names)
+
+
+def inside(root: Path, relative, where: str, column: str) -> Path:
+    """``root / relative``, refused when it leaves ``root`` (``..``, an absolute path, a drive).
+
+    The check is on the path as written, so a release may still keep its images behind a symbolic
+    link of its own (a common way to put a large image folder on another disk).
+
+        >>> inside(Path("/data/std"), "12.png", "train.json, entry 0", "'img_id'")
+        PosixPath('/data/std/12.png')
+        >>> try:
+        ...     inside(Path("/data/std"), "../../etc/passwd", "train.json, entry 3", "'img_id'")
+        ... except IDCSourceError as err:
+        ...     print(err)
+        train.json, entry 3, column 'img_id': path '../../etc/passwd' leaves the source folder /data/std
+    """
+    root = Path(root)
+    path = Path(os.path.normpath(root / relative))
+    if path == root or root not in path.parents:
+        raise IDCSourceError(f"{where}, column {column}", f"path {str(relative)!r} leaves the source folder {root}")
+    return path
+
+
+def normalised_id(value: str) -> str:
+    """The form two ids must not share: Unicode NFC, outer spaces stripped, case folded, a number's
+    leading zeros dropped (``"07"`` and ``"7"`` name the same pair to a reader, a file system or a
+    submission).
+
+        >>> normalised_id(" Img_07 "), normalised_id("007"), normalised_id("0")
+        ('img_07', '7', '0')
+    """
+    key = unicodedata.normalize("NFC", value).strip().casefold()
+    return str(int(key)) if key.isdigit() and key.isascii() else key
+
+
+def expect_string(value, where: str, column: str) -> str:
+    """``value`` if it is a non-empty string, else a located error (a ``null`` id never becomes ``"None"``)."""
+    if not isinstance(value, str) or not value:
+        raise IDCSourceError(f"{where}, column {column}", f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _reason(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
 
 
 # Plain-OS file access on purpose: datasets patches ``open``, ``pathlib.Path`` and ``os.path`` in every
@@ -153,25 +260,79 @@ def _read_bytes(path: str) -> bytes:
         return handle.readall()
 
 
-def _is_file(path: str) -> bool:
+def _file_problem(path: str) -> str | None:
+    """``None`` for a regular file, else what is wrong (``"missing"``, or why it cannot be reached)."""
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as err:
+        return f"cannot be read: {_reason(err)}"
+    return None if stat.S_ISREG(mode) else "not a regular file"
 
 
-_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+def image_problem(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> str | None:
+    """``None`` if the file is an image that decodes completely within ``max_pixels``, else the problem.
 
+    The whole file is checked: ``verify()`` walks every chunk (a PNG whose tail is cut, or whose CRCs
+    are wrong, fails there even though ``load()`` alone accepts it), then ``load()`` decodes every
+    pixel (a truncated JPEG fails there). The size is read from the header and refused before any
+    pixel is decoded, so a decompression bomb costs nothing. Call it inside :func:`pixel_limits`
+    when the limit may exceed PIL's own (PIL refuses above twice its ``MAX_IMAGE_PIXELS`` first).
 
-def _looks_like_image(blob: bytes) -> bool:
-    """A known image signature (PNG, JPEG, GIF, BMP, TIFF, WebP), else PIL reads its header."""
-    if blob.startswith(_SIGNATURES) or (blob[:4] == b"RIFF" and blob[8:12] == b"WEBP"):
-        return True
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile(suffix=".png") as handle:
+        ...     Image.new("RGB", (64, 48)).save(handle.name)
+        ...     ok, small = image_problem(handle.name), image_problem(handle.name, max_pixels=1000)
+        >>> ok is None, small
+        (True, 'image of 64x48 = 3,072 pixels, above the limit of 1,000 (max_image_pixels)')
+    """
     try:
-        Image.open(io.BytesIO(blob))
-    except (UnidentifiedImageError, OSError):
-        return False
-    return True
+        with io.FileIO(path, "r") as handle:
+            blob = handle.readall()
+    except OSError as err:
+        return f"cannot be read: {_reason(err)}"
+    try:
+        with Image.open(io.BytesIO(blob)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                return (f"image of {width}x{height} = {width * height:,} pixels, above the limit of "
+                        f"{max_pixels:,} (max_image_pixels)")
+            image.verify()
+        with Image.open(io.BytesIO(blob)) as image:
+            image.load()
+    except Image.DecompressionBombError as err:
+        return f"{err} (limit: max_image_pixels = {max_pixels:,})"
+    except Exception as err:  # noqa: BLE001 - any failure to decode is the file's problem, reported as such
+        return f"not a readable image ({type(err).__name__}: {err})"
+    return None
+
+
+@contextlib.contextmanager
+def pixel_limits(max_pixels: int):
+    """PIL's global limits set for a full check, restored after: its bomb threshold no lower than
+    ``max_pixels`` (our own limit is checked by :func:`image_problem`), truncated images refused,
+    and its bomb warning silenced (the image is reported as an error instead)."""
+    saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def decode_threads(configured: int | None = None) -> int:
+    """Threads for :func:`image_problem`: ``configured``, else one per core this process may use."""
+    if configured:
+        return max(1, int(configured))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
 
 
 def expect(condition: bool, source, message: str) -> None:
@@ -181,9 +342,8 @@ def expect(condition: bool, source, message: str) -> None:
 
 
 def _listing(items: list[str]) -> str:
-    shown = "\n  ".join(items[:MAX_LISTED])
-    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return f"\n  {shown}{more}"
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
 
 
 class IDCBuilder(datasets.ArrowBasedBuilder):
@@ -196,6 +356,9 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
 
     #: the declared change-type vocabulary (empty: the dataset has none, every row has ``[]``)
     CHANGE_TYPES: tuple[str, ...] = ()
+    #: True where the upstream release itself holds blank captions, which are then kept verbatim (a
+    #: training recipe filters them explicitly); elsewhere a blank caption is an error
+    UPSTREAM_HAS_BLANK_CAPTIONS: bool = False
     #: the dataset's own extra columns: name -> ``datasets`` feature
     EXTRA_FEATURES: dict = {}
     #: the official Hub repo read by ``source="hub"``; ``None`` where upstream has none
@@ -210,6 +373,10 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
     def read_pairs(self, root: Path) -> dict[str, list[Pair]]:
         """Split name (``train`` / ``validation`` / ``test``) -> the pairs, read from ``root``."""
         raise NotImplementedError
+
+    def check_release(self, splits: dict[str, list[Pair]]) -> None:
+        """Checks of the whole release a builder adds; runs after every row passed the shared checks
+        (so captions are lists of strings here) and before the images are decoded."""
 
     # -- schema -----------------------------------------------------------------------------------
 
@@ -266,48 +433,88 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
 
     # -- checks -----------------------------------------------------------------------------------
 
-    def _check(self, splits: dict[str, list[Pair]]) -> None:
-        """Every check over every split, before anything is written."""
+    def _check(self, splits: dict[str, list[Pair]], root: Path) -> None:
+        """Every check of the annotations over every split, before anything is written."""
         vocabulary = set(self.CHANGE_TYPES)
-        seen: dict[str, str] = {}
-        missing: list[str] = []
+        seen: dict[str, tuple[str, str]] = {}
+        unreachable: list[tuple[str, str, str, str]] = []  # (image, problem, origin, column)
         checked: set[str] = set()
         for split, pairs in splits.items():
             for pair in pairs:
                 where = pair.origin or f"{split} pair {pair.id!r}"
                 if not isinstance(pair.id, str) or not pair.id:
                     raise IDCSourceError(where, f"empty or non-string id {pair.id!r}")
-                if pair.id in seen:
-                    raise IDCSourceError(where, f"duplicate id {pair.id!r}, first seen at {seen[pair.id]}")
-                seen[pair.id] = where
-                captions = pair.captions
-                if not isinstance(captions, list) or not captions:
-                    raise IDCSourceError(where, f"annotation without captions (id {pair.id!r})")
-                for caption in captions:
-                    if not isinstance(caption, str) or not caption.strip():
-                        raise IDCSourceError(where, f"empty or non-string caption {caption!r} (id {pair.id!r})")
+                key = normalised_id(pair.id)
+                if key in seen:
+                    first_id, first_where = seen[key]
+                    same = "" if first_id == pair.id else f" (the same as {first_id!r} after normalisation)"
+                    raise IDCSourceError(where, f"duplicate id {pair.id!r}{same}, first seen at {first_where}")
+                seen[key] = (pair.id, where)
+                self._check_captions(pair, where)
                 unknown = [t for t in pair.change_types if t not in vocabulary]
                 if unknown:
                     declared = ", ".join(self.CHANGE_TYPES) or "none"
                     raise IDCSourceError(where, f"unknown change type(s) {unknown} (id {pair.id!r}); declared: {declared}")
                 if pair.domain not in DOMAINS:
                     raise IDCSourceError(where, f"domain must be one of {DOMAINS}, got {pair.domain!r}")
-                for image in (os.fspath(pair.image_before), os.fspath(pair.image_after)):
+                for column in ("image_before", "image_after"):
+                    image = os.fspath(getattr(pair, column))
+                    # The builders join upstream names under the source folder with inside(); this
+                    # catches any path that still leaves it.
+                    inside(Path(os.path.abspath(root)), os.path.relpath(os.path.abspath(image), os.path.abspath(root)),
+                           where, pair.column(column))
                     if image not in checked:
                         checked.add(image)
-                        if not _is_file(image):
-                            missing.append(image)
-        if missing:
-            raise IDCSourceError(
-                self.config.source, f"{len(missing)} image file(s) missing:{_listing(sorted(set(missing)))}"
-            )
+                        problem = _file_problem(image)
+                        if problem:
+                            unreachable.append((image, problem, where, pair.column(column)))
+        if unreachable:
+            image, problem, where, column = unreachable[0]
+            others = [u[0] for u in unreachable[1:]]
+            more = f"; {len(others)} more image file(s) missing or unreadable: {_listing(others)}" if others else ""
+            raise IDCSourceError(image, f"image file {problem} (referenced by {where}, column {column}){more}")
+
+    def _check_captions(self, pair: Pair, where: str) -> None:
+        captions = pair.captions
+        column = pair.column("captions")
+        if not isinstance(captions, list) or not captions:
+            raise IDCSourceError(f"{where}, column {column}", f"annotation without captions (id {pair.id!r}): {captions!r}")
+        for index, caption in enumerate(captions):
+            if not isinstance(caption, str):
+                raise IDCSourceError(
+                    f"{where}, column {column}", f"caption {index} is not a string: {caption!r} (id {pair.id!r})"
+                )
+            if not caption.strip() and not self.UPSTREAM_HAS_BLANK_CAPTIONS:
+                raise IDCSourceError(f"{where}, column {column}", f"caption {index} is blank: {caption!r} (id {pair.id!r})")
+
+    def _check_images(self, splits: dict[str, list[Pair]]) -> None:
+        """Decode every image in full (threads: PIL releases the GIL); the first bad one, in row order,
+        is the error."""
+        jobs: dict[str, tuple[str, str]] = {}  # image -> (origin, column) of its first row
+        for split, pairs in splits.items():
+            for pair in pairs:
+                for column in ("image_before", "image_after"):
+                    jobs.setdefault(os.fspath(getattr(pair, column)), (pair.origin or f"{split} pair {pair.id!r}",
+                                                                       pair.column(column)))
+        limit = self.config.max_image_pixels
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            raise IDCSourceError("config", f"max_image_pixels must be a positive integer, got {limit!r}")
+        paths = list(jobs)
+        with pixel_limits(limit), ThreadPoolExecutor(decode_threads(self.config.decode_threads)) as pool:
+            for path, problem in zip(paths, pool.map(image_problem, paths, [limit] * len(paths), chunksize=16)):
+                if problem:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    where, column = jobs[path]
+                    raise IDCSourceError(path, f"{problem} (referenced by {where}, column {column})")
 
     # -- split generators -------------------------------------------------------------------------
 
     def _split_generators(self, dl_manager):
         root = self._source_dir()
         splits = {split: pairs for split, pairs in self.read_pairs(root).items()}
-        self._check(splits)
+        self._check(splits, root)
+        self.check_release(splits)
+        self._check_images(splits)
         generators = []
         for split, pairs in splits.items():
             # One list of chunks: datasets shards --num-proc over it, and each chunk is one table.
@@ -323,13 +530,13 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
 
     @staticmethod
     def _image_column(paths: list[str], origins: list[str], column: str) -> pa.StructArray:
-        """``{bytes, path}`` structs holding each file's bytes as they are (checked to be an image)."""
+        """``{bytes, path}`` structs holding each file's bytes as they are (decoded once by the checks)."""
         blobs = []
         for path, origin in zip(paths, origins):
-            blob = _read_bytes(path)
-            if not _looks_like_image(blob):
-                raise IDCSourceError(path, f"not a readable image; referenced by {origin}, column {column!r}")
-            blobs.append(blob)
+            try:
+                blobs.append(_read_bytes(path))
+            except OSError as err:  # it changed since the checks ran
+                raise IDCSourceError(path, f"cannot be read: {_reason(err)} (referenced by {origin}, column {column!r})") from None
         return pa.StructArray.from_arrays(
             [pa.array(blobs, pa.binary()), pa.array([os.path.basename(p) for p in paths], pa.string())],
             fields=list(datasets.Image().pa_type),

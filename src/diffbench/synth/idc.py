@@ -357,7 +357,8 @@ def _clevr_pair(rng: random.Random, change: str, image_size, camera_moves: bool 
 def write_clevr_change(out_dir: Path, n: int | None = DEFAULT_N, seed: int = 0, image_size=(320, 240)) -> Path:
     """``images/`` (``CLEVR_default_%06d.png``), ``sc_images/`` (``CLEVR_semantic_``), ``nsc_images/``
     (``CLEVR_nonsemantic_``), ``change_captions.json``, ``no_change_captions.json``, ``splits.json``
-    (index lists into the sorted ``images/`` names) and ``type_mapping.json``."""
+    (index lists into the sorted ``images/`` names) and ``type_mapping.json`` (change type -> the
+    numbered tails ``"000123.png"``, as the official file of Seth-Park/RobustChangeCaptioning)."""
     n = n or DEFAULT_N
     out_dir = Path(out_dir)
     for folder in ("images", "sc_images", "nsc_images"):
@@ -376,7 +377,7 @@ def write_clevr_change(out_dir: Path, n: int | None = DEFAULT_N, seed: int = 0, 
         (out_dir / "nsc_images" / f"CLEVR_nonsemantic_{index:06d}.png").write_bytes(distractor)
         change_captions[name] = captions
         no_change_captions[name] = no_change
-        type_mapping[change].append(name)
+        type_mapping[change].append(f"{index:06d}.png")
         splits[upstream[_split_of(index, n)]].append(index)
     _write_json(out_dir / "change_captions.json", change_captions)
     _write_json(out_dir / "no_change_captions.json", no_change_captions)
@@ -386,34 +387,38 @@ def write_clevr_change(out_dir: Path, n: int | None = DEFAULT_N, seed: int = 0, 
 
 
 CLEVR_DC_ACTIONS = ("color", "texture", "add", "remove", "move", "no_change")
+CLEVR_DC_IMAGES_PER_ACTION = 8000  # the release's block of numbers per action (README order; inferred)
 
 
 def write_clevr_dc(out_dir: Path, n: int | None = DEFAULT_N, seed: int = 0, image_size=(320, 240)) -> Path:
-    """``bef/``, ``aft/`` (same file names), ``change_captions.json``, ``type_mapping.json`` (action ->
-    names) and ``split.json`` (index lists into the sorted ``bef/`` names); the camera always moves."""
+    """The published layout of hsgkim/clevr-dc: ``captions.json`` keyed by the bare image number,
+    ``split.json`` listing image numbers, ``bef/N.png`` and ``aft/N.png`` with unpadded names; the
+    camera always moves. As in the release, the numbers of action k are the block
+    ``k * 8000 ...``: the sample takes the first ``n / 6`` numbers of each block (unpadded names such
+    as ``10.png`` sort before ``2.png``), split 60 / 20 / 20 (taken position by position across the
+    blocks, so that a small sample still has every split)."""
     n = n or DEFAULT_N
     out_dir = Path(out_dir)
     for folder in ("bef", "aft"):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    captions, type_mapping = {}, {a: [] for a in CLEVR_DC_ACTIONS}
+    captions: dict[str, list[str]] = {}
     splits: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     upstream = {"train": "train", "validation": "val", "test": "test"}
     clevr_change = {"color": "color", "texture": "material", "add": "add", "remove": "drop", "move": "move"}
-    for index in range(n):
-        action = CLEVR_DC_ACTIONS[index % len(CLEVR_DC_ACTIONS)]
+    for index in range(n):  # position by position: the first number of every block, then the second, ...
+        position, block = divmod(index, len(CLEVR_DC_ACTIONS))
+        action = CLEVR_DC_ACTIONS[block]
         change = clevr_change.get(action, "color")
         default, semantic, distractor, texts, no_change = _clevr_pair(rng, change, image_size, camera_moves=True)
         after, texts = (distractor, no_change) if action == "no_change" else (semantic, texts)
-        name = f"CLEVR_{index:06d}.png"
-        (out_dir / "bef" / name).write_bytes(default)
-        (out_dir / "aft" / name).write_bytes(after)
-        captions[name] = texts
-        type_mapping[action].append(name)
-        splits[upstream[_split_of(index, n)]].append(index)
-    _write_json(out_dir / "change_captions.json", captions)
-    _write_json(out_dir / "type_mapping.json", type_mapping)
-    _write_json(out_dir / "split.json", splits)
+        number = block * CLEVR_DC_IMAGES_PER_ACTION + position
+        (out_dir / "bef" / f"{number}.png").write_bytes(default)
+        (out_dir / "aft" / f"{number}.png").write_bytes(after)
+        captions[str(number)] = texts
+        splits[upstream[_split_of(index, n)]].append(number)
+    _write_json(out_dir / "captions.json", captions)
+    _write_json(out_dir / "split.json", {split: sorted(numbers) for split, numbers in splits.items()})
     return out_dir
 
 
