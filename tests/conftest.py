@@ -51,7 +51,7 @@ def vismin_built(hf_home):
     Returns the build summaries; ``load_dataset("vismin")`` and
     ``diffbench.building.load_built("vismin", "bench", "test")`` work once it has run.
     """
-    from diffbench.commands.build import build_configs
+    from diffbench.building import build_configs
 
     return build_configs(
         "vismin", ["bench", "train", "pairs"], "sample", n=VISMIN_SAMPLE_N, seed=0, image_size=(96, 72)

@@ -156,12 +156,16 @@ def _open_image(blob: bytes, limit: int):
     return image
 
 
-def _fully_decode(image) -> str | None:
-    """Decode every pixel (``load``); the problem as one line, or ``None``. Pillow releases the GIL here."""
+def _fully_decode(opened) -> str | None:
+    """Check the file's structure (``verify``: PNG chunk checksums, a tail cut short) and decode every
+    pixel (``load``); the problem as one line, or ``None``. Pillow releases the GIL while decoding."""
+    image, blob = opened
     if isinstance(image, str):
         return image
     try:
-        image.load()
+        image.verify()  # reads to the end: a truncated tail PIL's decoder would pass is caught here
+        with Image.open(io.BytesIO(blob)) as decoded:
+            decoded.load()
     except Exception as err:  # noqa: BLE001 - any decoder failure is a bad source image, reported by row
         return f"undecodable image ({_one_line(err)})"
     finally:
@@ -475,7 +479,7 @@ class VisMin(datasets.ArrowBasedBuilder):
         elif data.type != pa.binary():
             data = data.cast(pa.binary())
         limit = self.config.max_image_pixels
-        opened = [_open_image(blob, limit) for blob in blobs]
+        opened = [(_open_image(blob, limit), blob) for blob in blobs]
         decoded = list(_decode_pool().map(_fully_decode, opened))
         for i, problem in enumerate(decoded):
             if problem is not None:
