@@ -33,7 +33,7 @@ def test_vismin_figure_shows_run_published_chance_count_and_provenance(tmp_path)
                                      published=["CLIP (ViT-B/32)", "Idefics2"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     text = svg.read_text()
-    for needle in ("VisMin: my model", "this run: 2,084 samples", "data: Hub mair-lab/vismin-bench@0123456",
+    for needle in ("VisMin: my model", "this run: 2,084 samples", "data: the Hub repo mair-lab/vismin-bench at revision 0123456789abcdef",
                    "CLIP (ViT-B/32) (published)", "Idefics2 (zero-shot) (published)",
                    "Idefics2 (fine-tuned) (published)", "chance 25.00", "chance 16.67", "AVG", "70.5"):
         assert needle in text, needle
@@ -44,7 +44,7 @@ def test_vismin_figure_shows_run_published_chance_count_and_provenance(tmp_path)
 def test_vismin_figure_of_a_synthetic_run_says_so(tmp_path):
     _, svg = figures.vismin_figure(tmp_path / "fig", CELLS, label="tiny", provenance=SYNTHETIC, num_samples=160)
     text = svg.read_text()
-    assert SYNTHETIC_NOTE in text and "data: synthetic sample (n=160, seed=3)" in text
+    assert SYNTHETIC_NOTE in text and "data: the synthetic sample (n=160, seed=3)" in text
 
 
 def test_vismin_figure_rejects_unknown_published_rows_and_empty_cells(tmp_path):

@@ -41,7 +41,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
+from diffbench.provenance import SYNTHETIC_NOTE, describe, is_synthetic
 from diffbench.vismin_schema import CATEGORIES, SCORE_NAMES
 
 #: published rows drawn beside a run unless the caller picks others
@@ -55,29 +55,14 @@ NOTE_COLOR = "#b00020"
 
 
 def describe_provenance(provenance: Mapping | None) -> str:
-    """One line saying where the data came from.
+    """One line saying where the data came from (:func:`diffbench.provenance.describe`).
 
     >>> describe_provenance({"source": "synthetic", "synthetic": True, "n": 160, "seed": 0})
-    'data: synthetic sample (n=160, seed=0)'
-    >>> describe_provenance({"source": "hub", "repo_id": "mair-lab/vismin-bench", "revision": "abc1234def"})
-    'data: Hub mair-lab/vismin-bench@abc1234'
+    'data: the synthetic sample (n=160, seed=0)'
     >>> describe_provenance(None)
-    'data: source not recorded'
+    'data: an unknown source (a build that recorded none)'
     """
-    p = dict(provenance or {})
-    source = p.get("source")
-    if source == "synthetic" or p.get("synthetic") is True:
-        details = ", ".join(f"{k}={p[k]}" for k in ("n", "seed") if p.get(k) is not None)
-        return f"data: synthetic sample ({details})" if details else "data: synthetic sample"
-    if source == "hub":
-        repo = p.get("repo_id") or p.get("repo") or "Hub"
-        revision = str(p.get("revision") or "")[:7]
-        return f"data: Hub {repo}@{revision}" if revision else f"data: Hub {repo}"
-    if source == "local":
-        folder = Path(str(p.get("folder") or p.get("path") or "")).name or "a local folder"
-        fingerprint = str(p.get("fingerprint") or "")[:10]
-        return f"data: local copy {folder}" + (f" (fingerprint {fingerprint})" if fingerprint else "")
-    return "data: source not recorded"
+    return f"data: {describe(dict(provenance or {}))}"
 
 
 def _save(fig, stem: Path) -> list[Path]:

@@ -40,8 +40,8 @@ BYTES_SLACK = 1024 * 1024
 ROWS_SLACK = 1000
 
 # Exact number syntax: what float() reads, less its extras (``1_000``, ``inf``, ``nan``, whitespace inside).
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_UPSTREAM_ID = re.compile(r"0|[1-9]\d*")  # how upstream writes its integer ids: no sign, point or padding
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)  # ASCII: no "١"
+_UPSTREAM_ID = re.compile(r"0|[1-9]\d*", re.ASCII)  # how upstream writes its integer ids: no sign, point or padding
 
 
 def _line(row: int) -> int:
@@ -331,6 +331,8 @@ def score_submission(
     """
     from diffbench import provenance
 
+    if not isinstance(path_or_frame, pd.DataFrame) and not Path(path_or_frame).is_file():
+        raise FileNotFoundError(f"no submission file at {path_or_frame}")  # before loading the benchmark
     if dataset is None:
         from diffbench.building import load_built
 
