@@ -34,7 +34,7 @@ def slow_bench_table(self, *args, **kwargs):
     return original(self, *args, **kwargs)
 
 cls._bench_table = slow_bench_table
-building.build("vismin", "bench", source=source)
+building.build("vismin", "bench", source=source, overwrite=True)
 """
 
 LOAD = """
@@ -92,8 +92,70 @@ def test_interrupted_build_is_never_visible(signum, previous_build, tmp_path):
         assert loaded["error"] in ("ConnectionError", "FileNotFoundError") and "'vismin'" in loaded["message"], loaded
     assert not list((tmp_path / "hf" / "datasets").glob("vismin/*/*/*.incomplete"))
 
-    done = subprocess.run([sys.executable, "-m", "diffbench", "build", "vismin", "--source", str(big)],
+    done = subprocess.run([sys.executable, "-m", "diffbench", "build", "vismin", "--source", str(big), "--overwrite"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     assert _run(LOAD, env, tmp_path) == {"rows": 450}
     assert not [p for p in staging.iterdir() if p.is_dir()], "the rebuild removed what the killed build left"
+
+
+# Builds the sample's `bench` over an earlier build and kills itself (SIGKILL: no clean-up runs) at one
+# step of the swap into place.
+KILL_AT_SWAP_POINT = """
+import os, signal, sys
+from diffbench import building
+
+stage = sys.argv[1]
+def kill_at(point):
+    if point == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+building._swap_point = kill_at
+building.build_configs("vismin", ["bench"], "sample", n=12, seed=0, image_size=(32, 32), overwrite=True)
+"""
+
+LOAD_BOTH = """
+import json
+from datasets import load_dataset
+out = {}
+for config in (None, "bench"):
+    try:
+        ds = load_dataset("vismin", config, split=None)
+        out[str(config)] = {split: d.num_rows for split, d in ds.items()}
+    except Exception as err:
+        out[str(config)] = type(err).__name__
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["between-renames", "after-exchange"])
+def test_a_kill_during_the_swap_leaves_a_good_build_and_the_next_run_restores_or_cleans(stage, tmp_path):
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    if stage == "between-renames":
+        env["DIFFBENCH_NO_RENAME_EXCHANGE"] = "1"  # the journaled fallback of file systems without RENAME_EXCHANGE
+    build = [sys.executable, "-m", "diffbench", "build", "vismin", "--source", "sample", "--n", "8",
+             "--image-size", "32x32"]
+    done = subprocess.run([*build, "--config", "all"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _run(LOAD_BOTH, env, tmp_path) == {"None": {"test": 8}, "bench": {"test": 8}}
+
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_SWAP_POINT, stage], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=240)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    staging = tmp_path / "hf" / "datasets" / ".diffbench_staging"
+    if stage == "after-exchange":
+        # One atomic step: the new build is in place, the old one waits in staging.
+        assert _run(LOAD_BOTH, env, tmp_path) == {"None": {"test": 12}, "bench": {"test": 12}}
+    else:
+        # Between the renames the bench build is away (the fallback's one gap); the journal says where.
+        assert list(staging.glob("*/restore.json"))
+        assert _run(LOAD_BOTH, env, tmp_path)["bench"] != {"test": 12}
+
+    # The next run of any build puts the old build back (or deletes the replaced one), and leaves no leftovers.
+    done = subprocess.run([*build, "--config", "pairs"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = 12 if stage == "after-exchange" else 8
+    assert _run(LOAD_BOTH, env, tmp_path) == {"None": {"test": rows}, "bench": {"test": rows}}
+    assert not [p for p in staging.iterdir() if p.is_dir()]
+    assert len(list((tmp_path / "hf" / "datasets" / "vismin" / "bench").glob("*/*"))) == 1

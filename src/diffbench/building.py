@@ -244,8 +244,8 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _between_renames() -> None:
-    """Called between the two renames of the fallback swap; tests kill the process here."""
+def _swap_point(stage: str) -> None:
+    """Called at each step of a swap (``"after-exchange"``, ``"between-renames"``); tests kill the process here."""
 
 
 def replace_directory(new: Path, destination: Path, trash: Path) -> None:
@@ -260,12 +260,13 @@ def replace_directory(new: Path, destination: Path, trash: Path) -> None:
         new.rename(destination)
         return
     if _exchange(new, destination):
+        _swap_point("after-exchange")
         new.rename(trash)  # `new` now holds the old folder
         return
     journal = trash.parent / RESTORE_JOURNAL
     journal.write_text(json.dumps({"old": str(trash), "destination": str(destination)}), encoding="utf-8")
     destination.rename(trash)
-    _between_renames()
+    _swap_point("between-renames")
     new.rename(destination)
     journal.unlink()
 
