@@ -33,8 +33,13 @@ UNKNOWN = {"dataset": None, "config": None, "source": "unknown", "synthetic": No
 
 
 def build_folder(dataset) -> Path | None:
-    """The folder holding a loaded dataset's Arrow files (``None`` for an in-memory dataset)."""
+    """The folder holding a loaded dataset's Arrow files (``None`` for an in-memory dataset).
+
+    A ``DatasetDict`` gives its first split's folder (the splits of one build share it).
+    """
     files = getattr(dataset, "cache_files", None) or []
+    if isinstance(files, dict):
+        files = next(iter(files.values()), [])
     return Path(files[0]["filename"]).parent if files else None
 
 
