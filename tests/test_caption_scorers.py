@@ -1,0 +1,133 @@
+"""Each scorer module drops into pycocoevalcap's COCOEvalCap unchanged and gives its numbers.
+
+COCOEvalCap.evaluate() is run twice on the same real Spot-the-Diff annotations (pycocotools' COCO and
+loadRes, as CLEVR-Change's utils/eval_utils.py calls them): once with pycocoevalcap's own scorers and
+tokenizer, once with ours put where it looks them up (``pycocoevalcap.eval.Bleu`` ...). SPICE cannot
+run offline (it downloads CoreNLP), so in both runs it is replaced by a stand-in that scores 0; the
+reference Meteor is one real pycocoevalcap Meteor JVM for the module (each evaluate() would start one).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from diffbench.caption_bleu import Bleu
+from diffbench.caption_cider import Cider
+from diffbench.caption_meteor import Meteor
+from diffbench.caption_rouge import Rouge
+from diffbench.caption_tokenizer import PTBTokenizer
+
+pytestmark = pytest.mark.slow
+
+
+class NoSpice:
+    """Stands in for SPICE (needs a 400 MB download) in both runs; its numbers are not compared."""
+
+    def compute_score(self, gts, res):
+        return 0.0, [0.0] * len(gts)
+
+    def method(self):
+        return "SPICE"
+
+
+@pytest.fixture(scope="module")
+def coco_meteor():
+    from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
+
+    meteor = CocoMeteor()
+    yield meteor
+    meteor.meteor_p.stdin.close()
+    meteor.meteor_p.kill()
+    meteor.meteor_p.wait()
+
+
+@pytest.fixture(scope="module")
+def coco_files(shared_dir, tmp_path_factory):
+    """Spot-the-Diff val in COCO caption format: 250 pairs, blank references included as upstream has them."""
+    entries = json.loads((shared_dir / "data" / "spot_the_diff" / "annotations" / "val.json").read_text())
+    by_pair: dict[str, list[str]] = {}
+    for entry in entries:
+        by_pair.setdefault(str(entry["img_id"]), []).extend(entry["sentences"])
+    pairs = list(by_pair.items())[:250]
+    folder = tmp_path_factory.mktemp("coco")
+    annotations = {"info": {}, "licenses": [], "type": "captions", "images": [], "annotations": []}
+    for pair, sentences in pairs:
+        annotations["images"].append({"id": pair})
+        for sentence in sentences:
+            annotations["annotations"].append({"id": len(annotations["annotations"]), "image_id": pair, "caption": sentence})
+    results = [{"image_id": pairs[i][0], "caption": pairs[(i + 1) % len(pairs)][1][0]} for i in range(len(pairs))]
+    (folder / "gt.json").write_text(json.dumps(annotations))
+    (folder / "res.json").write_text(json.dumps(results))
+    return folder / "gt.json", folder / "res.json"
+
+
+def run_coco_eval(gt_path, res_path, monkeypatch, scorers: dict):
+    from pycocoevalcap import eval as coco_eval_module
+    from pycocotools.coco import COCO
+
+    for name, factory in scorers.items():
+        monkeypatch.setattr(coco_eval_module, name, factory)
+    coco = COCO(str(gt_path))
+    coco_res = coco.loadRes(str(res_path))
+    evaluation = coco_eval_module.COCOEvalCap(coco, coco_res)
+    evaluation.params["image_id"] = coco_res.getImgIds()
+    evaluation.evaluate()
+    monkeypatch.undo()
+    return evaluation
+
+
+def test_ours_drop_into_coco_eval_cap(coco_files, coco_meteor, monkeypatch):
+    gt_path, res_path = coco_files
+    reference = run_coco_eval(gt_path, res_path, monkeypatch, {"Meteor": lambda: coco_meteor, "Spice": NoSpice})
+    ours = run_coco_eval(gt_path, res_path, monkeypatch, {
+        "PTBTokenizer": PTBTokenizer, "Bleu": Bleu, "Meteor": Meteor, "Rouge": Rouge, "Cider": Cider, "Spice": NoSpice,
+    })
+    assert set(ours.eval) == set(reference.eval) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L",
+                                                     "CIDEr", "SPICE"}
+    for name, value in reference.eval.items():
+        assert ours.eval[name] == pytest.approx(value, abs=1e-12, rel=0), name
+    assert ours.imgToEval.keys() == reference.imgToEval.keys()
+    for image, scores in reference.imgToEval.items():
+        assert ours.imgToEval[image].keys() == scores.keys() and scores["image_id"] == image
+        for name, value in scores.items():
+            if name != "image_id":
+                assert ours.imgToEval[image][name] == pytest.approx(value, abs=1e-12, rel=0), (image, name)
+
+
+def test_compute_score_equals_pycocoevalcap_scorer_by_scorer(coco_files, coco_meteor):
+    """The same tokenised gts / res to each pair of scorers: corpus score and per-image scores."""
+    from pycocoevalcap.bleu.bleu import Bleu as CocoBleu
+    from pycocoevalcap.cider.cider import Cider as CocoCider
+    from pycocoevalcap.rouge.rouge import Rouge as CocoRouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer as CocoPTB
+
+    gt_path, res_path = coco_files
+    annotations = json.loads(gt_path.read_text())["annotations"]
+    gts: dict = {}
+    for annotation in annotations:
+        gts.setdefault(annotation["image_id"], []).append({"caption": annotation["caption"]})
+    res = {r["image_id"]: [{"caption": r["caption"]}] for r in json.loads(res_path.read_text())}
+    coco_gts, coco_res = CocoPTB().tokenize(gts), CocoPTB().tokenize(res)
+    assert PTBTokenizer().tokenize(gts) == coco_gts and PTBTokenizer().tokenize(res) == coco_res
+
+    pairs = [(Bleu(4), CocoBleu(4)), (Meteor(), coco_meteor), (Rouge(), CocoRouge()), (Cider(), CocoCider())]
+    for ours, theirs in pairs:
+        assert ours.method() == theirs.method()
+        kwargs = {"verbose": 0} if isinstance(ours, Bleu) else {}
+        score, scores = ours.compute_score(coco_gts, coco_res, **kwargs)
+        ref_score, ref_scores = theirs.compute_score(coco_gts, coco_res, **kwargs)
+        np.testing.assert_allclose(np.asarray(score, dtype=float), np.asarray(ref_score, dtype=float), atol=1e-12, rtol=0)
+        np.testing.assert_allclose(np.asarray(scores, dtype=float), np.asarray(ref_scores, dtype=float), atol=1e-12, rtol=0)
+
+
+def test_compute_score_checks_its_input_like_pycocoevalcap():
+    for scorer in (Bleu(4), Rouge(), Cider(), Meteor()):
+        with pytest.raises(ValueError, match="same ids"):
+            scorer.compute_score({1: ["a"]}, {2: ["a"]})
+        with pytest.raises(ValueError, match="id 1: res must hold a list of exactly one caption"):
+            scorer.compute_score({1: ["a"]}, {1: ["a", "b"]})
+        with pytest.raises(ValueError, match="id 1: gts must hold a non-empty list"):
+            scorer.compute_score({1: []}, {1: ["a"]})
