@@ -317,3 +317,46 @@ def test_parity_with_open_clip_itself(tmp_path, tokenizer_dir):
         expected, _ = theirs.get_logits(pixels, ids)
         got = ours(pixel_values=pixels, input_ids=ids).logits_per_image
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+# -- running open_clip in place (the optional backend) ----------------------------------------------------
+
+def test_open_clip_specs_and_the_message_where_it_cannot_import():
+    from diffbench.backends import open_clip_model
+
+    assert open_clip_model.parse_spec("local-dir:/x") == ("local-dir:/x", None)
+    assert open_clip_model.parse_spec("ViT-B-32@openai") == ("ViT-B-32", "openai")
+    with pytest.raises(ValueError, match="nothing after '@'"):
+        open_clip_model.parse_spec("ViT-B-32@")
+    try:
+        import open_clip  # noqa: F401
+    except Exception:
+        with pytest.raises(ImportError, match=r"\[openclip\] extra.*diffbench convert open-clip"):
+            open_clip_model.import_open_clip()
+    else:
+        assert open_clip_model.import_open_clip() is open_clip
+
+
+def test_open_clip_backend_features_match_the_converted_model(tmp_path, tokenizer_dir):
+    from diffbench.backends import open_clip_model
+
+    try:
+        open_clip_model.import_open_clip()
+    except ImportError as err:
+        pytest.skip(str(err).split(". Install")[0])
+    from transformers import AutoModel
+
+    torch.manual_seed(7)
+    cfg = tiny_model_cfg(quick_gelu=True)
+    src = write_local_dir(tmp_path / "src", ReferenceCLIP(cfg), cfg, {"size": 32})
+    backend = open_clip_model.OpenClipContrastive.from_spec(f"local-dir:{src}")
+    converted = AutoModel.from_pretrained(convert_open_clip(f"local-dir:{src}", tmp_path / "hf", tokenizer=str(tokenizer_dir)))
+    pixels, ids = backend.preprocess([gradient_image(60, 40)]), token_ids()
+    def features(output):  # transformers 5 may return an output object (the features are its pooler_output)
+        return nn.functional.normalize(getattr(output, "pooler_output", output), dim=-1)
+
+    with torch.no_grad():
+        torch.testing.assert_close(backend.get_image_features(pixels),
+                                   features(converted.get_image_features(pixel_values=pixels)), atol=1e-4, rtol=0)
+        torch.testing.assert_close(backend.get_text_features(ids),
+                                   features(converted.get_text_features(input_ids=ids)), atol=1e-4, rtol=0)
