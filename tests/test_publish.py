@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -65,15 +66,40 @@ def test_card_declares_configs_features_license_and_citation(published):
     infos = {i["config_name"]: i for i in front["dataset_info"]}
     assert [f["name"] for f in infos["bench"]["features"]][:3] == ["id", "upstream_id", "category"]
     assert infos["bench"]["splits"][0]["num_examples"] == len(building.load_built("vismin", "bench", "test"))
-    assert front["license"] == ["cc-by-4.0", "cc-by-sa-4.0"]
+    # The session's build is the synthetic sample: the card describes it, under its own licence.
+    assert front["license"] == "apache-2.0"
+    assert front["pretty_name"] == "VisMin (synthetic sample)" and "synthetic" in front["tags"]
+    assert "COCO" not in text and "cc-by" not in text.lower()
+    assert "Synthetic sample: not comparable to published results" in text
     assert front["size_categories"] == ["n<1K"]
     assert "@inproceedings{awal2024vismin" in text
+    assert "| `bench` | the synthetic sample (n=40, seed=0, 96x72 images) (synthetic sample: not comparable" in text
+    records = json.loads((published / publishing.PROVENANCE_INDEX).read_text())
+    assert {c: r["synthetic"] for c, r in records.items()} == {"bench": True, "train": True, "pairs": True}
 
 
-def test_publishing_one_config_states_its_own_license(vismin_built, tmp_path):
-    out = publishing.publish("vismin", tmp_path / "bench-only", configs=["bench"])
-    front = yaml.safe_load((out / "README.md").read_text().split("---")[1])
-    assert front["license"] == "cc-by-4.0"
+@pytest.fixture
+def local_build(tmp_path, monkeypatch):
+    """Every VisMin config built from a local folder (not the sample), in a cache of this test's own."""
+    from diffbench import samples
+
+    root = tmp_path / "cache"
+    monkeypatch.setattr(building, "cache_root", lambda: root)
+    source = samples.write_sample("vismin", tmp_path / "release", n=8, image_size=(32, 32))
+    building.build_configs("vismin", ["bench", "train", "pairs"], str(source))
+    return source
+
+
+def test_a_local_build_publishes_with_the_upstream_card_and_its_provenance(local_build, tmp_path):
+    out = publishing.publish("vismin", tmp_path / "out")
+    text = (out / "README.md").read_text()
+    front = yaml.safe_load(text.split("---")[1])
+    assert front["license"] == ["cc-by-4.0", "cc-by-sa-4.0"] and front["pretty_name"] == "VisMin"
+    assert "Images come from COCO 2017" in text
+    assert f"| `bench` | the folder {local_build.resolve()} (sha256:" in text
+    bench_only = publishing.publish("vismin", tmp_path / "bench-only", configs=["bench"])
+    front = yaml.safe_load((bench_only / "README.md").read_text().split("---")[1])
+    assert front["license"] == "cc-by-4.0"  # the licence of what is published
     assert [c["config_name"] for c in front["configs"]] == ["bench"]
 
 
@@ -84,9 +110,45 @@ def test_existing_folder_is_not_overwritten_without_asking(vismin_built, tmp_pat
     with pytest.raises(ValueError, match="exists and is not empty; pass --overwrite"):
         publishing.publish("vismin", out, configs=["bench"])
     assert (out / "keep.txt").read_text() == "mine"
-    publishing.publish("vismin", out, configs=["bench"], overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "bench").is_dir()
-    assert [p.name for p in tmp_path.iterdir()] == ["taken"], "no scratch folder left beside it"
+
+
+def test_overwrite_replaces_only_a_folder_publish_wrote(vismin_built, tmp_path):
+    thesis = tmp_path / "thesis"
+    (thesis / ".git").mkdir(parents=True)
+    (thesis / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (thesis / "thesis.tex").write_text("\\documentclass{book}")
+    with pytest.raises(ValueError) as caught:
+        publishing.publish("vismin", thesis, configs=["bench"], overwrite=True)
+    assert str(caught.value) == (f"{thesis} was not written by diffbench publish (no .diffbench-publish in it): "
+                                 "refusing to replace it; choose another --out")
+    assert (thesis / "thesis.tex").read_text() == "\\documentclass{book}" and (thesis / ".git" / "HEAD").is_file()
+
+    out = tmp_path / "hub"
+    publishing.publish("vismin", out, configs=["bench"])
+    assert (out / publishing.MARKER).is_file()
+    (out / "stale.txt").write_text("from an earlier publish")
+    publishing.publish("vismin", out, configs=["bench", "pairs"], overwrite=True)
+    assert not (out / "stale.txt").exists() and (out / "pairs").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "thesis"], "no scratch folder left beside them"
+
+
+def test_cli_out_onto_a_file_or_a_foreign_folder_is_one_line(vismin_built, tmp_path):
+    target = tmp_path / "results.csv"
+    target.write_text("id,score\n")
+    foreign = tmp_path / "thesis"
+    (foreign / ".git").mkdir(parents=True)
+    (foreign / "thesis.tex").write_text("x")
+    for out, flags, message in (
+        (target, [], f"{target} exists and is not a folder: --out must name a folder"),
+        (target, ["--overwrite"], f"{target} exists and is not a folder: --out must name a folder"),
+        (foreign, ["--overwrite"], f"{foreign} was not written by diffbench publish"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "diffbench", "publish", "vismin", "--out", str(out), *flags],
+                              capture_output=True, text=True, timeout=240)
+        assert done.returncode == 2, done.stderr[-2000:]
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"diffbench publish: error: {message}"), line
+    assert target.read_text() == "id,score\n" and (foreign / "thesis.tex").read_text() == "x"
 
 
 @pytest.mark.slow
@@ -97,7 +159,7 @@ def test_a_difference_captioning_set_publishes_with_its_splits_and_card(tmp_path
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     code = (
         "import json; from datasets import load_dataset, Image; from diffbench import building, publishing\n"
-        "from diffbench.commands.build import build_configs\n"
+        "from diffbench.building import build_configs\n"
         "build_configs('omnidiff', ['default'], 'sample', n=24, seed=0, image_size=(32, 32))\n"
         f"out = publishing.publish('omnidiff', {str(tmp_path / 'omnidiff-hub')!r})\n"
         "built, loaded = building.load_built('omnidiff'), load_dataset(str(out))\n"

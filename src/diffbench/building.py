@@ -316,7 +316,7 @@ def _record_in_build(folder: Path, record: dict) -> None:
         info["license"] = record.get("license", "")
         info["homepage"] = record.get("homepage", "")
     info["description"] = f"{info.get('description', '').rstrip()}\n\nBuilt by diffbench from {provenance.describe(record)}.\n"
-    info_path.write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
+    info_path.write_text(json.dumps(info, indent=2), encoding="utf-8")  # key order kept: it is the split order
 
 
 def _touch(folder: Path | None) -> None:
