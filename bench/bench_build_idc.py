@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_build_idc.py                  # 13,192 pairs of 224x224 PNGs
     .venv/bin/python bench/bench_build_idc.py --pairs 2000     # a quicker run
     .venv/bin/python bench/bench_build_idc.py --num-proc 2     # also a build over two processes
+    .venv/bin/python bench/bench_build_idc.py --before DIR     # also the builder of another checkout
+                                                               # (e.g. `git archive <commit> | tar -x -C DIR`)
 
 It writes a Spot-the-Diff-sized release in the official layout (``data/annotations/{train,val,test}.json``,
 ``data/resized_images/<id>.png`` and ``<id>_2.png``; the PNGs are photo-like: a rendered scene under
@@ -13,7 +15,13 @@ process so that peak RSS (``ru_maxrss``) is the step's own:
   than reading its input);
 - ``copy``: read them and write every image's bytes into one file (the floor of a build that copies
   its images: the same bytes in and out, with no Arrow and no checks);
-- ``build``: ``diffbench.building.build("spot_the_diff", "default", source=...)`` into a scratch cache.
+- ``decode 1 thread``: read and fully decode every image in one thread (``idc_builder.image_problem``,
+  the check every build now runs): what the checks would cost without threads;
+- ``build``: ``diffbench.building.build("spot_the_diff", "default", source=...)`` into a scratch cache,
+  which decodes every image in full (over one thread a core) before it writes;
+- ``build, 1 decode thread``: the same with ``decode_threads=1``;
+- ``build (before)``: with ``--before DIR``, the build of the checkout in DIR (its ``src/`` first on
+  ``sys.path``), for the figures before a change.
 
 It prints rows/s, MB/s (of image bytes) and peak RSS for each, the build/read time ratio, and checks
 that the built images are the source bytes.
@@ -54,14 +62,36 @@ print(json.dumps({"rows": rows, "bytes": nbytes, "seconds": seconds,
 COPY = READ.replace("nbytes = 0", "nbytes = 0\nout = open(sys.argv[2], 'wb')").replace(
     "nbytes += len(", "nbytes += out.write(").replace("seconds =", "out.close()\nseconds =")
 
+DECODE = """
+import json, resource, sys, time
+from pathlib import Path
+from diffbench.idc_builder import image_problem, pixel_limits
+root = Path(sys.argv[1]) / "data"
+start = time.perf_counter()
+rows = 0
+with pixel_limits(89_478_485):
+    for split in ("train", "val", "test"):
+        ids = dict.fromkeys(e["img_id"] for e in json.loads((root / "annotations" / f"{split}.json").read_text()))
+        for img_id in ids:
+            for name in (f"{img_id}.png", f"{img_id}_2.png"):
+                assert image_problem(str(root / "resized_images" / name)) is None
+            rows += 1
+seconds = time.perf_counter() - start
+print(json.dumps({"rows": rows, "seconds": seconds,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
 BUILD = """
-import json, os, resource, sys, time
+import inspect, json, os, resource, sys, time
 os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 from diffbench import building
 num_proc = int(sys.argv[2]) or None
+options = json.loads(sys.argv[3])
 building.builder_class("spot_the_diff")  # imports datasets and the builder: not build time
+if "overwrite" in inspect.signature(building.build).parameters:
+    options["overwrite"] = True
 start = time.perf_counter()
-summary = building.build("spot_the_diff", "default", num_proc=num_proc, source=sys.argv[1])
+summary = building.build("spot_the_diff", "default", num_proc=num_proc, source=sys.argv[1], **options)
 seconds = time.perf_counter() - start
 ds = building.load_built("spot_the_diff", None, "test")
 from datasets import Image
@@ -134,6 +164,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=13_192)
     parser.add_argument("--num-proc", type=int, default=0, help="also build with this many processes")
+    parser.add_argument("--before", type=Path, help="also build with the checkout in this folder (its src/)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-idc-") as scratch:
         root = Path(scratch) / "spot_the_diff"
@@ -145,14 +176,20 @@ def main(argv=None) -> int:
         results = {"read": run_child(READ, str(root), env=env)}
         results["copy"] = run_child(COPY, str(root), str(Path(scratch) / "copy.bin"), env=env)
         (Path(scratch) / "copy.bin").unlink()
-        results["build"] = run_child(BUILD, str(root), "0", env=env)
+        results["decode 1 thread"] = run_child(DECODE, str(root), env=env)
+        if args.before:
+            before_env = {**env, "PYTHONPATH": str(args.before.resolve() / "src")}
+            results["build (before)"] = run_child(BUILD, str(root), "0", "{}", env=before_env)
+        results["build"] = run_child(BUILD, str(root), "0", "{}", env=env)
+        results["build, 1 decode thread"] = run_child(BUILD, str(root), "0", '{"decode_threads": 1}', env=env)
         if args.num_proc > 1:
-            results[f"build --num-proc {args.num_proc}"] = run_child(BUILD, str(root), str(args.num_proc), env=env)
+            results[f"build --num-proc {args.num_proc}"] = run_child(BUILD, str(root), str(args.num_proc), "{}", env=env)
         floor = results["read"]["seconds"]
         print(f"{'step':<22}{'rows':>8}{'seconds':>9}{'rows/s':>9}{'MB/s':>8}{'x read':>8}{'peak RSS MB':>13}")
         for step, r in results.items():
             print(f"{step:<22}{r['rows']:>8,}{r['seconds']:>9.2f}{r['rows'] / r['seconds']:>9,.0f}"
                   f"{image_bytes / r['seconds'] / 1e6:>8,.0f}{r['seconds'] / floor:>8.1f}{r['peak_rss_mb']:>13,.0f}")
+        print(f"cores this process may use: {len(os.sched_getaffinity(0))}")
         build = results["build"]
         print(f"arrow written: {build['arrow_bytes'] / 1e6:,.0f} MB; images byte-exact: {build['byte_exact']}")
     return 0

@@ -33,11 +33,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import datasets
 from diffbench.idc_builder import IDCBuilder, IDCConfig, IDCSourceError, Pair, expect, inside, read_json_object
 
 logger = logging.getLogger(__name__)
