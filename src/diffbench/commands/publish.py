@@ -5,7 +5,8 @@
     diffbench publish vismin --out vismin-hub --push you/vismin   # and upload it (needs a token)
 
 ``load_dataset("vismin-hub")`` then gives the same rows as the build; after ``--push``,
-``load_dataset("you/vismin")`` does too.
+``load_dataset("you/vismin")`` does too. ``--out`` must be a new or empty folder, or, with
+``--overwrite``, one an earlier publish wrote (it holds ``.diffbench-publish``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--config", action="append", default=None,
                         help="configuration to publish (repeatable; default: every built one)")
     parser.add_argument("--max-shard-size", type=parse_bytes, default="500MB", help="largest parquet shard")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an --out folder that an earlier publish wrote (never any other folder)")
     parser.add_argument("--push", metavar="REPO_ID", default=None, help="upload to this Hub dataset repo")
     parser.add_argument("--private", action="store_true", help="create the --push repo as private")
     parser.set_defaults(func=run)
