@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from diffbench import building, cli
-from diffbench.caption_scoring import format_table, score_captions, score_predictions
-from diffbench.commands.score_captions import read_predictions
+from diffbench.caption_inputs import read_predictions
+from diffbench.caption_report import format_table, score_predictions
+from diffbench.caption_scoring import score_captions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,8 +47,11 @@ def test_read_predictions_layouts(tmp_path):
     assert read_predictions(as_dict) == read_predictions(as_list) == PREDICTIONS
     dup = tmp_path / "c.json"
     dup.write_text(json.dumps([{"id": "p0", "caption": "x"}, {"id": "p0", "caption": "y"}]))
-    with pytest.raises(ValueError, match="appears twice"):
+    with pytest.raises(ValueError, match="id 'p0' appears twice"):
         read_predictions(dup)
+    harness = tmp_path / "d.json"  # what the eval harness writes (the COCO results layout)
+    harness.write_text(json.dumps([{"image_id": k, "caption": v} for k, v in PREDICTIONS.items()]))
+    assert read_predictions(harness) == PREDICTIONS
 
 
 def test_score_predictions_checks_ids(tiny_dataset):
@@ -64,9 +68,10 @@ def test_score_predictions_per_change_type(tiny_dataset):
     results = score_predictions(PREDICTIONS, tiny_dataset)
     ids = tiny_dataset["id"]
     expected = score_captions(
-        [PREDICTIONS[i] for i in ids], tiny_dataset["captions"], groups=tiny_dataset["change_types"]
+        [PREDICTIONS[i] for i in ids], list(tiny_dataset["captions"]), groups=list(tiny_dataset["change_types"])
     )
-    assert results == expected
+    assert results == {**expected, "evaluation": "per_change_type", "provenance": results["provenance"]}
+    assert results["provenance"]["synthetic"] is None  # an in-memory dataset: no build record
     assert results["groups"]["disappearance"]["num_samples"] == 2
     assert results["num_samples"] == 4  # p3 has no change type: overall only
     table = format_table(results)
@@ -84,23 +89,57 @@ def test_cli_writes_results_and_table(tiny_dataset, tmp_path, monkeypatch, capsy
     monkeypatch.setattr(building, "load_built", fake_load_built)
     predictions = tmp_path / "model.json"
     predictions.write_text(json.dumps(PREDICTIONS))
-    code = cli.main(["score", "captions", str(predictions), "--dataset", "tiny", "--split", "test", "--metrics", "bleu", "cider"])
+    out = tmp_path / "runs" / "tiny"
+    code = cli.main(["score", "captions", str(predictions), "--dataset", "tiny", "--split", "test",
+                     "--metrics", "bleu", "cider", "--out", str(out)])
     assert code == 0 and calls == [("tiny", None, "test")]
-    out = capsys.readouterr().out
-    assert "| disappearance | 2 |" in out and "model.scores.json" in out
-    saved = json.loads((tmp_path / "model.scores.json").read_text())
+    printed = capsys.readouterr().out
+    assert "| disappearance | 2 |" in printed and "results.json" in printed
+    saved = json.loads((out / "results.json").read_text())
     assert saved["dataset"] == "tiny" and set(saved["groups"]) == {"addition", "disappearance", "orientation"}
-    assert "METEOR" not in saved and "CIDEr" in saved
-    assert (tmp_path / "model.scores.md").read_text().startswith("| subset |")
+    assert "METEOR" not in saved and "CIDEr" in saved and "provenance" in saved
+    assert "| all | 4 |" in (out / "results.md").read_text()
+    # --allow-missing scores the rows that have a prediction
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({k: v for k, v in PREDICTIONS.items() if k != "p3"}))
+    assert cli.main(["score", "captions", str(partial), "--dataset", "tiny", "--metrics", "bleu", "--out", str(out)]) == 2
+    assert "1 of 4 dataset ids have no prediction" in capsys.readouterr().err
+    assert cli.main(["score", "captions", str(partial), "--dataset", "tiny", "--metrics", "bleu", "--allow-missing",
+                     "--out", str(out)]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["num_missing"] == 1 and saved["num_samples"] == 3
 
 
 def test_cli_bad_input_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(building, "load_built", lambda name, config=None, split=None: tiny_dataset)
     predictions = tmp_path / "model.json"
     predictions.write_text(json.dumps({"p0": "x"}))
-    assert cli.main(["score", "captions", str(predictions), "--dataset", "tiny"]) == 2
+    out = tmp_path / "out"
+    assert cli.main(["score", "captions", str(predictions), "--dataset", "tiny", "--out", str(out)]) == 2
     assert "3 of 4 dataset ids have no prediction" in capsys.readouterr().err
-    assert cli.main(["score", "captions", str(tmp_path / "absent.json"), "--dataset", "tiny"]) == 2
+    assert cli.main(["score", "captions", str(tmp_path / "absent.json"), "--dataset", "tiny", "--out", str(out)]) == 2
+    capsys.readouterr()
+    for args, message in [
+        (["--metrics", "spice"], "SPICE needs Stanford CoreNLP 3.6.0"),
+        (["--metrics", "bertscore"], "unknown metric 'bertscore'"),
+        (["--out", str(predictions)], "is a file; give a folder"),
+    ]:
+        if "spice" in args and (building_spice_installed()):
+            continue
+        assert cli.main(["score", "captions", str(predictions), "--dataset", "tiny", *args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    duplicate = tmp_path / "dup.json"
+    duplicate.write_text('{"p0": "a", "p1": "b", "p0": "c"}')
+    assert cli.main(["score", "captions", str(duplicate), "--dataset", "tiny", "--out", str(out)]) == 2
+    assert "'p0' appears twice" in capsys.readouterr().err
+    assert not out.exists()  # nothing written by a refused run
+
+
+def building_spice_installed() -> bool:
+    from diffbench.caption_tokenizer import pycocoevalcap_dir
+
+    return (pycocoevalcap_dir() / "spice" / "lib" / "stanford-corenlp-3.6.0.jar").is_file()
 
 
 @pytest.mark.slow
@@ -122,10 +161,11 @@ def test_cli_end_to_end_on_a_built_omnidiff_sample(tmp_path):
     assert rows, "the sample has a test split"
     path = tmp_path / "preds.json"
     path.write_text(json.dumps({i: captions[0] for i, (captions, _) in rows.items()}))
-    proc = subprocess.run([sys.executable, "-m", "diffbench", "score", "captions", str(path), "--dataset", "omnidiff"],
-                          **run)
+    proc = subprocess.run([sys.executable, "-m", "diffbench", "score", "captions", str(path), "--dataset", "omnidiff",
+                           "--out", str(tmp_path / "scores")], **run)
     assert proc.returncode == 0, proc.stderr
-    results = json.loads((tmp_path / "preds.scores.json").read_text())
+    results = json.loads((tmp_path / "scores" / "results.json").read_text())
+    assert results["provenance"]["synthetic"] is True and "synthetic sample" in proc.stdout
     text = json.dumps(results)
     change_types = {t for _, types in rows.values() for t in types}
     assert change_types and all(f'"{t}"' in text for t in change_types), "a score set per change type"
