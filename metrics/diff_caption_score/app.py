@@ -12,9 +12,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from diffbench.caption_scoring import DEFAULT_METRICS, METRICS, format_table, score_captions
+from diffbench.caption_inputs import DEFAULT_METRICS, METRICS
+from diffbench.caption_report import format_table
+from diffbench.caption_scoring import score_captions
 
 HERE = Path(__file__).resolve().parent
+MAX_UPLOAD_BYTES = 20 * 2**20  # per request: the widget scores one set at a time
 EXAMPLE = {
     "predictions": ["the red car is gone", "a man has appeared near the door", "the blue bike moved"],
     "references": [
@@ -37,13 +40,19 @@ def _card() -> str:
 def parse_payload(text: str | None, upload: str | None = None) -> dict:
     """The JSON object from the uploaded file if any, else from the text box."""
     if upload:
+        if Path(upload).stat().st_size > MAX_UPLOAD_BYTES:
+            raise ValueError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
         text = Path(upload).read_text(encoding="utf-8")
     if not text or not text.strip():
         raise ValueError("paste a JSON object with 'predictions' and 'references' (or upload a .json file)")
+    if len(text) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"the JSON is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
     if not isinstance(payload, dict) or "predictions" not in payload or "references" not in payload:
         raise ValueError("the JSON must be an object with 'predictions' and 'references' (and optionally 'groups')")
     return payload
@@ -56,8 +65,8 @@ def score(text: str | None, metrics: list[str], upload: str | None = None) -> tu
         results = score_captions(
             payload["predictions"], payload["references"], groups=payload.get("groups"), metrics=metrics or None
         )
-    except (ValueError, RuntimeError) as err:
-        raise gr.Error(str(err)) from None
+    except (ValueError, RuntimeError, UnicodeDecodeError) as err:
+        raise gr.Error(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     return format_table(results), results
 
 

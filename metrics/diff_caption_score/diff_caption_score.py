@@ -8,7 +8,9 @@ re-running the pipeline on each type's samples alone (CIDEr's document frequenci
 as CLEVR-Change's official per-type evaluation does), at the cost of little more than one run.
 
 The work is done by ``diffbench.caption_scoring`` (installed with diffbench, which the Space installs
-too). The module imports it rather than carrying a copy, on purpose: METEOR and the tokenizer run Java,
+too; one module a scorer with pycocoevalcap's ``compute_score`` interface: ``diffbench.caption_bleu``,
+``caption_meteor``, ``caption_rouge``, ``caption_cider``). The module imports it rather than carrying a
+copy, on purpose: METEOR and the tokenizer run Java,
 and the one METEOR JVM a process may hold, its lock, its statistics cache and its exit hook must be the
 same object for this module, the ``diffbench score captions`` command and the demo Space; a second copy
 loaded by evaluate from its module cache would start a second JVM and score with a second cache.
@@ -82,8 +84,9 @@ Returns:
     `num_samples` (`int`), and with `groups` a dict `groups` of the same per group.
 
 Raises:
-    ValueError: lengths that differ, a sample without references, or a caption that is not a string
-        (the message names the sample).
+    ValueError: lengths that differ, a sample without references, a caption that is not a string, is
+        longer than 5,000 characters or holds a lone surrogate, or `spice` without Stanford CoreNLP
+        3.6.0 (one line, naming the sample).
 
 Examples:
     >>> diff_caption_score = evaluate.load("diff_caption_score")
