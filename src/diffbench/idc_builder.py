@@ -162,7 +162,7 @@ def indexed_names(split_path: Path, split_indices: dict, upstream: str, names: l
     expect(upstream in split_indices, split_path, f"no {upstream!r} split")
     for position, index in enumerate(split_indices[upstream]):
         where = f"{split_path}, {upstream!r} entry {position}"
-        if not isinstance(index, int) or not 0 <= index < len(names):
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(names):
             raise IDCSourceError(where, f"index {index!r} out of range: {folder} holds {len(names)} images")
         yield where, names[index]
 
