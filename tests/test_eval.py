@@ -1,34 +1,54 @@
-"""``diffbench eval``: end to end through the CLI on the built VisMin sample with tiny random models.
+"""``diffbench eval``: end to end on the built VisMin sample with tiny random models.
 
 The models are built from configs into a temp folder (no Hub). Their scores are noise; what is tested is
-that the harness computes exactly what the official per-sample loop computes, writes the official files,
-resumes, splits work over processes without changing a number, and reports bad input clearly.
+that the harness computes exactly what the official per-sample loop computes, writes the official files
+and the run record, resumes (and refuses to resume onto other data or weights), splits work over
+processes without changing a number, and reports bad input in one line.
+
+Commands run in this process through ``diffbench.cli.main`` (what the console script calls); only the
+multi-process test starts subprocesses, since that is what it is about.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from diffbench.vismin_schema import ANSWER_COLUMNS, SCORE_COLUMNS
+
 pytestmark = pytest.mark.slow
 
 ENV = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def eval_cli(*args, launcher=None, check=True):
-    command = [*(launcher or [sys.executable, "-m"]), "diffbench", "eval", *map(str, args), "--no-progress"]
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{command} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done
+class Done:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+@pytest.fixture
+def eval_cli(capsys):
+    """``diffbench eval ARGS --no-progress`` in this process: (exit code, stdout, stderr)."""
+    from diffbench.cli import main
+
+    def run(*args, check=True):
+        capsys.readouterr()
+        code = main(["eval", *map(str, args), "--no-progress"])
+        captured = capsys.readouterr()
+        done = Done(code, captured.out, captured.err)
+        if check and code != 0:
+            raise AssertionError(f"eval {args} failed ({code}):\n{captured.err[-3000:]}")
+        return done
+
+    return run
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -59,7 +79,7 @@ def tiny(tmp_path_factory, bench):
 
 def official_loop_scores(model_path, bench) -> list[list[float]]:
     """The official evaluation pattern: one sample at a time through the processor and the model's
-    forward, similarities from ``logits_per_text`` (undoing SigLIP's bias and either model's scale)."""
+    forward in float32, similarities from ``logits_per_text`` (undoing SigLIP's bias and the scale)."""
     import torch
     from transformers import AutoModel, AutoProcessor
 
@@ -82,23 +102,23 @@ def official_loop_scores(model_path, bench) -> list[list[float]]:
 def metric_results(scores, categories) -> dict:
     from diffbench.hub_folders import load_module
 
-    columns = dict(zip(("T0_I0", "T0_I1", "T1_I0", "T1_I1"), zip(*scores)))
+    columns = dict(zip(SCORE_COLUMNS, zip(*scores)))
     metric = load_module("metrics", "vismin_group_score").VisminGroupScore()
     return metric.compute(**{k: list(v) for k, v in columns.items()}, categories=categories)
 
 
 @pytest.mark.parametrize("kind", ["clip", "siglip"])
-def test_contrastive_matches_the_official_loop(kind, tiny, bench, tmp_path):
+def test_contrastive_matches_the_official_loop(kind, tiny, bench, tmp_path, eval_cli):
     out = tmp_path / "run"
     done = eval_cli("vismin", "--model", tiny[kind], "--out", out, "--batch-size", 16, "--num-workers", 2)
-    assert "contrastive model" in done.stderr and "| Model |" in done.stdout
-    for name in ("vismin_scores.csv", "results.json", "results.md", "results.png", "run.json"):
+    assert "contrastive model" in done.stderr and "in float32" in done.stderr and "| Model |" in done.stdout
+    for name in ("vismin_scores.csv", "results.json", "results.md", "results.png", "results.svg", "run.json"):
         assert (out / name).is_file(), name
     assert not (out / "progress").exists()  # saved predictions are folded into the submission
     rows = read_rows(out / "vismin_scores.csv")
-    assert list(rows[0]) == ["id", "T0_I0", "T0_I1", "T1_I0", "T1_I1"]
+    assert list(rows[0]) == ["id", *SCORE_COLUMNS]
     assert [r["id"] for r in rows] == list(bench["id"])
-    ours = [[float(r[c]) for c in ("T0_I0", "T0_I1", "T1_I0", "T1_I1")] for r in rows]
+    ours = [[float(r[c]) for c in SCORE_COLUMNS] for r in rows]
     reference = official_loop_scores(tiny[kind], bench)
     for mine, theirs in zip(ours, reference):
         assert all(math.isclose(a, b, abs_tol=2e-5) for a, b in zip(mine, theirs)), (mine, theirs)
@@ -107,12 +127,18 @@ def test_contrastive_matches_the_official_loop(kind, tiny, bench, tmp_path):
     expected = metric_results(reference, categories)
     assert results["scores"]["per_category"] == expected["per_category"]
     assert results["scores"]["avg_as_published"] == pytest.approx(expected["avg_as_published"])
+    assert results["provenance"]["synthetic"] is True and results["protocol"]["dtype"] == "float32"
     table = (out / "results.md").read_text()
-    assert "Object T" in table and "(this run)" in table
+    assert "Object T" in table and "(this run)" in table and "synthetic sample: not comparable" in table
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    run = json.loads((out / "run.json").read_text())
+    assert run["dtype"] == "float32" and run["weights"]["source"] == "local" and len(run["weights"]["sha256"]) == 64
+    assert run["provenance"] == results["provenance"] and len(run["dataset_fingerprint"]) == 16
+    assert {"torch", "transformers", "datasets"} <= set(run["environment"]["packages"])
+    assert run["environment"]["image_backend"] in ("pil", "torchvision") and run["environment"]["date"]
 
 
-def test_resume_after_interruption(tiny, bench, tmp_path):
+def test_resume_after_interruption_and_refusals(tiny, bench, tmp_path, eval_cli):
     out = tmp_path / "run"
     eval_cli("vismin", "--model", tiny["clip"], "--out", out, "--batch-size", 8, "--num-workers", 1)
     first = read_rows(out / "vismin_scores.csv")
@@ -130,42 +156,66 @@ def test_resume_after_interruption(tiny, bench, tmp_path):
     assert "resuming: 40 of 40" in again.stderr and "contrastive model" not in again.stderr
     other = eval_cli("vismin", "--model", tiny["siglip"], "--out", out, check=False)
     assert other.returncode == 2 and "holds predictions of another run" in other.stderr
+    # New weights in the same folder: refused, saying why.
+    moved = tmp_path / "clip"
+    shutil.copytree(tiny["clip"], moved)
+    eval_cli("vismin", "--model", moved, "--out", tmp_path / "moved", "--limit", 4)
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(moved)
+    with __import__("torch").no_grad():
+        model.logit_scale.add_(1.0)
+    model.save_pretrained(moved)
+    changed = eval_cli("vismin", "--model", moved, "--out", tmp_path / "moved", "--limit", 4, check=False)
+    assert changed.returncode == 2 and "the model's weights changed" in changed.stderr
+    # Other data under the same --data-files path: refused, saying why; --overwrite recomputes.
+    data = tmp_path / "bench.parquet"
+    bench.select(range(6)).to_parquet(str(data))
+    eval_cli("vismin", "--model", tiny["clip"], "--data-files", data, "--out", tmp_path / "data")
+    bench.select(range(1, 7)).to_parquet(str(data))
+    rebuilt = eval_cli("vismin", "--model", tiny["clip"], "--data-files", data, "--out", tmp_path / "data", check=False)
+    assert rebuilt.returncode == 2 and "the data was rebuilt or changed" in rebuilt.stderr
+    eval_cli("vismin", "--model", tiny["clip"], "--data-files", data, "--out", tmp_path / "data", "--overwrite")
+    assert [r["id"] for r in read_rows(tmp_path / "data" / "vismin_scores.csv")] == list(bench["id"][1:7])
 
 
-def test_two_processes_give_the_single_process_result(tiny, tmp_path):
+def test_two_processes_give_the_single_process_result(tiny, tmp_path, eval_cli):
     """``accelerate launch --num_processes 2 --cpu``: batches dealt out to the processes, gathered."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m"]
-    multi = eval_cli("vismin", "--model", tiny["clip"], "--out", tmp_path / "multi", "--batch-size", 8,
-                     "--num-workers", 1, launcher=launcher)
+    args = ["vismin", "--model", tiny["clip"], "--batch-size", 8, "--num-workers", 1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "diffbench", "eval",
+               *map(str, args), "--out", str(tmp_path / "multi"), "--no-progress"]
+    multi = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    assert multi.returncode == 0, multi.stderr[-3000:]
     assert "2 process(es)" in multi.stderr
-    single = eval_cli("vismin", "--model", tiny["clip"], "--out", tmp_path / "single", "--batch-size", 8,
-                      "--num-workers", 1)
+    single = eval_cli(*args, "--out", tmp_path / "single")
     assert "1 process(es)" in single.stderr
     assert (tmp_path / "multi" / "vismin_scores.csv").read_bytes() == (tmp_path / "single" / "vismin_scores.csv").read_bytes()
     results = [json.loads((tmp_path / name / "results.json").read_text()) for name in ("multi", "single")]
     assert results[0]["scores"] == results[1]["scores"]
 
 
-def test_chat_model_both_answer_modes(tiny, bench, tmp_path):
+def test_chat_model_by_likelihood_matches_one_sequence_at_a_time(tiny, bench, tmp_path, eval_cli):
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from diffbench.harness import chat
+    from diffbench.vismin_schema import questions
 
     likelihood = eval_cli("vismin", "--model", tiny["llava"], "--out", tmp_path / "ll", "--answer", "likelihood",
-                          "--batch-size", 5, "--num-workers", 2)
+                          "--batch-size", 5, "--num-workers", 2, "--limit", 10)
     assert "image-text-to-text model" in likelihood.stderr
     rows = read_rows(tmp_path / "ll" / "vismin_answers.csv")
-    assert list(rows[0]) == ["id", "Text_Q0", "Text_Q1", "Image_Q0", "Image_Q1"]
+    assert list(rows[0]) == ["id", *ANSWER_COLUMNS]
     assert {r["Text_Q0"] for r in rows} | {r["Text_Q1"] for r in rows} <= {"A", "B"}
     assert {r["Image_Q0"] for r in rows} | {r["Image_Q1"] for r in rows} <= {"First", "Second"}
-    assert json.loads((tmp_path / "ll" / "results.json").read_text())["answer_mode"] == "likelihood"
+    results = json.loads((tmp_path / "ll" / "results.json").read_text())
+    assert results["protocol"]["answer"] == "likelihood" and results["unparseable_answers"] == 0
 
     # The batched, padded option log-likelihoods choose what one unpadded sequence at a time chooses.
     model = AutoModelForImageTextToText.from_pretrained(tiny["llava"]).eval()
     processor = AutoProcessor.from_pretrained(tiny["llava"])
     for sample, row in zip(bench.select(range(3)), rows):
-        for column, (question, positions, options) in zip(chat.ANSWER_COLUMNS, chat.questions(sample["text_0"], sample["text_1"])):
+        for column, (question, positions, options) in zip(ANSWER_COLUMNS, questions(sample["text_0"], sample["text_1"])):
             prompt = chat.chat_prompt(processor, question, len(positions))
             images = [sample[f"image_{p}"] for p in positions]
             totals = []
@@ -179,32 +229,135 @@ def test_chat_model_both_answer_modes(tiny, bench, tmp_path):
                 totals.append(sum(float(logprobs[p - 1, ids[p]]) for p in range(start, start + count)))
             assert row[column] == options[max(range(len(options)), key=totals.__getitem__)], (row["id"], column)
 
-    generated = eval_cli("vismin", "--model", tiny["llava"], "--out", tmp_path / "gen", "--answer", "generate",
-                         "--max-new-tokens", 3, "--batch-size", 8, "--num-workers", 2, "--limit", 12)
-    assert "12 samples" in generated.stderr
-    rows = read_rows(tmp_path / "gen" / "vismin_answers.csv")
-    assert len(rows) == 12 and all(r["Text_Q0"] for r in rows)  # raw generations, parsed when scored
-    assert json.loads((tmp_path / "gen" / "results.json").read_text())["num_samples"] == 12
+
+def per_sample_generations(model_path, bench, template, combined, max_new_tokens) -> list[list[str]]:
+    """The paper's loop (evals/vlm/llava.py ``predict``): one question at a time, greedy ``generate``."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from diffbench.harness.chat import combine_images, render_prompt
+    from diffbench.vismin_schema import questions
+
+    model = AutoModelForImageTextToText.from_pretrained(model_path).eval()
+    processor = AutoProcessor.from_pretrained(model_path)
+    answers = []
+    for sample in bench:
+        row = []
+        for question, positions, _ in questions(sample["text_0"], sample["text_1"]):
+            images = [sample[f"image_{p}"].convert("RGB") for p in positions]
+            if combined and len(images) > 1:
+                images = [combine_images(images)]
+            prompt = render_prompt(processor, question, len(images), template)
+            inputs = processor(text=[prompt], images=[images], return_tensors="pt")
+            with torch.inference_mode():
+                out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
+            row.append(processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+        answers.append(row)
+    return answers
 
 
-def test_a_model_of_another_kind_is_refused(tmp_path, vismin_built):
-    from transformers import BertConfig
+def test_chat_model_generates_by_default_and_reports_every_answer(tiny, bench, tmp_path, eval_cli):
+    """The paper's protocol: greedy generation, the lenient parser, per-question accuracy, unparseable
+    answers counted, every raw answer in generations.jsonl; batched = one question at a time."""
+    from diffbench.vismin_schema import EXPECTED_ANSWERS, QUESTION_OPTIONS, answer_matches, parse_answer
+
+    out = tmp_path / "gen"
+    done = eval_cli("vismin", "--model", tiny["llava"], "--out", out, "--max-new-tokens", 3, "--batch-size", 3,
+                    "--num-workers", 1, "--limit", 6)
+    assert "6 samples" in done.stderr and "Unparseable answers" in done.stdout
+    rows = read_rows(out / "vismin_answers.csv")
+    expected = per_sample_generations(tiny["llava"], bench.select(range(6)), None, False, 3)
+    assert [[r[c] for c in ANSWER_COLUMNS] for r in rows] == expected
+    run = json.loads((out / "run.json").read_text())
+    assert (run["answer"], run["max_new_tokens"], run["image_handling"], run["parser"]) == ("generate", 3, "separate", "lenient")
+    assert run["prompts"]["text"].startswith("Does this image best match: (A) {text_0}, or (B) {text_1}?")
+    results = json.loads((out / "results.json").read_text())
+    lines = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 * 6 and set(lines[0]) == {"id", "question", "prompt", "output", "parsed", "expected"}
+    assert [line["output"] for line in lines] == [answer for row in expected for answer in row]
+    unparseable = sum(parse_answer(line["output"], QUESTION_OPTIONS[ANSWER_COLUMNS.index(line["question"])]) is None
+                      for line in lines)
+    assert results["unparseable_answers"] == unparseable == sum(line["parsed"] is None for line in lines)
+    for column, expected_answer in zip(ANSWER_COLUMNS, EXPECTED_ANSWERS):
+        right = sum(answer_matches(r[column], expected_answer) for r in rows)
+        assert results["per_question"][column]["accuracy"] == pytest.approx(right * 100 / 6)
+    assert "Text_Q0" in (out / "results.md").read_text()
+
+
+def test_a_preset_runs_the_papers_llava_protocol(tiny, bench, tmp_path, eval_cli):
+    """--preset llava-1.6-7b: combined images, the hand-written [INST] prompt, 64 new tokens; --model and
+    --dtype given beside it win. Outputs equal the paper's one-question-at-a-time loop."""
+    out = tmp_path / "preset"
+    eval_cli("vismin", "--preset", "llava-1.6-7b", "--model", tiny["llava"], "--dtype", "float32", "--out", out,
+             "--max-new-tokens", 2, "--limit", 3, "--num-workers", 1)
+    run = json.loads((out / "run.json").read_text())
+    assert run["preset"] == "llava-1.6-7b" and run["image_handling"] == "combined" and run["dtype"] == "float32"
+    assert run["prompt_template"] == "<image> [INST] {question} [/INST]" and run["max_new_tokens"] == 2
+    rows = read_rows(out / "vismin_answers.csv")
+    expected = per_sample_generations(tiny["llava"], bench.select(range(3)), run["prompt_template"], True, 2)
+    assert [[r[c] for c in ANSWER_COLUMNS] for r in rows] == expected
+    unknown = eval_cli("vismin", "--preset", "gpt4", "--out", tmp_path / "x", check=False)
+    assert unknown.returncode == 2 and "valid presets: clip-vit-b32" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_bad_models_and_names_are_one_line_errors(tiny, tmp_path, eval_cli, vismin_built):
+    """Issue 14 item 5: exit 2, one line, no traceback, nothing loaded before the check."""
+    import torch
+    from transformers import AutoModel, BertConfig
 
     BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32).save_pretrained(tmp_path / "bert")
+    corrupt, pickled = tmp_path / "corrupt", tmp_path / "pickled"
+    shutil.copytree(tiny["clip"], corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not safetensors")
+    shutil.copytree(tiny["clip"], pickled)
+    torch.save(AutoModel.from_pretrained(tiny["clip"]).state_dict(), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    cases = {
+        (tmp_path / "nonexistent",): "no such model folder",
+        (tmp_path / "bert",): "neither a contrastive nor an image-text-to-text model: found config BertConfig",
+        (corrupt,): "model.safetensors: the weight file is corrupt or unreadable (SafetensorError",
+        (pickled,): "only pickle weights (pytorch_model.bin)",
+    }
+    for (model,), message in cases.items():
+        done = eval_cli("vismin", "--model", model, "--out", tmp_path / "out", "--overwrite", check=False)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    allowed = eval_cli("vismin", "--model", pickled, "--allow-pickle", "--out", tmp_path / "pk", "--limit", 2)
+    assert allowed.returncode == 0
+    unknown = eval_cli("no_such_task", "--out", tmp_path / "t", check=False)
+    assert unknown.returncode == 2 and "unknown task 'no_such_task'; the tasks are clevr_change" in unknown.stderr
+    assert "diffbench build" not in unknown.stderr
+    clip_on_captions = eval_cli("omnidiff", "--model", tiny["clip"], "--out", tmp_path / "c", check=False)
+    assert clip_on_captions.returncode == 2 and "needs an image-text-to-text model" in clip_on_captions.stderr
+    from diffbench.harness.models import ModelKindError, detect_kind
+
     (tmp_path / "remote").mkdir()
     (tmp_path / "remote" / "config.json").write_text(json.dumps(
         {"model_type": "custom-vlm", "auto_map": {"AutoConfig": "configuration.C", "AutoModel": "modeling.M"}}))
-    done = eval_cli("vismin", "--model", tmp_path / "bert", "--out", tmp_path / "out", check=False)
-    assert done.returncode == 2
-    assert "neither a contrastive nor an image-text-to-text model: found config BertConfig" in done.stderr
-    assert "lacks get_image_features/get_text_features" in done.stderr
-    from diffbench.harness.models import ModelKindError, detect_kind
-
     with pytest.raises(ModelKindError, match="pass --trust-remote-code"):
         detect_kind(str(tmp_path / "remote"))
 
 
-def test_a_corrupt_image_is_reported_with_its_sample(tiny, bench, tmp_path):
+def test_the_upstream_save_to_disk_release_runs_to_the_end(tiny, bench, tmp_path, eval_cli):
+    """``--data-files`` on a folder laid out as ``mair-lab/vismin-bench`` (integer ids restarting per
+    category, category names): scored, with our ``<category>/<id>`` ids in the submission."""
+    import datasets
+
+    rows = bench.select(range(8))
+    categories = rows.features["category"].int2str(list(rows["category"]))
+    upstream = (rows.remove_columns(["id", "category"])
+                .add_column("category", categories)
+                .add_column("id", [int(i.split("/")[1]) for i in rows["id"]]))
+    upstream = upstream.select_columns(["image_0", "text_0", "image_1", "text_1", "category", "id"])
+    datasets.DatasetDict({"test": upstream}).save_to_disk(str(tmp_path / "vismin-bench"))
+    out = tmp_path / "run"
+    eval_cli("vismin", "--model", tiny["clip"], "--data-files", tmp_path / "vismin-bench", "--out", out)
+    assert [r["id"] for r in read_rows(out / "vismin_scores.csv")] == list(rows["id"])
+    assert json.loads((out / "results.json").read_text())["num_samples"] == 8
+
+
+def test_a_corrupt_image_is_reported_with_its_sample(tiny, bench, tmp_path, eval_cli):
     import datasets
 
     rows = bench.select(range(8)).cast_column("image_1", datasets.Image(decode=False)).to_list()
@@ -250,13 +403,11 @@ def test_out_of_memory_halves_the_batch_and_continues(tiny, bench):
                                              "out of memory: batch size halved to 2, continuing"]
     assert [i for i, _ in halved] == [i for i, _ in plain]
     for (_, a), (_, b) in zip(halved, plain):
-        assert all(math.isclose(a[c], b[c], abs_tol=1e-5) for c in contrastive.SCORE_COLUMNS)
+        assert all(math.isclose(a[c], b[c], abs_tol=1e-5) for c in SCORE_COLUMNS)
 
 
-def test_difference_captioning_per_change_type(tiny, tmp_path):
+def test_difference_captioning_per_change_type(tiny, tmp_path, eval_cli):
     """A chat model describes OmniDiff sample pairs; COCO metrics overall and per change type."""
-    import shutil
-
     if shutil.which("java") is None:
         pytest.skip("the COCO caption metrics need Java")
     from diffbench import building
@@ -266,14 +417,13 @@ def test_difference_captioning_per_change_type(tiny, tmp_path):
     test = building.load_built("omnidiff", None, "test")
     out = tmp_path / "run"
     done = eval_cli("omnidiff", "--model", tiny["llava"], "--out", out, "--max-new-tokens", 6, "--batch-size", 4,
-                    "--num-workers", 1, "--limit", 8)
-    assert "| all |" in done.stdout
+                    "--num-workers", 1, "--limit", 8, "--image-handling", "combined")
+    assert "| all |" in done.stdout and "8 pairs" in done.stderr
     captions = json.loads((out / "captions.json").read_text())
     assert [c["image_id"] for c in captions] == list(test["id"][:8]) and all(c["caption"] for c in captions)
     results = json.loads((out / "results.json").read_text())
     assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(results) and results["num_samples"] == 8
     labels = {label for row in test.select(range(8))["change_types"] for label in row}
     assert set(results["groups"]) == labels
+    assert results["protocol"]["image_handling"] == "combined" and results["provenance"]["synthetic"] is True
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
-    clip = eval_cli("omnidiff", "--model", tiny["clip"], "--out", tmp_path / "clip", check=False)
-    assert clip.returncode == 2 and "needs an image-text-to-text model" in clip.stderr

@@ -93,6 +93,7 @@ def default_out(name: str, model: str) -> Path:
 #: the options a preset may set (each only where the command line left it unset)
 PRESET_FIELDS = ("model", "revision", "processor", "dtype", "answer", "max_new_tokens", "image_handling",
                  "image_splitting", "prompt_template", "api_base", "api_key_env")
+# an explicit --api-key-env wins over the preset's: read it before the preset fills the unset ones
 
 
 def options_from_args(args: argparse.Namespace):
@@ -120,7 +121,8 @@ def options_from_args(args: argparse.Namespace):
         num_workers=args.num_workers, fast_decode=args.fast_decode, allow_pickle=args.allow_pickle,
         answer=values.pop("answer") or "generate", prompt=args.prompt, overwrite=args.overwrite,
         progress=args.progress, preset=args.preset, trust_remote_code=args.trust_remote_code,
-        api_key_env=values.pop("api_key_env") or "OPENAI_API_KEY", concurrency=args.concurrency, **values)
+        api_key_env=values.pop("api_key_env") or args.api_key_env or "OPENAI_API_KEY", concurrency=args.concurrency,
+        **values)
 
 
 def run(args) -> int:

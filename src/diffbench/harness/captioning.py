@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from diffbench.harness import outputs
+from diffbench.harness.chat import ChatTask
 from diffbench.harness.tasks import Task
 
 DEFAULT_PROMPT = ("The first image is the before image and the second image is the after image. "
@@ -46,13 +47,14 @@ def caption_record(sample_id, outputs_, turns) -> dict:
     return {"id": sample_id, "caption": " ".join(outputs_[0].split())}
 
 
-class CaptionTask(Task):
+class CaptionTask(ChatTask, Task):
     """One difference-captioning dataset."""
 
     kinds = ("image-text-to-text",)
     predictions_file = PREDICTIONS_FILE
     unit = "pair"
     default_batch_size = 8
+    default_max_new_tokens = DEFAULT_MAX_NEW_TOKENS
 
     def __init__(self, dataset: str, summary: str):
         self.name = self.dataset = dataset
@@ -79,27 +81,18 @@ class CaptionTask(Task):
         return SampleImages(dataset, ["image_before", "image_after"], draft=draft)
 
     def chat_protocol(self, options):
-        from diffbench.harness.chat import ChatProtocol
-
         if options.answer != "generate":
             raise ValueError("difference captioning generates its answer; --answer likelihood is for VisMin")
-        return ChatProtocol(answer="generate", max_new_tokens=options.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
-                            image_handling=options.image_handling or "separate",
-                            image_splitting=False if options.image_splitting is None else options.image_splitting,
-                            prompt_template=options.prompt_template)
+        return super().chat_protocol(options)
+
+    def turns_of(self, options):
+        return CaptionTurns(options.prompt or DEFAULT_PROMPT)
+
+    to_record = staticmethod(caption_record)
 
     def protocol(self, options) -> dict:
         return {**self.chat_protocol(options).record(), "prompt": options.prompt or DEFAULT_PROMPT,
                 "chat_template": "processor" if options.prompt_template is None else "prompt_template"}
-
-    def build_step(self, model, processor, device, dtype, runner, options):
-        from diffbench.harness.chat import ChatCollate, ChatStep, prepare_processor
-
-        protocol = self.chat_protocol(options)
-        prepare_processor(processor, protocol)
-        turns = CaptionTurns(options.prompt or DEFAULT_PROMPT)
-        return ChatCollate(processor, protocol, turns), ChatStep(model, processor, device, dtype, runner,
-                                                                        protocol, caption_record)
 
     def finished(self, out: Path, ids: list) -> dict:
         path = out / PREDICTIONS_FILE

@@ -223,3 +223,86 @@ class ChatStep:
                         outputs[row][q] = option
         return [(index, self.to_record(sample_id, [outputs[i][q] for q in sorted(outputs[i])], batch["turns"][i]))
                 for i, (index, sample_id) in enumerate(zip(batch["indices"], batch["ids"]))]
+
+
+# -- an OpenAI-compatible chat API instead of a local model (diffbench.backends.openai_chat) --------------
+
+
+class ApiStopError(ValueError):
+    """The API refused a request for good (401, 400, retries used up): the run stops, answers kept."""
+
+
+class ApiCollate:
+    """Runs in a DataLoader worker: each turn as a ``ChatRequest`` (question text, PIL images first)."""
+
+    def __init__(self, protocol: ChatProtocol, turns_of):
+        self.protocol, self.turns_of = protocol, turns_of
+
+    def __call__(self, items: list[dict]) -> dict:
+        from diffbench.backends.openai_chat import ChatRequest
+        from diffbench.harness.data import split_good_bad
+
+        good, bad = split_good_bad(items)
+        batch = {"indices": [item["index"] for item in good], "ids": [item["id"] for item in good], "bad": bad,
+                 "requests": [], "turns": []}
+        for row, item in enumerate(good):
+            asked = []
+            for q, (question, positions, options) in enumerate(self.turns_of(item)):
+                pictures = [item["images"][p] for p in positions]
+                if self.protocol.image_handling == "combined" and len(pictures) > 1:
+                    pictures = [combine_images(pictures)]
+                asked.append({"question": question, "prompt": question, "options": options})
+                batch["requests"].append((row, q, ChatRequest(question, tuple(pictures))))
+            batch["turns"].append(asked)
+        return batch
+
+
+class ApiStep:
+    """One batch -> ``[(index, record), ...]`` through ``client.generate`` (cached, ``concurrency`` in flight)."""
+
+    def __init__(self, client, to_record):
+        self.client, self.to_record = client, to_record
+
+    def __call__(self, batch: dict) -> list[tuple[int, dict]]:
+        from diffbench.backends.openai_chat import ChatAPIError
+
+        try:
+            texts = self.client.generate([request for _, _, request in batch["requests"]])
+        except ChatAPIError as err:
+            where = f" (HTTP {err.status})" if err.status else ""
+            raise ApiStopError(f"the API refused a request{where}: {err}; the answers so far are cached in "
+                               f"{self.client.cache_dir} and the same command resumes from them") from None
+        outputs = [dict() for _ in batch["indices"]]
+        for (row, q, _), text in zip(batch["requests"], texts):
+            outputs[row][q] = (text or "").strip()
+        return [(index, self.to_record(sample_id, [outputs[i][q] for q in sorted(outputs[i])], batch["turns"][i]))
+                for i, (index, sample_id) in enumerate(zip(batch["indices"], batch["ids"]))]
+
+
+class ChatTask:
+    """What a task asked of a chat model shares: its protocol from the options, and its step for a local
+    model or for an API. A task sets ``default_max_new_tokens`` and defines ``turns_of(options)`` and
+    ``to_record(sample_id, outputs, turns)``."""
+
+    default_max_new_tokens = 128
+
+    def turns_of(self, options):
+        raise NotImplementedError
+
+    def chat_protocol(self, options) -> ChatProtocol:
+        return ChatProtocol(answer=options.answer, max_new_tokens=options.max_new_tokens or self.default_max_new_tokens,
+                            image_handling=options.image_handling or "separate",
+                            image_splitting=False if options.image_splitting is None else options.image_splitting,
+                            prompt_template=options.prompt_template)
+
+    def build_step(self, model, processor, device, dtype, runner, options):
+        protocol = self.chat_protocol(options)
+        prepare_processor(processor, protocol)
+        return (ChatCollate(processor, protocol, self.turns_of(options)),
+                ChatStep(model, processor, device, dtype, runner, protocol, self.to_record))
+
+    def build_api_step(self, client, options):
+        protocol = self.chat_protocol(options)
+        if protocol.answer != "generate":
+            raise ValueError("an API model answers by generating; --answer likelihood needs a local model")
+        return ApiCollate(protocol, self.turns_of(options)), ApiStep(client, self.to_record)

@@ -43,12 +43,34 @@ def run_record(task, options, kind, dataset, dtype) -> dict:
         "processor": options.processor, "kind": kind.kind,
         "model_type": kind.model_type, "preset": options.preset, "limit": options.limit,
         "data_files": [str(p) for p in options.data_files or []] or None,
-        "dtype": str(dtype).removeprefix("torch."), **task.protocol(options),
-        "weights": record.weights_fingerprint(options.model, options.revision),
+        "dtype": str(dtype).removeprefix("torch.") if dtype is not None else None, **task.protocol(options),
+        "weights": (record.weights_fingerprint(options.model, options.revision) if not options.api_base else
+                    {"source": "api", "api_base": options.api_base, "model": options.model}),
         "dataset_fingerprint": record.dataset_fingerprint(dataset, options.data_files),
         "provenance": of_dataset(dataset),
         "environment": record.environment(),
     }
+
+
+API_CACHE_DIR = "api-cache"
+
+
+def ask_api(task, options, dataset, todo, store, procs, out):
+    """The loop's prediction step for an OpenAI-compatible endpoint (every answer cached under --out)."""
+    from diffbench.backends.openai_chat import OpenAIChatClient
+    from diffbench.harness import runtime
+    from diffbench.harness.running import predict
+
+    protocol = task.chat_protocol(options)
+    if procs.is_main:
+        log(f"{options.model} at {options.api_base}: {len(todo)} {task.unit}s, {options.concurrency} requests in flight")
+    with OpenAIChatClient(options.api_base, options.model, api_key_env=options.api_key_env,
+                          cache_dir=out / API_CACHE_DIR, concurrency=options.concurrency,
+                          max_new_tokens=protocol.max_new_tokens) as client:
+        collate, step = task.build_api_step(client, options)
+        workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
+        return predict(task.samples(dataset, None), todo, options.batch_size or 16, collate, step, store, procs,
+                       workers, pin_memory=False, desc=task.name, show_progress=options.progress)
 
 
 def run(options) -> dict:
@@ -62,12 +84,16 @@ def run(options) -> dict:
 
     family = tasks.get(options.task)
     procs = runtime.processes(options.device)
-    kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
+    if options.api_base:  # an OpenAI-compatible endpoint answers: a chat model without local weights
+        kind = models.ModelKind(models.IMAGE_TEXT_TO_TEXT, "openai-api", None)
+    else:
+        kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
+        models.check_weight_files(options.model, options.allow_pickle)  # corrupt or pickle: before any work
     task = family.for_kind(kind)
     dataset = task.load(options)
     out = Path(options.out)
-    device = runtime.pick_device(options.device, procs)
-    dtype = task.dtype(options.dtype, device)
+    device = runtime.pick_device(options.device, procs) if not options.api_base else None
+    dtype = task.dtype(options.dtype, device) if not options.api_base else None
     run = run_record(task, options, kind, dataset, dtype)
     if procs.is_main:
         outputs.check_manifest(out, run, options.overwrite)
@@ -79,7 +105,9 @@ def run(options) -> dict:
     if done and procs.is_main:
         log(f"resuming: {len(ids) - len(todo)} of {len(ids)} {task.unit}s already predicted in {out}")
     records, bad = [], []
-    if todo:
+    if todo and options.api_base:
+        records, bad = ask_api(task, options, dataset, todo, store, procs, out)
+    elif todo:
         if procs.is_main:
             log(f"{options.model}: {kind.kind} model ({kind.model_type}) on {device} in {run['dtype']}, "
                 f"{len(todo)} {task.unit}s, {procs.count} process(es)")

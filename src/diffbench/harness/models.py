@@ -50,12 +50,28 @@ def check_reference(model_id: str) -> None:
         raise ModelLoadError(f"{model_id}: is a file; --model takes a model folder or a Hub model id")
 
 
+def check_safetensors(path) -> None:
+    """Read a safetensors file's header (cheap: no tensor is read); a corrupt one is a ModelLoadError."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as err:  # noqa: BLE001 - SafetensorError and friends: name the file, one line
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise ModelLoadError(f"{path}: the weight file is corrupt or unreadable ({type(err).__name__}: {detail})") from None
+
+
 def check_weight_files(model_id: str, allow_pickle: bool) -> None:
     """A local folder without safetensors weights is refused unless pickle weights are allowed."""
     from pathlib import Path
 
     path = Path(model_id).expanduser()
-    if not path.is_dir() or allow_pickle or any(path.glob("*.safetensors")):
+    if not path.is_dir():
+        return
+    for weights in sorted(path.glob("*.safetensors")):
+        check_safetensors(weights)
+    if allow_pickle or any(path.glob("*.safetensors")):
         return
     pickled = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickled:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffbench.harness import outputs
+from diffbench.harness.chat import ChatTask
 from diffbench.harness.options import RunOptions
 from diffbench.harness.tasks import Task
 from diffbench.vismin_schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, QUESTION_OPTIONS, SCORE_COLUMNS,
@@ -170,20 +171,18 @@ def answers_record(sample_id, outputs_, turns) -> dict:
     return {"id": sample_id, **dict(zip(ANSWER_COLUMNS, outputs_))}
 
 
-class VisminChat(VisminTask):
+class VisminChat(ChatTask, VisminTask):
     """The four official questions; generated answers read by the lenient parser (or option likelihoods)."""
 
     predictions_file = SUBMISSION_FILES["image-text-to-text"]
     columns = ANSWER_COLUMNS
     default_batch_size = 4
+    default_max_new_tokens = DEFAULT_MAX_NEW_TOKENS
 
-    def chat_protocol(self, options):
-        from diffbench.harness.chat import ChatProtocol
+    def turns_of(self, options):
+        return vismin_turns
 
-        return ChatProtocol(answer=options.answer, max_new_tokens=options.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
-                            image_handling=options.image_handling or "separate",
-                            image_splitting=False if options.image_splitting is None else options.image_splitting,
-                            prompt_template=options.prompt_template)
+    to_record = staticmethod(answers_record)
 
     def protocol(self, options) -> dict:
         from diffbench.vismin_schema import IMAGE_QUESTION, TEXT_QUESTION
@@ -200,14 +199,6 @@ class VisminChat(VisminTask):
 
     def value(self, text):
         return "" if text is None else str(text)
-
-    def build_step(self, model, processor, device, dtype, runner, options):
-        from diffbench.harness.chat import ChatCollate, ChatStep, prepare_processor
-
-        protocol = self.chat_protocol(options)
-        prepare_processor(processor, protocol)
-        return ChatCollate(processor, protocol, vismin_turns), ChatStep(model, processor, device, dtype, runner,
-                                                                       protocol, answers_record)
 
     def add_details(self, out, dataset, records, results) -> None:
         """Per-question accuracy and unparseable answers; every raw answer in generations.jsonl."""
@@ -274,7 +265,7 @@ def write_reports(out: Path, results: dict, model_name: str) -> None:
     said = ", ".join(f"{k} {v}" for k, v in protocol.items() if k not in ("prompts",) and v is not None)
     note = ("Published rows: the VisMin paper and project page, on the full benchmark (2,084 samples); "
             f"this run: {results['num_samples']:,} samples. Protocol: {said}.")
-    if is_synthetic(results.get("provenance", {})):
+    if is_synthetic(results.get("provenance", {})) and SYNTHETIC_NOTE not in table:
         note += f"\n\n**{SYNTHETIC_NOTE}.**"
     questions_md = question_table(results)
     body = f"# {title}\n\n{table}\n\n{note}\n" + (f"\n{questions_md}\n" if questions_md else "")

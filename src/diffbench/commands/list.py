@@ -1,0 +1,81 @@
+"""``diffbench list [tasks|datasets|presets]``: what ``diffbench eval`` can run, on what, and the paper's rows.
+
+    diffbench list             # all three
+    diffbench list tasks       # the evaluation tasks and the model kinds each takes
+    diffbench list datasets    # the dataset builders, their configurations, and which are built here
+    diffbench list presets     # the VisMin paper's rows: preset name, backend, model id, protocol
+"""
+
+from __future__ import annotations
+
+WHAT = ("tasks", "datasets", "presets")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("list", help="list tasks, datasets and presets",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", choices=WHAT, default=None, help="one list (default: all three)")
+    parser.set_defaults(func=run)
+
+
+def tasks_lines() -> list[str]:
+    from diffbench.harness.tasks import registry
+
+    lines = []
+    for name, task in sorted(registry().items()):
+        lines.append(f"  {name:<22} {' or '.join(task.kinds)} models; {task.summary}")
+    return lines
+
+
+def datasets_lines() -> list[str]:
+    from diffbench import building
+    from diffbench.hub_folders import available
+
+    lines = []
+    for name in available("datasets"):
+        configs = building.config_names(name)
+        built = []
+        for config in configs:
+            try:
+                building.load_built(name, config)
+                built.append(config)
+            except (FileNotFoundError, ValueError):
+                continue
+        state = f"built: {', '.join(built)}" if built else f"not built (diffbench build {name})"
+        lines.append(f"  {name:<22} configurations: {', '.join(configs)} (default {building.default_config(name)}); {state}")
+    return lines
+
+
+def presets_lines() -> list[str]:
+    from diffbench import presets
+
+    lines = []
+    for preset in presets.PRESETS.values():
+        protocol = preset.protocol()
+        said = [protocol["answer"]]
+        if preset.max_new_tokens:
+            said.append(f"{preset.max_new_tokens} new tokens")
+        if preset.image_handling:
+            said.append(f"{preset.image_handling} images")
+        said.append(preset.dtype if preset.backend != presets.OPENAI_API else "API")
+        if preset.trust_remote_code:
+            said.append("needs --trust-remote-code")
+        if not preset.public_weights:
+            said.append("no public weights")
+        lines.append(f"  {preset.name:<27} {preset.table:<10} {preset.table_name!r:<20} {preset.backend:<24} "
+                     f"{preset.model_id} ({preset.id_status}); {', '.join(said)}")
+    return lines
+
+
+def run(args) -> int:
+    sections = {"tasks": ("Tasks (diffbench eval TASK --model ...)", tasks_lines),
+                "datasets": ("Datasets (diffbench build NAME)", datasets_lines),
+                "presets": ("Presets: the VisMin paper's rows (diffbench eval vismin --preset NAME)", presets_lines)}
+    chosen = [args.what] if args.what else list(WHAT)
+    for i, what in enumerate(chosen):
+        title, lines = sections[what]
+        if i:
+            print()
+        print(title)
+        print("\n".join(lines()))
+    return 0
