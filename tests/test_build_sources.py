@@ -222,3 +222,13 @@ def test_bare_name_gives_bench_after_any_order_of_builds_dated_honestly(order, t
     mtimes = {c: building.current_build("vismin", c).stat().st_mtime for c in set(order)}
     assert max(mtimes, key=mtimes.get) == "bench"
     assert mtimes["bench"] <= time.time()
+
+
+def test_a_map_cache_written_into_another_config_is_undone_by_keep_default_newest(tmp_path, private_cache):
+    building.build_configs("vismin", ["bench", "pairs"], "sample", **SAMPLE)
+    pairs = building.load_built("vismin", "pairs", "train")
+    pairs.map(lambda row: {"x": 1})  # writes cache-*.arrow into the pairs build folder: now the newest
+    newest = lambda: max(("bench", "pairs"), key=lambda c: building.current_build("vismin", c).stat().st_mtime)  # noqa: E731
+    assert newest() == "pairs"
+    assert building.keep_default_newest("vismin") == building.current_build("vismin", "bench")
+    assert newest() == "bench"

@@ -26,8 +26,9 @@ build of that name. Every build therefore leaves the default configuration's fol
 honestly: after building the default configuration its folder is touched to the current time, and
 before a non-default build is swapped into place (its folder dated when it was written) the default
 build is touched to the current time. With the default configuration not built, the bare name gives
-the most recently built configuration. Writing into a build folder afterwards (``Dataset.map``
-cache files) also makes it the newest; ``diffbench build`` of any configuration restores the order.
+the most recently built configuration. Writing into a build folder afterwards (a ``Dataset.map``
+cache file) also makes that build the newest: :func:`keep_default_newest`, or any ``diffbench build``
+of that name, restores the order (datasets' fallback offers no other handle than the date).
 
     >>> from diffbench.building import build_hash
     >>> len(build_hash("vismin", "bench"))
@@ -324,6 +325,18 @@ def _touch(folder: Path | None) -> None:
         os.utime(folder)  # the current time
 
 
+def keep_default_newest(name: str) -> Path | None:
+    """Date the default configuration's build now, so the bare ``load_dataset(name)`` gives it again.
+
+    Every build does this; call it after writing into another configuration's build folder (a
+    ``Dataset.map`` without ``keep_in_memory`` writes its cache file there, which makes that build the
+    newest). Returns the build touched (``None`` when the default configuration is not built).
+    """
+    build = current_build(name, default_config(name))
+    _touch(build)
+    return build
+
+
 def build(name: str, config: str, num_proc: int | None = None, *, overwrite: bool = False,
           provenance_record: dict | None = None, **config_kwargs) -> BuildSummary:
     """Run ``datasets/<name>/<name>.py`` for one configuration into the datasets cache.
@@ -371,7 +384,7 @@ def build(name: str, config: str, num_proc: int | None = None, *, overwrite: boo
             # One swap at a time per dataset name, so the default config's "newest" order holds.
             with FileLock(str(staging_root / f"{name}.swap.lock")):
                 if config != default:
-                    _touch(current_build(name, default))  # newer than the folder about to appear
+                    keep_default_newest(name)  # newer than the folder about to appear
                 replace_directory(staging / "final", destination, staging / "previous")
                 for old in config_builds(name, config):  # builds of an older builder version or hash
                     if old != destination:
