@@ -36,3 +36,29 @@ def test_cli_lists_its_commands():
     assert done.returncode == 0
     for command in ("build", "publish", "demo", "score"):
         assert command in done.stdout
+
+
+@pytest.mark.slow
+def test_demo_never_replaces_a_users_build_of_another_source(tmp_path):
+    """A user's VisMin build from a local release survives `diffbench demo`; the demo builds into its own cache."""
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    from diffbench import samples
+
+    release = samples.write_sample("vismin", tmp_path / "release", n=8, seed=5, image_size=(32, 32))
+    done = subprocess.run([sys.executable, "-m", "diffbench", "build", "vismin", "--source", str(release)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([sys.executable, "-m", "diffbench", "demo", "--n", "12"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Kept: vismin/bench is already built from the folder {release.resolve()}" in done.stdout
+    assert "diffbench-demo-datasets" in done.stdout
+    assert "bench: 12 samples (320x240 images)" in done.stdout  # the demo ran on its own sample
+    assert "synthetic sample: not comparable to published results" in done.stdout
+    code = ("import json; from datasets import load_dataset; from diffbench import provenance\n"
+            "ds = load_dataset('vismin', split='test'); r = provenance.of_dataset(ds)\n"
+            "print(json.dumps([ds.num_rows, r['source'], r['folder']]))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip().splitlines()[-1] == f'[8, "local", "{release.resolve()}"]'

@@ -9,6 +9,11 @@
    ``diffbench eval`` and prints the paper-style table beside a few published rows;
 4. builds the synthetic CLEVR-Change sample and scores human agreement on it (one reference held out as
    the prediction, the others as references) with ``diff_caption_score``, per change type.
+
+The demo never replaces a build of yours: when your datasets cache holds a VisMin or CLEVR-Change
+build from another source (a real release, another seed or size), the demo builds its samples into
+a datasets cache of its own (:func:`demo_cache`) and says so; your scripts keep loading your build.
+It does not refuse instead, because the users with a real build are the ones it should still run for.
 """
 
 from __future__ import annotations
@@ -38,6 +43,43 @@ print(json.dumps({
     "image_size": list(bench[0]["image_0"].size), "metrics": metrics,
 }))
 """
+
+
+VISMIN_IMAGE_SIZE = (320, 240)
+CLEVR_IMAGE_SIZE = (160, 120)
+
+
+def demo_cache() -> Path:
+    """The demo's own datasets cache, beside the user's (used only when the user's holds other builds)."""
+    from diffbench.building import cache_root
+
+    return cache_root().parent / "diffbench-demo-datasets"
+
+
+def conflicting_builds(n: int | None, seed: int) -> list[str]:
+    """Why building the demo's samples would replace a user's builds (one line each; empty when it would not)."""
+    from diffbench import building, samples
+
+    plans = [("vismin", config, samples.sample_provenance("vismin", n=n, seed=seed, image_size=VISMIN_IMAGE_SIZE))
+             for config in ("bench", "train", "pairs")]
+    clevr = building.default_config("clevr_change")
+    plans.append(("clevr_change", clevr, samples.sample_provenance("clevr_change", seed=seed, image_size=CLEVR_IMAGE_SIZE)))
+    conflicts = []
+    for name, config, plan in plans:
+        try:
+            building.check_replaceable(name, config, {**plan, "dataset": name, "config": config})
+        except building.SourceConflictError as err:
+            conflicts.append(str(err).split("; building it from")[0])
+    return conflicts
+
+
+def use_datasets_cache(folder: Path) -> None:
+    """Point this process, and the interpreters it starts, at another datasets cache."""
+    import datasets.config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["HF_DATASETS_CACHE"] = str(folder)
+    datasets.config.HF_DATASETS_CACHE = folder
 
 
 def add_parser(subparsers) -> None:
@@ -87,13 +129,21 @@ def evaluate_default_model(out: Path) -> Path:
 
 
 def run(args) -> int:
+    from diffbench import provenance
+    from diffbench.building import build_configs, load_built
     from diffbench.caption_scoring import format_table
-    from diffbench.commands.build import build_configs
     from diffbench.commands.install_metrics import install_metrics
 
+    conflicts = conflicting_builds(args.n, args.seed)
+    if conflicts:
+        for line in conflicts:
+            print(f"Kept: {line}.")
+        print(f"The demo leaves your builds as they are and builds its samples into its own datasets cache,\n"
+              f"{demo_cache()} (HF_DATASETS_CACHE for this demo only).\n")
+        use_datasets_cache(demo_cache())
     print("1. Building the synthetic VisMin sample (bench, train, pairs) into the datasets cache")
     for summary in build_configs("vismin", ["bench", "train", "pairs"], "sample", n=args.n, seed=args.seed,
-                                 image_size=(320, 240)):
+                                 image_size=VISMIN_IMAGE_SIZE):
         print("   " + summary.format().replace("\n", "\n   "))
     installed = install_metrics()
     print(f"\n2. Installed {len(installed)} metrics into evaluate's module cache; in a fresh interpreter, from an")
@@ -112,13 +162,16 @@ def run(args) -> int:
     for line in (out / "results.md").read_text(encoding="utf-8").splitlines():
         if line.startswith(("| Model", "|---")) or any(key in line for key in SHOWN_ROWS):
             print("   " + line)
+    if provenance.is_synthetic(provenance.of_dataset(load_built("vismin", "bench", "test"))):
+        print(f"   ({provenance.SYNTHETIC_NOTE}: the run scored the synthetic sample, the published rows the real bench)")
     print(f"   (every published row, the submission CSV and a plot: {out})")
 
     print("\n4. Building the synthetic CLEVR-Change sample; human agreement on its test split (first reference")
     print("   as the prediction, the others as references), scored like pycocoevalcap, per change type")
     from diffbench.building import default_config
 
-    for summary in build_configs("clevr_change", [default_config("clevr_change")], "sample", seed=args.seed, image_size=(160, 120)):
+    for summary in build_configs("clevr_change", [default_config("clevr_change")], "sample", seed=args.seed,
+                                 image_size=CLEVR_IMAGE_SIZE):
         print("   " + summary.format().splitlines()[0])
     print("   " + format_table(human_agreement("clevr_change", "test")).replace("\n", "\n   "))
     return 0
