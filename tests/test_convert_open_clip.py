@@ -360,3 +360,10 @@ def test_open_clip_backend_features_match_the_converted_model(tmp_path, tokenize
                                    features(converted.get_image_features(pixel_values=pixels)), atol=1e-4, rtol=0)
         torch.testing.assert_close(backend.get_text_features(ids),
                                    features(converted.get_text_features(input_ids=ids)), atol=1e-4, rtol=0)
+
+
+def test_an_unreachable_hub_source_is_one_clear_error(tmp_path):
+    """Tests run offline (HF_HUB_OFFLINE=1): the real Hub code path answers with what it could not fetch."""
+    with pytest.raises(FileNotFoundError, match=r"hf-hub:nobody/no-such-clip: cannot fetch open_clip_config\.json"):
+        convert_open_clip("hf-hub:nobody/no-such-clip", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

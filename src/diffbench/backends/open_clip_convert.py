@@ -183,10 +183,14 @@ def read_source(source: str, checkpoint=None, model_config=None) -> OpenClipSour
         from huggingface_hub.errors import EntryNotFoundError
 
         repo = source[len(HF_HUB_PREFIX):]
-        model_cfg, preprocess_cfg = _split_config(
-            _read_json(hf_hub_download(repo, CONFIG_NAME), "config"), f"{repo}/{CONFIG_NAME}")
+        try:
+            config_file = hf_hub_download(repo, CONFIG_NAME)
+        except Exception as err:  # offline, no such repo, gated, no open_clip_config.json
+            raise FileNotFoundError(f"{source}: cannot fetch {CONFIG_NAME} "
+                                    f"({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        model_cfg, preprocess_cfg = _split_config(_read_json(config_file, "config"), f"{repo}/{CONFIG_NAME}")
         weights = None
-        for name in HUB_WEIGHT_NAMES:
+        for name in HUB_WEIGHT_NAMES if checkpoint is None else ():
             try:
                 weights = hf_hub_download(repo, name)
                 break
