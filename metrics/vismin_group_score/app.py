@@ -9,6 +9,7 @@ metric is loaded from the file beside this one, so the folder works as a Hub Spa
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -16,9 +17,20 @@ import pandas as pd
 import evaluate
 
 HERE = Path(__file__).resolve().parent
-SCORE_COLUMNS = ["T0_I0", "T0_I1", "T1_I0", "T1_I1"]
-ANSWER_COLUMNS = ["Text_Q0", "Text_Q1", "Image_Q0", "Image_Q1"]
-CATEGORIES = ["object", "attribute", "relation", "counting"]
+
+
+def _metric_module():
+    """``vismin_group_score.py`` beside this file, as a module: the columns and categories are written there once."""
+    spec = importlib.util.spec_from_file_location("vismin_group_score_definitions", HERE / "vismin_group_score.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_definitions = _metric_module()
+SCORE_COLUMNS = list(_definitions.SCORE_FIELDS)
+ANSWER_COLUMNS = list(_definitions.ANSWER_FIELDS)
+CATEGORIES = list(_definitions.CATEGORIES)
 EXAMPLE = pd.DataFrame(
     [
         [0.31, 0.22, 0.19, 0.28, "object"],
