@@ -367,3 +367,24 @@ def test_an_unreachable_hub_source_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"hf-hub:nobody/no-such-clip: cannot fetch open_clip_config\.json"):
         convert_open_clip("hf-hub:nobody/no-such-clip", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("model_cfg, expected", [
+    # open_clip 3.3 model_configs/ViT-B-32.json and ViT-L-14.json, and the shapes of the transformers ports
+    # of the same OpenAI weights (openai/clip-vit-base-patch32, openai/clip-vit-large-patch14).
+    ({"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+      "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}},
+     ((768, 3072, 12, 12, 32, 224), (512, 2048, 8, 12, 77, 49408), 512)),
+    ({"embed_dim": 768, "vision_cfg": {"image_size": 224, "layers": 24, "width": 1024, "patch_size": 14},
+      "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 768, "heads": 12, "layers": 12}},
+     ((1024, 4096, 16, 24, 14, 224), (768, 3072, 12, 12, 77, 49408), 768)),
+])
+def test_open_clip_builtin_configs_give_the_openai_clip_shapes(model_cfg, expected):
+    config = oc.clip_config(model_cfg, quick_gelu=True)
+    v, t = config.vision_config, config.text_config
+    assert (v.hidden_size, v.intermediate_size, v.num_attention_heads, v.num_hidden_layers, v.patch_size,
+            v.image_size) == expected[0]
+    assert (t.hidden_size, t.intermediate_size, t.num_attention_heads, t.num_hidden_layers,
+            t.max_position_embeddings, t.vocab_size) == expected[1]
+    assert config.projection_dim == expected[2] and t.eos_token_id == 2  # argmax pooling, as OpenAI's configs
+    assert oc.clip_config(model_cfg).vision_config.hidden_act == "gelu"  # open_clip's default without -quickgelu
