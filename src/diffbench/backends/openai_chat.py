@@ -2,7 +2,7 @@
 
 Works with any server that speaks OpenAI's ``POST {base_url}/chat/completions`` (OpenAI, Gemini's
 ``https://generativelanguage.googleapis.com/v1beta/openai/``, vLLM, TGI, ``transformers serve``). Needs
-only ``httpx`` (the ``[api]`` extra; ``huggingface_hub>=1.0`` already depends on it).
+only ``httpx`` (the ``[api]`` extra: ``httpx>=0.27``; not the ``openai`` package).
 
 Interface (stable; the task layer uses only these):
 
