@@ -232,3 +232,13 @@ def test_a_map_cache_written_into_another_config_is_undone_by_keep_default_newes
     assert newest() == "pairs"
     assert building.keep_default_newest("vismin") == building.current_build("vismin", "bench")
     assert newest() == "bench"
+
+
+@pytest.mark.parametrize("module_name", ["diffbench.building", "diffbench.provenance", "diffbench.samples",
+                                         "diffbench.publishing", "diffbench.commands.build"])
+def test_module_doctests(module_name):
+    import doctest
+    import importlib
+
+    failures, attempted = doctest.testmod(importlib.import_module(module_name))
+    assert attempted > 0 and failures == 0
