@@ -2,18 +2,32 @@
 
     .venv/bin/python bench/bench_build_vismin.py                 # N = 2,084 at 640x480, and 10 x N
     .venv/bin/python bench/bench_build_vismin.py --scales 1      # N only
+    .venv/bin/python bench/bench_build_vismin.py --scales 1 --jpeg   # JPEG images, as the real release
 
 For each N it writes a synthetic ``mair-lab/vismin-bench`` release (``save_to_disk`` layout), then, each
 in a fresh process so that peak RSS is the step's own:
 
 - ``read``: read every source Arrow file and touch every image's bytes (the floor: no build can be
   faster than reading its input once);
-- ``build``: ``diffbench.building.build("vismin", "bench", source=...)`` into a scratch cache.
+- ``before``: the builder as it was at ``--before`` (a git commit; default ``e64da65``: images only
+  ``verify``-ed, not decoded), run with ``download_and_prepare`` into a scratch folder;
+- ``build 1 thread``: today's ``diffbench.building.build`` with every image fully decoded on one thread;
+- ``build``: today's ``diffbench.building.build("vismin", "bench", source=...)``, decoding on a thread
+  per core (plus the source fingerprint and the provenance record).
 
-It prints rows/s, MB/s (of image bytes), peak RSS and peak anonymous RSS for both, and the
-build/read time ratio.
+It prints, for each step, seconds, the ratio to ``read``, rows/s, MB/s of image bytes, peak RSS and
+peak anonymous RSS.
 
-Figures: see the closing note of issue 2 and README's Benchmarks section.
+Figures (``--scales 1 --jpeg``: 2,084 samples, 4,168 640x480 JPEGs, 40 MB; a shared 2-core box at load
+average 10, so every figure is noisy and threads cannot show their gain there):
+
+    step             seconds  x read
+    read                0.12     1.0
+    before e64da65      0.67     5.7    (issue 14 measured 6.4x: images verify()-ed, not decoded)
+    build 1 thread      7.53    64.6    (every image fully decoded, one thread)
+    build               7.46    64.0    (decoding on a thread per core: 2 cores, both busy with other work)
+
+Run it on a machine with idle cores to see the decoding spread: Pillow releases the GIL while decoding.
 """
 
 from __future__ import annotations
@@ -65,23 +79,59 @@ print(json.dumps({"rows": rows, "bytes": nbytes, "seconds": time.perf_counter() 
 """
 
 BUILD = """
-import json, sys, time, resource
+import json, os, sys, time, resource
+from concurrent.futures import ThreadPoolExecutor
 import datasets  # imported before the clock starts, as pyarrow is for the read step
 from diffbench import building
+if sys.argv[2] == "1":
+    module = sys.modules[building.builder_class("vismin").__module__]
+    module._DECODE_POOLS[os.getpid()] = ThreadPoolExecutor(max_workers=1)
 start = time.perf_counter()
-summary = building.build("vismin", "bench", source=sys.argv[1])
+summary = building.build("vismin", "bench", source=sys.argv[1], overwrite=True)
 print(json.dumps({"rows": summary.rows["test"], "seconds": time.perf_counter() - start,
                   "rss_mb": _status_mb("VmHWM"), "anon_mb": peak_anon[0]}))
 """
 
+# The builder of an earlier commit, run directly (building.py of today adds provenance and the swap).
+BEFORE = """
+import importlib.util, json, sys, time, tempfile
+import datasets
+spec = importlib.util.spec_from_file_location("vismin_before", sys.argv[2])
+module = importlib.util.module_from_spec(spec)
+sys.modules["vismin_before"] = module  # dataclasses look their module up
+spec.loader.exec_module(module)
+start = time.perf_counter()
+with tempfile.TemporaryDirectory() as scratch:
+    builder = module.VisMin(config_name="bench", dataset_name="vismin", hash="before", cache_dir=scratch + "/cache",
+                            source=sys.argv[1])
+    builder.download_and_prepare(output_dir=scratch + "/out", download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD)
+    rows = builder.info.splits["test"].num_examples
+    seconds = time.perf_counter() - start
+print(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": _status_mb("VmHWM"), "anon_mb": peak_anon[0]}))
+"""
 
-def run_step(code: str, source: Path, hf_home: Path) -> dict:
+
+def run_step(code: str, source: Path, hf_home: Path, *args: str) -> dict:
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     code = code.replace("start = time.perf_counter()", SAMPLER + "start = time.perf_counter()", 1)
-    done = subprocess.run([sys.executable, "-c", code, str(source)], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-c", code, str(source), *args], env=env, capture_output=True, text=True,
+                          check=False)
     if done.returncode:
         raise SystemExit(done.stderr)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def builder_at(commit: str, folder: Path) -> Path | None:
+    """``datasets/vismin/vismin.py`` as it was at ``commit`` (``None`` outside a git checkout)."""
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:datasets/vismin/vismin.py"], capture_output=True,
+                          text=True, check=False)
+    if done.returncode:
+        print(f"  (no builder at {commit}: {done.stderr.strip()}; the 'before' step is skipped)", file=sys.stderr)
+        return None
+    path = folder / "vismin_before.py"
+    path.write_text(done.stdout)
+    return path
 
 
 def main() -> None:
@@ -89,29 +139,52 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2084)
     parser.add_argument("--image-size", default="640x480")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--jpeg", action="store_true", help="re-encode the synthetic images as JPEG (quality 90)")
+    parser.add_argument("--before", default="e64da65", help="git commit of the 'before' builder")
     args = parser.parse_args()
     width, height = (int(v) for v in args.image_size.split("x"))
 
     from diffbench.synth import vismin
 
-    print(f"{'N':>8} {'source MB':>10} {'read s':>7} {'build s':>8} {'ratio':>6} {'build rows/s':>13} "
-          f"{'build MB/s':>11} {'read RSS MB':>12} {'build RSS MB':>13} {'read anon MB':>13} {'build anon MB':>14}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{cores} cores; {os.getloadavg()[0]:.1f} load average at start")
+    print(f"{'N':>8} {'step':<15} {'seconds':>8} {'x read':>7} {'rows/s':>8} {'MB/s':>7} {'RSS MB':>7} {'anon MB':>8}")
     for scale in args.scales:
         n = args.n * scale
         with tempfile.TemporaryDirectory(prefix="bench-vismin-") as scratch:
             scratch = Path(scratch)
             started = time.perf_counter()
-            source = vismin.write_bench(scratch / "source", n=n, seed=0, image_size=(width, height),
-                                        num_shards=max(1, n // 1000))
+            rows = vismin.generate_bench(n, 0, (width, height))
+            if args.jpeg:
+                rows = map(as_jpeg, rows)
+            source = vismin.write_save_to_disk(rows, scratch / "source", "test", num_shards=max(1, n // 1000))
             print(f"  (wrote {n:,} synthetic samples in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
-            read = run_step(READ, source, scratch / "hf")
-            build = run_step(BUILD, source, scratch / "hf")
-            assert build["rows"] == read["rows"] == n
-            mb = read["bytes"] / 1e6
-            print(f"{n:>8,} {mb:>10.1f} {read['seconds']:>7.2f} {build['seconds']:>8.2f} "
-                  f"{build['seconds'] / read['seconds']:>6.1f} {n / build['seconds']:>13,.0f} {mb / build['seconds']:>11.1f} "
-                  f"{read['rss_mb']:>12.0f} {build['rss_mb']:>13.0f} {read['anon_mb']:>13.0f} {build['anon_mb']:>14.0f}",
-                  flush=True)
+            before = builder_at(args.before, scratch) if args.before else None
+            steps = [("read", READ, ())]
+            if before is not None:
+                steps.append((f"before {args.before}", BEFORE, (str(before),)))
+            steps += [("build 1 thread", BUILD, ("1",)), ("build", BUILD, ("all",))]
+            results = {}
+            for label, code, extra in steps:
+                results[label] = result = run_step(code, source, scratch / "hf", *extra)
+                mb = results["read"]["bytes"] / 1e6
+                assert result["rows"] == n, (label, result["rows"], n)
+                print(f"{n:>8,} {label:<15} {result['seconds']:>8.2f} {result['seconds'] / results['read']['seconds']:>7.1f} "
+                      f"{n / result['seconds']:>8,.0f} {mb / result['seconds']:>7.1f} {result['rss_mb']:>7.0f} "
+                      f"{result['anon_mb']:>8.0f}", flush=True)
+
+
+def as_jpeg(row: dict) -> dict:
+    """The row with both images re-encoded as JPEG (the real release's COCO images are JPEGs)."""
+    import io
+
+    from PIL import Image
+
+    for name in ("image_0", "image_1"):
+        buffer = io.BytesIO()
+        Image.open(io.BytesIO(row[name]["bytes"])).convert("RGB").save(buffer, format="JPEG", quality=90)
+        row[name] = {"bytes": buffer.getvalue(), "path": None}
+    return row
 
 
 if __name__ == "__main__":
