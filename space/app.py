@@ -1,14 +1,16 @@
 """The diffbench demo Space: Explore, Try a model, Score a submission, Leaderboard (Gradio 6 Blocks).
 
-The app lives in the ``diffbench`` package (:mod:`diffbench.space_app`, built on
-:mod:`diffbench.space_backend`), so this Space and ``diffbench space`` run the same code. On start the
-datasets missing from the datasets cache are built from diffbench's embedded samples: the Space runs
-offline. ``DIFFBENCH_SPACE_MODEL`` may point at a local CLIP-style model folder to use as the default model.
+The app lives in the ``diffbench`` package (:mod:`diffbench.space.app`, on :mod:`diffbench.space.backend`
+and :mod:`diffbench.space.leaderboard`), so this Space and ``diffbench space`` run the same code. On
+start the datasets missing from the datasets cache are built from diffbench's embedded samples: the
+Space runs offline. ``DIFFBENCH_SPACE_MODEL`` may point at a local CLIP-style model folder to use as
+the default model; the leaderboard is kept in ``$DIFFBENCH_DATA_DIR`` (default: ``/data`` when the
+Space has persistent storage).
 """
 
 import logging
 
-from diffbench.space_app import build_demo, launch
+from diffbench.space.app import build_demo, launch
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 demo = build_demo()

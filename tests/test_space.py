@@ -53,11 +53,18 @@ def _default_model_env(tmp_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def space_url(vismin_built, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("space")
+def space_tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("space")
+
+
+@pytest.fixture(scope="module")
+def space_url(vismin_built, space_tmp):
+    tmp = space_tmp
     port = _free_port()
+    (tmp / "tmp").mkdir()
     env = {**os.environ, **_default_model_env(tmp), "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_TEMP_DIR": str(tmp / "gradio")}
+           "GRADIO_TEMP_DIR": str(tmp / "gradio"), "DIFFBENCH_DATA_DIR": str(tmp / "data"),
+           "TMPDIR": str(tmp / "tmp")}
     log_path = tmp / "space.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "diffbench", "space", "--port", str(port)], env=env,
@@ -89,6 +96,9 @@ def space_url(vismin_built, tmp_path_factory):
         log_text = log_path.read_text(errors="replace")
         # Visitors' mistakes are answered, not logged as crashes.
         assert "unexpected error in a Space handler" not in log_text, log_text[-3000:]
+        # Stopped by SIGTERM, the server removed its result folders; the leaderboard stays.
+        assert not list((tmp / "tmp").glob("diffbench-space-results-*")), list((tmp / "tmp").iterdir())
+        assert (tmp / "data" / "leaderboard.sqlite3").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +122,19 @@ def _compare(client, image_0, image_1, text_0, text_1, model=DEFAULT):
                           api_name="/compare")
 
 
+def _unescaped(markdown: str) -> str:
+    """What a Markdown message says (the Space escapes the visitor's text in it)."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def _friendly(message: str, *needles: str) -> None:
     assert message.startswith("⚠"), message
-    assert "Traceback" not in message and "File \"" not in message, message
+    assert "Traceback" not in message and "File \"" not in message and "\n" not in message, message
+    text = _unescaped(message)
     for needle in needles:
-        assert needle.lower() in message.lower(), message
+        assert needle.lower() in text.lower(), message
 
 
 def _official_verdict(s) -> dict:
@@ -125,11 +143,19 @@ def _official_verdict(s) -> dict:
     return {"text": text, "image": image, "group": text and image}
 
 
-def test_backend_doctests():
-    from diffbench import space_backend
+@pytest.mark.parametrize("module", ["backend", "leaderboard"])
+def test_doctests(module):
+    import importlib
 
-    failures, attempted = doctest.testmod(space_backend)
+    failures, attempted = doctest.testmod(importlib.import_module(f"diffbench.space.{module}"))
     assert attempted and not failures
+
+
+def test_gradio_is_imported_only_by_the_app():
+    code = ("import sys, diffbench.space.backend, diffbench.space.leaderboard, diffbench.cli;"
+            "import diffbench.cli as c; c.build_parser(); print('gradio' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 # -- Explore --------------------------------------------------------------------------------------
@@ -200,6 +226,35 @@ def test_bad_image_uploads_are_messages(client, sample_pair, tmp_path):
     assert "Text:" in _compare(client, *sample_pair)[0]
 
 
+def _data_url(path) -> dict:
+    """An image as a browser pastes it: a data URL, no uploaded file."""
+    import base64
+
+    url = "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+    return {"path": None, "url": url, "orig_name": "pasted.png", "meta": {"_type": "gradio.FileData"}}
+
+
+def test_concurrent_compares_of_one_pasted_image(client, sample_pair):
+    """Issue 14: 30 concurrent requests with the same pasted image gave 2-8 "not an image file"."""
+    image_0, image_1, text_0, text_1 = sample_pair
+    pasted = [_data_url(image_0), _data_url(image_1)]
+    jobs = [client.submit(*pasted, text_0, text_1, DEFAULT, api_name="/compare") for _ in range(30)]
+    verdicts = [job.result(timeout=120)[0] for job in jobs]
+    assert all(v.startswith("**Text:") for v in verdicts), [v for v in verdicts if not v.startswith("**Text:")][:3]
+    assert len(set(verdicts)) == 1 and verdicts[0] == _compare(client, *sample_pair)[0]
+
+
+def test_truncated_and_pasted_garbage_images_are_messages(client, sample_pair, tmp_path):
+    image_0, image_1, text_0, text_1 = sample_pair
+    cut = tmp_path / "cut.png"
+    data = Path(image_0).read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    _friendly(_compare(client, cut, image_1, text_0, text_1)[0], "cut.png", "cannot be decoded")
+    garbage = {**_data_url(image_0), "url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA"}
+    verdict = client.predict(garbage, _data_url(image_1), text_0, text_1, DEFAULT, api_name="/compare")[0]
+    _friendly(verdict, "pasted.png", "cannot be decoded")
+
+
 # -- Score a submission ---------------------------------------------------------------------------
 
 
@@ -218,19 +273,48 @@ def _write_csv(path: Path, ids, scores=(0.9, 0.1, 0.2, 0.8)) -> Path:
     return path
 
 
-def test_score_vismin_submission(client, tmp_path):
+def _board_rows(board) -> list[dict]:
+    return [dict(zip(board["headers"], row)) for row in board["data"]]
+
+
+def test_score_vismin_submission_once_escaped_and_not_ranked_when_synthetic(client, tmp_path):
     from gradio_client import handle_file
 
+    from diffbench.building import load_built
+    from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic, of_dataset
+
+    synthetic = is_synthetic(of_dataset(load_built("vismin", "bench", "test")))
     ids = _vismin_rows()
     path = _write_csv(tmp_path / "perfect.csv", ids)
+    name = "<b>perfect</b> | **model**"
     message, table, chart, results_path, board = client.predict(
-        handle_file(str(path)), False, "perfect model", api_name="/score_vismin")
+        handle_file(str(path)), False, name, api_name="/score_vismin")
     assert message.startswith("✓") and "40 samples" in message and "100.00" in message, message
-    assert table.startswith("| Model |") and "| perfect model | 100.00 |" in table
+    assert table.startswith("| Model |") and "| &lt;b&gt;perfect&lt;/b&gt; \\| \\*\\*model\\*\\* | 100.00 |" in table
     assert chart is not None
     results = json.loads(Path(results_path).read_text())
     assert results["scores"]["group_score"] == 100.0 and results["submission"] == "perfect.csv"
-    assert "perfect model" in [row[0] for row in board["data"]]
+    assert results["provenance"]["dataset"] == "vismin" and results["content_hash"].startswith("sha256:")
+    rows = _board_rows(board)
+    run = next(n for n, row in enumerate(rows) if row["Model"].startswith(name))  # stored as typed, shown as text
+    published = [n for n, row in enumerate(rows) if row["Source"].startswith("published")]
+    assert rows[run]["AVG"] == 100.0
+    if synthetic:
+        assert SYNTHETIC_NOTE in message and rows[run]["Model"] == f"{name} (synthetic sample)"
+        assert SYNTHETIC_NOTE in rows[run]["Source"] and run > max(published)  # never above a published row
+    # The same file again, under another name: counted once, and the message says under which name.
+    message, *_, board = client.predict(handle_file(str(path)), False, "again", api_name="/score_vismin")
+    assert "already scored" in message and "counted once" in message, message
+    assert len(board["data"]) == len(rows) and "again" not in [r["Model"] for r in _board_rows(board)]
+
+
+def test_leaderboard_shows_two_decimals(client):
+    board, captions = client.predict("AVG", api_name="/leaderboard")
+    shown = board["metadata"]["display_value"]
+    avg = board["headers"].index("AVG")
+    assert all(len(row[avg].split(".")[-1]) == 2 for row in shown if row[avg] != "–")
+    assert "86.54" in [row[avg] for row in shown]  # MTurk Human, as published
+    assert board["headers"][:3] == ["Model", "AVG", "Source"]
 
 
 def test_bad_submissions_are_messages(client, tmp_path):
@@ -241,8 +325,21 @@ def test_bad_submissions_are_messages(client, tmp_path):
 
     ids = _vismin_rows()
     malformed = tmp_path / "malformed.csv"
-    malformed.write_text("id;score\nobject/0;0.5;0.7\n\"unclosed,1,2\n")
+    malformed.write_text("id,T0_I0,T0_I1,T1_I0,T1_I1\nobject/0,0.5,0.7,0,1\n\"unclosed,1,2\n")
     _friendly(score(malformed)[0], "malformed.csv", "not a readable CSV file")
+    twice = tmp_path / "twice.csv"
+    twice.write_text("id,T0_I0,T0_I1,T1_I0,T1_I1,T0_I0\nobject/0,1,0,0,1,0\n")
+    _friendly(score(twice)[0], "twice.csv", "column 'T0_I0' appears twice")
+    huge = tmp_path / "huge.csv"
+    with open(huge, "wb") as f:
+        f.write(b"id,T0_I0,T0_I1,T1_I0,T1_I1\n")
+        f.truncate(10 * 2**20)
+    _friendly(score(huge)[0], "huge.csv", "MB", "accepted here")
+    markup = tmp_path / "markup.csv"
+    markup.write_text("id,T0_I0,T0_I1,T1_I0,T1_I1\nobject/0,<img src=x onerror=alert(1)>,0,0,1\n")
+    message = score(markup)[0]
+    _friendly(message, "not a finite number")
+    assert "<img" not in message and "&lt;img" in message  # shown as text, never as HTML
     wrong_columns = tmp_path / "wrong_columns.csv"
     wrong_columns.write_text("id,score\nobject/0,0.5\n")
     _friendly(score(wrong_columns)[0], "wrong_columns.csv", "missing columns", "T0_I0")
@@ -256,8 +353,8 @@ def test_bad_submissions_are_messages(client, tmp_path):
 
     missing = _write_csv(tmp_path / "partial.csv", ids[:30])
     message = score(missing)[0]
-    _friendly(message, "partial.csv", "10 of 40 dataset samples missing")
-    assert "/tmp/" not in message  # the server's upload path is not shown
+    _friendly(message, "partial.csv", "10 of 40 dataset samples missing", "tick “Score even if some samples are missing”")
+    assert "/tmp/" not in message and "--allow-missing" not in message  # the UI's words, not the CLI's
     message, table, *_ = score(missing, allow_missing=True)
     assert message.startswith("✓") and "30 samples" in message and "Scored 30 of 40 samples" in table
 
@@ -275,10 +372,23 @@ def test_score_difference_captions(client, tmp_path):
     message, table, chart, results_path, board = client.predict(
         handle_file(str(path)), "omnidiff", "test", api_name="/score_captions")
     assert message.startswith("✓") and "CIDEr" in message, message
-    assert table.startswith("| subset | samples |") and "METEOR" in table and chart is not None
+    assert "| subset | samples |" in table and "METEOR" in table and chart is not None
     results = json.loads(Path(results_path).read_text())
     assert results["num_samples"] == len(test) and results["Bleu_1"] > 0.5
     assert board["data"][-1][0] == "captions.json"
+    assert results["provenance"]["dataset"] == "omnidiff"
+
+    # Bounded per request: a file far larger than the split could need is refused before it is read
+    # (issue 14: a 40 MB caption JSON took 119 s and 1.5 GB), and so is an overlong caption.
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({i: "word " * 60_000 for i in predictions}))
+    assert huge.stat().st_size > 2_000_000
+    _friendly(client.predict(handle_file(str(huge)), "omnidiff", "test", api_name="/score_captions")[0],
+              "huge.json", "accepted here")
+    long = tmp_path / "long.json"
+    long.write_text(json.dumps({**predictions, next(iter(predictions)): "x" * 3000}))
+    _friendly(client.predict(handle_file(str(long)), "omnidiff", "test", api_name="/score_captions")[0],
+              "long.json", "3,000 characters", "captions up to 2,000 characters")
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"oops": ')
@@ -287,17 +397,81 @@ def test_score_difference_captions(client, tmp_path):
     wrong_ids = tmp_path / "wrong_ids.json"
     wrong_ids.write_text(json.dumps({"nope": "a caption"}))
     _friendly(client.predict(handle_file(str(wrong_ids)), "omnidiff", "test", api_name="/score_captions")[0],
-              "wrong_ids.json", "no prediction")
+              "wrong_ids.json", "ids not in the dataset")
+
+
+def test_caption_scoring_time_is_bounded(client, tmp_path):
+    """The per-request time bound, in the library the handler calls (in this process: a tiny bound)."""
+    from diffbench.building import load_built
+    from diffbench.space import backend
+
+    client.predict("omnidiff", "all", 1, api_name="/explore")  # built by the Space if need be
+    store = backend.DataStore()
+    test = load_built("omnidiff", None, "test")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({row["id"]: row["captions"][0] for row in test.select_columns(["id", "captions"])}))
+    with pytest.raises(backend.UserError, match=r"c\.json: scoring took longer than 0 s here"):
+        backend.score_caption_json(path, "omnidiff", store, timeout_s=0.001)
+
+
+def test_leaderboard_persists_counts_once_and_ranks_real_data_only(tmp_path):
+    from diffbench.provenance import SYNTHETIC_NOTE
+    from diffbench.space.leaderboard import Leaderboard
+
+    def results(content_hash, avg, synthetic):
+        cells = {c: {"text_score": avg, "image_score": avg, "group_score": avg}
+                 for c in ("object", "attribute", "relation", "counting")}
+        return {"content_hash": content_hash, "submission": "x.csv",
+                "provenance": {"source": "synthetic" if synthetic else "hub", "synthetic": synthetic},
+                "scores": {"per_category": cells, "avg_as_published": avg, "group_score": avg, "num_samples": 2084}}
+
+    path = tmp_path / "board.sqlite3"
+    board = Leaderboard(path)
+    assert board.add_vismin(results("sha256:a", 99.0, True), name="synthetic run").added
+    assert board.add_vismin(results("sha256:b", 50.0, False), name="real | run").added
+    assert board.add_vismin(results("sha256:c", 60.0, None), name="unknown run").added
+    again = board.add_vismin(results("sha256:a", 99.0, True), name="renamed")
+    assert not again.added and again.name == "synthetic run"
+    table = Leaderboard(path).vismin_table("AVG")  # a restart: a new object on the same file
+    models = table["Model"].tolist()
+    assert models.count("synthetic run (synthetic sample)") == 1 and "renamed" not in " ".join(models)
+    ranked = models[: models.index("synthetic run (synthetic sample)")]
+    assert "real | run" in ranked and "unknown run" not in ranked and "MTurk Human" in ranked
+    avg = table["AVG"].tolist()[: len(ranked)]
+    assert avg == sorted(avg, reverse=True)  # the ranked part is in AVG order, 99.0 is not in it
+    assert SYNTHETIC_NOTE in table.loc[table["Model"] == "synthetic run (synthetic sample)", "Source"].item()
+    shown = Leaderboard.styled(table).to_html()
+    assert ">50.00<" in shown and ">2,084<" in shown
+
+
+def test_hub_model_fails_fast_when_the_hub_is_unreachable(monkeypatch):
+    from diffbench.space import backend
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    models = backend.ModelCache()
+    started = time.monotonic()
+    with pytest.raises(backend.UserError, match="cannot be reached right now"):
+        models.get(backend.HUB_MODELS[0])
+    with pytest.raises(backend.UserError, match="cannot be reached right now"):  # remembered: no new probe
+        models.get(backend.HUB_MODELS[1])
+    assert time.monotonic() - started < 2 * backend.HUB_PROBE_TIMEOUT_S + 30  # not tens of seconds of retries
 
 
 def test_leaderboard_published_rows_and_sorting(client):
+    def ranked(board):
+        rows = _board_rows(board)
+        return [r for r in rows if r["Source"].startswith("published") or "not" not in r["Source"]]
+
     board, _ = client.predict("Model", api_name="/leaderboard")
-    names = [row[0] for row in board["data"]]
+    names = [row["Model"] for row in ranked(board)]
     assert "MTurk Human" in names and "Random Chance" in names
-    assert names == sorted(names)
+    assert names == sorted(names, key=str.lower)
     board, _ = client.predict("AVG", api_name="/leaderboard")
-    avg = [row[board["headers"].index("AVG")] for row in board["data"]]
-    assert avg[0] == max(a for a in avg if a is not None)
+    avg = [row["AVG"] for row in ranked(board)]
+    assert avg == sorted(avg, reverse=True) and avg[0] == 86.54
 
 
 # -- the browser ----------------------------------------------------------------------------------

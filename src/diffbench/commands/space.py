@@ -4,7 +4,7 @@
     diffbench space --port 8000     # a given port
     diffbench space --share         # also a temporary public *.gradio.live link (needs the network)
 
-The same app as the Hugging Face Space in ``space/`` (:mod:`diffbench.space_app`). Datasets that are
+The same app as the Hugging Face Space in ``space/`` (:mod:`diffbench.space.app`). Datasets that are
 not built yet are built from the embedded samples first, so it runs offline on a fresh machine.
 """
 
@@ -22,10 +22,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import logging
 
-    try:
-        from diffbench.space_app import build_demo, launch
-    except ImportError as err:
-        raise ValueError(f"the Space needs Gradio: pip install 'diffbench[space]' ({err})") from None
+    from diffbench.space.app import build_demo, launch  # without gradio: the CLI names the [space] extra
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     launch(build_demo(), port=args.port, share=args.share, server_name=args.host)

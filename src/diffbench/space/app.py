@@ -1,25 +1,31 @@
 """The demo Space in Gradio 6 Blocks: Explore, Try a model, Score a submission, Leaderboard.
 
 ``space/app.py`` (the Hugging Face Space) and ``diffbench space`` (local) both call :func:`build_demo`
-and :func:`launch`; the work itself is in :mod:`diffbench.space_backend`.
+and :func:`launch`; the work itself is in :mod:`diffbench.space.backend` and
+:mod:`diffbench.space.leaderboard`. This is the one module of diffbench that imports Gradio.
 
 Every handler answers a visitor's mistake with a message (a ``gr.Warning`` toast and a Markdown line
 in the tab), never a traceback; an unexpected error is logged on the server with its traceback and
-shown as one line. API names (for ``gradio_client``): ``/explore``, ``/explore_labels``,
-``/load_sample``, ``/compare``, ``/score_vismin``, ``/score_captions``, ``/leaderboard``.
+shown as one line. Whatever a visitor typed or uploaded is escaped wherever it is shown (Markdown,
+HTML toasts). API names (for ``gradio_client``): ``/explore``, ``/explore_labels``, ``/load_sample``,
+``/compare``, ``/score_vismin`` (file, allow_missing, name), ``/score_captions``, ``/leaderboard`` (sort).
 """
 
 from __future__ import annotations
 
+import html
 import logging
-import tempfile
+import signal
+import sys
 import threading
 import types
 
 import gradio as gr
 import numpy as np
 
-from diffbench import space_backend as backend
+from diffbench.space import backend
+from diffbench.space.leaderboard import CAPTION_COLUMNS, SORTS, VISMIN_COLUMNS, Leaderboard
+from diffbench.vismin_submission import markdown_text
 
 log = logging.getLogger("diffbench.space")
 
@@ -31,25 +37,39 @@ INTRO = (
 )
 MAX_UPLOAD = "100mb"  # the server refuses bigger uploads outright; handlers refuse smaller bad ones politely
 CONCURRENCY = 4  # scoring requests run at once (the rest queue)
+# Leaderboard headers stay whole (no "Objec t I") and the first two columns (Model, AVG) stay in view
+# while the table scrolls sideways at 1280 px.
+CSS = """
+#vismin-board th, #vismin-board th *, #caption-board th, #caption-board th * {
+  white-space: nowrap !important; word-break: keep-all !important; overflow-wrap: normal !important; }
+"""
+VISMIN_WIDTHS = ["210px", "64px", "230px", *["84px"] * 12, "96px", "72px"]
 
 
 def _path_unopened(image: gr.Image, payload):
-    """``preprocess`` of :func:`uploaded_image`: the uploaded file's path, not opened."""
+    """``preprocess`` of :func:`uploaded_image`: the uploaded file's path, not opened; a pasted (data
+    URL) image decoded to bytes in memory, never through Gradio's shared cache file."""
     if payload is None:
         return None
-    if payload.path is None or (payload.url or "").startswith("data:"):
+    url = payload.url or ""
+    if url.startswith("data:"):
+        from gradio_client import utils as client_utils
+
         try:
-            return gr.Image.preprocess(image, payload)  # pasted or webcam images arrive as data URLs
-        except Exception:  # noqa: BLE001
-            raise gr.Error("the image could not be read; upload a PNG, JPEG or WebP file") from None
+            data, _ = client_utils.decode_base64_to_binary(url)
+        except Exception:  # noqa: BLE001 -- whatever is wrong with the data URL, the visitor gets one line
+            raise gr.Error("the pasted image could not be read; upload a PNG, JPEG or WebP file") from None
+        return backend.Upload(payload.orig_name or "pasted image", data)
+    if payload.path is None:
+        raise gr.Error("the image could not be read; upload a PNG, JPEG or WebP file")
     return str(payload.path)
 
 
 def uploaded_image(**kwargs) -> gr.Image:
-    """A ``gr.Image`` that hands the handler the uploaded file's path without opening it: the handler
-    checks size and decodability itself and answers a bad upload with a message, where a plain
-    ``gr.Image`` would fail before the handler runs. (An instance override rather than a subclass:
-    Gradio writes a ``.pyi`` stub beside the module of every Component subclass.)"""
+    """A ``gr.Image`` that hands the handler the uploaded file's path (or a pasted image's bytes)
+    without opening it: the handler checks size and decodability itself and answers a bad upload with
+    a message, where a plain ``gr.Image`` would fail before the handler runs. (An instance override
+    rather than a subclass: Gradio writes a ``.pyi`` stub beside the module of every Component subclass.)"""
     image = gr.Image(type="filepath", **kwargs)
     image.preprocess = types.MethodType(_path_unopened, image)
     return image
@@ -58,12 +78,12 @@ def uploaded_image(**kwargs) -> gr.Image:
 def _problem(err: Exception) -> str:
     """A message for the UI: a UserError as it is; anything else logged, shown as one line."""
     if isinstance(err, backend.UserError):
-        message = str(err)
+        message = " ".join(str(err).split())
     else:
         log.exception("unexpected error in a Space handler")
         message = f"Something went wrong on our side ({type(err).__name__}); the app is still running, please try again."
-    gr.Warning(message)
-    return f"⚠ {message}"
+    gr.Warning(html.escape(message))  # toasts render HTML; the message may quote the visitor's text
+    return f"⚠ {markdown_text(message)}"
 
 
 def _heatmap(similarities):
@@ -83,12 +103,19 @@ def _heatmap(similarities):
 
 
 def build_demo(store: backend.DataStore | None = None, models: backend.ModelCache | None = None,
-               leaderboard: backend.Leaderboard | None = None, warm: bool = True) -> gr.Blocks:
+               leaderboard: Leaderboard | None = None, warm: bool = True,
+               result_files: backend.ResultFiles | None = None) -> gr.Blocks:
     """The Space. ``warm`` loads (or builds) the datasets and the metric in the background right away."""
     store = store or backend.DataStore()
     models = models or backend.ModelCache()
-    leaderboard = leaderboard or backend.Leaderboard()
-    results_dir = tempfile.mkdtemp(prefix="diffbench-space-results-")
+    leaderboard = leaderboard or Leaderboard()
+    result_files = result_files or backend.ResultFiles()
+
+    def vismin_board(sort_by="AVG"):
+        return Leaderboard.styled(leaderboard.vismin_table(sort_by))
+
+    def caption_board():
+        return Leaderboard.styled(leaderboard.caption_table())
     if warm:
         threading.Thread(target=_warm, args=(store,), name="diffbench-space-warm", daemon=True).start()
 
@@ -136,39 +163,50 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
         details = {"model": model_choice, "similarities": sims.round(6).tolist(), **result}
         return backend.verdict_markdown(result), _heatmap(sims), details
 
+    def _board_note(entry) -> str:
+        if entry.added:
+            return ""
+        return (f" This file was already scored: it stands on the leaderboard as "
+                f"**{markdown_text(entry.name)}** (scored {entry.scored_at}), counted once.")
+
+    def _synthetic_note(results) -> str:
+        from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
+
+        return f"\n\n**{SYNTHETIC_NOTE}**" if is_synthetic(results.get("provenance") or {}) else ""
+
     def score_vismin(file, allow_missing, model_name):
         try:
             results = backend.score_vismin_csv(file, store.vismin_bench(), allow_missing=bool(allow_missing))
+            entry = leaderboard.add_vismin(results, name=model_name)
         except Exception as err:  # noqa: BLE001
-            return _problem(err), "", None, None, leaderboard.vismin_table()
+            return _problem(err), "", None, None, vismin_board()
         from diffbench.vismin_submission import format_table
 
-        label = (model_name or "").strip() or None
-        leaderboard.add_vismin(results, model=label)
         scores = results["scores"]
-        message = (f"✓ Scored **{results['submission']}**: {results['num_samples']:,} samples "
-                   f"({results['kind']}), group score **{scores['group_score']:.2f}**.")
+        message = (f"✓ Scored **{markdown_text(results['submission'])}**: {results['num_samples']:,} samples "
+                   f"({results['kind']}), group score **{scores['group_score']:.2f}**."
+                   + _board_note(entry) + _synthetic_note(results))
         frame = backend.vismin_chart_frame(results)
         chart = gr.BarPlot(frame, x="bar", y="value", color="score", sort=list(frame["bar"]), y_lim=[0, 100],
                            title="VisMin scores (%)", x_title="category and score", y_title="%", x_label_angle=-40)
-        return (message, format_table(results, model=label), chart,
-                str(backend.write_results_json(results, results_dir)), leaderboard.vismin_table())
+        return (message, format_table(results, model=entry.name), chart,
+                str(result_files.write(results)), vismin_board())
 
     def score_captions(file, dataset_name, split):
         try:
             results = backend.score_caption_json(file, dataset_name, store, split=split or "test")
+            entry = leaderboard.add_captions(results)
         except Exception as err:  # noqa: BLE001
-            return _problem(err), "", None, None, leaderboard.caption_table()
-        from diffbench.caption_scoring import format_table
+            return _problem(err), "", None, None, caption_board()
+        from diffbench.caption_report import format_table
 
-        leaderboard.add_captions(results)
-        message = (f"✓ Scored **{results['submission']}** on {dataset_name} ({split}): "
-                   f"{results['num_samples']} samples, CIDEr **{results.get('CIDEr', 0):.4f}**.")
+        message = (f"✓ Scored **{markdown_text(results['submission'])}** on {dataset_name} ({markdown_text(split)}): "
+                   f"{results['num_samples']:,} samples, CIDEr **{results.get('CIDEr', 0):.2f}**."
+                   + _board_note(entry) + _synthetic_note(results))
         frame = backend.caption_chart_frame(results)
         chart = gr.BarPlot(frame, x="subset", y="value", sort=list(frame["subset"]), title="CIDEr by change type",
                            x_title="subset", y_title="CIDEr", x_label_angle=-40)
-        return (message, format_table(results), chart,
-                str(backend.write_results_json(results, results_dir)), leaderboard.caption_table())
+        return (message, format_table(results), chart, str(result_files.write(results)), caption_board())
 
     def caption_splits(dataset_name):
         try:
@@ -179,11 +217,11 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
         return gr.Dropdown(choices=splits, value="test" if "test" in splits else splits[0])
 
     def show_leaderboard(sort_by):
-        return leaderboard.vismin_table(sort_by), leaderboard.caption_table()
+        return vismin_board(sort_by), caption_board()
 
     # -- layout ---------------------------------------------------------------------------------
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:  # Gradio's copies of files: an hour
         gr.Markdown(f"# {TITLE}\n\n{INTRO}")
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
@@ -251,12 +289,19 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                     results_file = gr.File(label="results.json")
 
             with gr.Tab("Leaderboard", id="leaderboard"):
-                gr.Markdown("The published VisMin results (project page) and the submissions scored since this "
-                            "Space started. Click a column header to sort, or pick a sort below.")
-                sort_by = gr.Dropdown(list(backend.LEADERBOARD_SORTS), value="AVG", label="Sort by")
-                vismin_board = gr.Dataframe(value=leaderboard.vismin_table(), label="VisMin", interactive=False)
-                caption_board = gr.Dataframe(value=leaderboard.caption_table(), label="Difference captioning runs",
-                                             interactive=False)
+                gr.Markdown("The published VisMin results (project page; the full benchmark, 2,084 samples) and "
+                            "every submission scored here, kept across restarts. Runs on real benchmark data are "
+                            "ranked with the published rows; runs on the synthetic sample (or data of unknown "
+                            "source) are listed after them and never ranked: *synthetic sample: not comparable "
+                            "to published results*. A file scored twice counts once. T / I / G: text, image and "
+                            "group score (%); AVG: the mean of the 12 cells, as published.")
+                sort_by = gr.Dropdown(list(SORTS), value="AVG", label="Sort by")
+                vismin_table = gr.Dataframe(value=vismin_board(), headers=list(VISMIN_COLUMNS), label="VisMin",
+                                            interactive=False, column_widths=VISMIN_WIDTHS, pinned_columns=2,
+                                            elem_id="vismin-board", max_height=640)
+                caption_table = gr.Dataframe(value=caption_board(), headers=list(CAPTION_COLUMNS),
+                                             label="Difference captioning runs (metrics ×100)", interactive=False,
+                                             elem_id="caption-board")
                 refresh = gr.Button("Refresh", size="sm")
 
         # -- events -----------------------------------------------------------------------------
@@ -280,14 +325,14 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
         compare_button.click(compare, [image_0, image_1, text_0, text_1, model_choice], [verdict_md, heatmap, details],
                              api_name="compare", concurrency_limit=2)
 
-        board_outputs = [vismin_board, caption_board]
+        board_outputs = [vismin_table, caption_table]
         vismin_button.click(score_vismin, [vismin_file, allow_missing, vismin_name],
-                            [score_message, score_table, score_chart, results_file, vismin_board],
+                            [score_message, score_table, score_chart, results_file, vismin_table],
                             api_name="score_vismin", concurrency_limit=CONCURRENCY, concurrency_id="score")
         caption_set.change(caption_splits, caption_set, caption_split, api_visibility="private")
         caption_button.click(score_captions, [caption_file, caption_set, caption_split],
-                             [score_message, score_table, score_chart, results_file, caption_board],
-                             api_name="score_captions", concurrency_limit=CONCURRENCY, concurrency_id="score")
+                             [score_message, score_table, score_chart, results_file, caption_table],
+                             api_name="score_captions", concurrency_limit=1, concurrency_id="captions")
         sort_by.change(show_leaderboard, sort_by, board_outputs, api_name="leaderboard")
         refresh.click(show_leaderboard, sort_by, board_outputs, api_visibility="private")
         demo.load(show_leaderboard, sort_by, board_outputs, api_visibility="private")
@@ -304,8 +349,16 @@ def _warm(store: backend.DataStore) -> None:
         log.exception("warming up the Space failed")
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (how a Space, a container or ``kill`` stops the server) as a normal exit, so that the
+    result folders and Gradio's cache are removed (``atexit``) as on Ctrl-C."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+
+
 def launch(demo: gr.Blocks, port: int | None = None, share: bool = False, server_name: str | None = None, **kwargs):
-    """Launch with the Space's settings (queue, upload limit); ``port`` None lets Gradio choose."""
+    """Launch with the Space's settings (queue, upload limit, CSS); ``port`` None lets Gradio choose."""
+    _exit_on_sigterm()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=256)
     return demo.launch(server_port=port, share=share, server_name=server_name, max_file_size=MAX_UPLOAD,
-                       show_error=False, **kwargs)
+                       show_error=False, css=CSS, **kwargs)

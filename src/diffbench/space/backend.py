@@ -1,0 +1,607 @@
+"""The demo Space's work, without the UI: data, images, models and scoring (no Gradio here).
+
+:mod:`diffbench.space.app` lays this out in Gradio; everything here is plain Python, so each piece is
+tested without a browser. Every problem a visitor can cause (a file that is no image, an image too
+large, a CSV that is no submission, a model that needs the network while offline) is a
+:class:`UserError` whose message is meant to be shown as it is (and escaped where it is shown: it may
+quote the visitor's text).
+
+- :class:`DataStore`: the datasets the Space shows, built from the embedded samples on first use when
+  the datasets cache has no build (so the Space starts offline on a fresh machine), reloaded when
+  ``diffbench build`` replaces a build while the Space runs.
+- :func:`open_image` (decoded in memory: no shared temporary file), :class:`ModelCache`,
+  :func:`similarity_matrix`, :func:`verdict`: *Try a model*.
+- :func:`score_vismin_csv`, :func:`score_caption_json`: *Score a submission*, through
+  :mod:`diffbench.vismin_submission` and :mod:`diffbench.caption_report`, bounded in size and time.
+- The leaderboard is :mod:`diffbench.space.leaderboard`.
+
+    >>> verdict([[0.9, 0.1], [0.2, 0.8]])  # rows: caption 0, caption 1; columns: image 0, image 1
+    {'text': True, 'image': True, 'group': True}
+    >>> verdict([[0.5, 0.5], [0.2, 0.8]])  # a tie is wrong, as in the official scoring
+    {'text': True, 'image': False, 'group': False}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from diffbench.vismin_submission import markdown_text
+
+VISMIN = "vismin"
+CAPTION_SETS = ("omnidiff", "spot_the_diff", "clevr_change", "clevr_dc", "image_editing_request")
+EXPLORE_SETS = (VISMIN, *CAPTION_SETS)
+ALL_LABELS = "all"
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # an upload above this is refused before it is decoded
+MAX_IMAGE_PIXELS = 40_000_000  # and so is one that would decode to more pixels than this
+MAX_SUBMISSION_BYTES = 50 * 1024 * 1024  # a full VisMin CSV is about 200 KB
+
+DEFAULT_MODEL = "diffbench default (embedded, offline)"
+HUB_MODELS = ("openai/clip-vit-base-patch32", "google/siglip-base-patch16-224")
+MODEL_CHOICES = (DEFAULT_MODEL, *HUB_MODELS)
+DEFAULT_MODEL_ENV = "DIFFBENCH_SPACE_MODEL"  # a local model folder to use as the default model
+
+# How the Space builds a dataset that is not in the datasets cache yet: the embedded sample.
+SAMPLE_OPTIONS = {VISMIN: {"n": 160, "image_size": (320, 240)}}
+SAMPLE_SEED = 0
+
+
+_METRIC_IMPORT = threading.Lock()
+
+
+def vismin_metric():
+    """The ``vismin_group_score`` module, imported once under a lock.
+
+    ``hub_folders.load_module`` puts a module in ``sys.modules`` before running it, so a second thread
+    importing at the same moment could get it half-initialised; every Space thread goes through here.
+    """
+    from diffbench.hub_folders import load_module
+
+    with _METRIC_IMPORT:
+        return load_module("metrics", "vismin_group_score")
+
+
+class UserError(ValueError):
+    """A problem with what the visitor gave; the message is shown in the UI as it is."""
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1024 / 1024:.1f} MB"
+
+
+def _clean(message: str, path, display_name: str | None) -> str:
+    """A library message with the server's temporary path replaced by the file's own name."""
+    name = display_name or Path(str(path)).name
+    return str(message).replace(str(path), name)
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExploreItem:
+    image_a: object  # PIL images
+    image_b: object
+    caption_md: str
+    position: int  # 1-based, within the filtered rows
+    count: int
+
+
+@dataclass
+class DataStore:
+    """The built datasets the Space reads, loaded once; a missing build is built from the sample, and a
+    build replaced while the Space runs (``diffbench build ... --overwrite``) is noticed and reloaded."""
+
+    names: tuple[str, ...] = EXPLORE_SETS
+    built_here: list[str] = field(default_factory=list)  # the names this process had to build
+    _cache: dict = field(default_factory=dict)
+    _stamps: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def dataset(self, name: str):
+        """The DatasetDict of ``name``'s default config, building the embedded sample if need be."""
+        from diffbench import building
+
+        if name not in self.names:
+            raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(self.names)}")
+        with self._lock:
+            stamp = building.build_stamp(name)  # a glob and a small read: cheap enough for every request
+            if name not in self._cache or (stamp is not None and stamp != self._stamps.get(name)):
+                self._cache[name] = self._load_or_build(name)
+                self._stamps[name] = building.build_stamp(name)
+            return self._cache[name]
+
+    def _load_or_build(self, name: str):
+        from diffbench import building
+
+        config = building.default_config(name)
+        try:
+            return building.load_built(name, config)
+        except building.NotBuiltError:
+            options = SAMPLE_OPTIONS.get(name, {})
+            building.build_configs(name, [config], "sample", seed=SAMPLE_SEED, **options)
+            self.built_here.append(name)
+            return building.load_built(name, config)
+
+    def warm(self) -> None:
+        """Load (or build) every dataset now, so that no visitor waits for it."""
+        for name in self.names:
+            self.dataset(name)
+
+    def vismin_bench(self):
+        return self.dataset(VISMIN)["test"]
+
+    # Explore
+
+    def labels(self, name: str) -> list[str]:
+        """What Explore filters by: VisMin's categories, or the change types of a captioning set."""
+        found = set()
+        for split in self.dataset(name).values():
+            found.update(self._row_labels(split))
+        return [ALL_LABELS, *sorted(found)]
+
+    @staticmethod
+    def _row_labels(split) -> list:
+        if "category" in split.column_names:
+            feature = split.features["category"]
+            values = split.select_columns(["category"])["category"]
+            return list(feature.int2str(list(values))) if hasattr(feature, "int2str") else list(values)
+        if "change_types" in split.column_names:
+            return [t for types in split.select_columns(["change_types"])["change_types"] for t in (types or [])]
+        return []
+
+    def rows(self, name: str, label: str = ALL_LABELS) -> list[tuple[str, int]]:
+        """``(split, row)`` of every pair carrying ``label`` (every pair for ``"all"``), test split first."""
+        dataset = self.dataset(name)
+        order = sorted(dataset, key=lambda s: (s != "test", s))
+        found = []
+        for split_name in order:
+            split = dataset[split_name]
+            if label in (None, "", ALL_LABELS):
+                found += [(split_name, i) for i in range(len(split))]
+            elif "category" in split.column_names:
+                labels = self._row_labels(split)
+                found += [(split_name, i) for i, value in enumerate(labels) if value == label]
+            else:
+                types = split.select_columns(["change_types"])["change_types"]
+                found += [(split_name, i) for i, value in enumerate(types) if label in (value or [])]
+        return found
+
+    def explore_item(self, name: str, label: str = ALL_LABELS, position: int = 1) -> ExploreItem:
+        rows = self.rows(name, label)
+        if not rows:
+            raise UserError(f"{name} has no pairs labelled {str(label)[:80]!r}")
+        position = min(max(int(position or 1), 1), len(rows))
+        split_name, index = rows[position - 1]
+        row = self.dataset(name)[split_name][index]
+        md = markdown_text
+        if name == VISMIN:
+            category = self.dataset(name)[split_name].features["category"].int2str(row["category"])
+            caption = (
+                f"**{md(row['id'])}** · category **{md(category)}** · split {md(split_name)}\n\n"
+                f"| | caption |\n|---|---|\n| image 0 (left) | {md(row['text_0'])} |\n"
+                f"| image 1 (right) | {md(row['text_1'])} |"
+            )
+            return ExploreItem(row["image_0"], row["image_1"], caption, position, len(rows))
+        types = ", ".join(md(t) for t in row.get("change_types") or []) or "none"
+        extra = f" · {md(row['domain'])}" if row.get("domain") else ""
+        lines = "\n".join(f"{n}. {md(c)}" for n, c in enumerate(row["captions"], 1))
+        caption = (
+            f"**{md(row['id'])}** · change types **{types}**{extra} · split {md(split_name)}\n\n"
+            f"Left: before, right: after. What changed:\n\n{lines}"
+        )
+        return ExploreItem(row["image_before"], row["image_after"], caption, position, len(rows))
+
+
+# -- Try a model ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file held in memory: its bytes and the name the visitor gave it."""
+
+    name: str
+    data: bytes
+
+
+def read_upload(source, display_name: str | None = None, max_bytes: int = MAX_IMAGE_BYTES) -> Upload:
+    """The bytes of an upload (a path or an :class:`Upload`), refused before reading when too large.
+
+    Reading the whole file once, then decoding from memory, means no later step reopens a file that
+    another request may be writing (Gradio caches uploads and pasted images under content-hash names,
+    so identical uploads share one path).
+    """
+    if source is None:
+        raise UserError("please upload both images (or load a sample pair)")
+    if isinstance(source, Upload):
+        upload = source
+    else:
+        path = Path(str(source))
+        name = display_name or path.name
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise UserError(f"{name} is {_mb(size)}; images up to {_mb(max_bytes)} are accepted here")
+        with open(path, "rb") as handle:
+            upload = Upload(name, handle.read(max_bytes + 1))
+    if len(upload.data) > max_bytes:
+        raise UserError(f"{upload.name} is {_mb(len(upload.data))}; images up to {_mb(max_bytes)} are accepted here")
+    return upload
+
+
+def open_image(source, display_name: str | None = None):
+    """An uploaded image (a path or an :class:`Upload`) decoded in memory as RGB, or a
+    :class:`UserError` saying why not (too large, not an image, cut short)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    upload = read_upload(source, display_name)
+    name = upload.name
+    try:
+        with Image.open(io.BytesIO(upload.data)) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise UserError(
+                    f"{name} is {image.width}×{image.height} pixels; images up to "
+                    f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are accepted here"
+                )
+            image.load()  # decode every byte now: a truncated file is refused here, not half-shown
+            return image.convert("RGB")
+    except UserError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
+        detail = "not an image file" if isinstance(err, UnidentifiedImageError) else "the image cannot be decoded"
+        raise UserError(f"{name}: {detail}; upload a PNG, JPEG or WebP image") from None
+
+
+def default_model_path() -> str | None:
+    """The embedded default model: ``$DIFFBENCH_SPACE_MODEL``, else ``diffbench.default_model``'s."""
+    override = os.environ.get(DEFAULT_MODEL_ENV)
+    if override:
+        return override
+    try:
+        from diffbench.default_model import default_model_path as packaged
+    except ImportError:
+        return None
+    try:
+        path = packaged()
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+    return str(path) if path and Path(path).exists() else None
+
+
+HUB_PROBE_TIMEOUT_S = 3.0  # how long a Hub model choice waits to learn the Hub is unreachable
+HUB_PROBE_MEMORY_S = 60.0  # an unreachable Hub is remembered this long: later picks answer at once
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+class HubProbe:
+    """Whether the Hub answers a TCP connection within a few seconds (remembered for a minute when not).
+
+    ``from_pretrained`` retries an unreachable Hub for tens of seconds before it gives up; a visitor
+    who picked a Hub model should learn in seconds that it cannot be downloaded now. Behind a proxy
+    the probe says nothing (the proxy, not the Hub, would answer) and loading goes ahead.
+    """
+
+    def __init__(self):
+        self._failed_at: float | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def endpoint() -> str:
+        from huggingface_hub import constants
+
+        return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+    def reachable(self) -> bool:
+        import socket
+        from urllib.parse import urlsplit
+
+        if any(os.environ.get(v) for v in _PROXY_VARS):
+            return True
+        with self._lock:
+            if self._failed_at is not None and time.monotonic() - self._failed_at < HUB_PROBE_MEMORY_S:
+                return False
+            url = urlsplit(self.endpoint())
+            port = url.port or (443 if url.scheme == "https" else 80)
+            try:
+                socket.create_connection((url.hostname, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+            except OSError:
+                self._failed_at = time.monotonic()
+                return False
+            self._failed_at = None
+            return True
+
+
+class ModelCache:
+    """The allowlisted models, each loaded once (CPU, float32), shared by every visitor.
+
+    A Hub model is read from the local Hub cache when it is there (no network); otherwise, offline or
+    with the Hub unreachable (:class:`HubProbe`), the visitor gets a message at once.
+    """
+
+    def __init__(self, probe: HubProbe | None = None):
+        self._models: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        self.probe = probe or HubProbe()
+
+    def get(self, choice: str):
+        if choice not in MODEL_CHOICES:
+            raise UserError(f"{str(choice)[:80]!r} is not offered here; choose one of: {', '.join(MODEL_CHOICES)}")
+        with self._lock:
+            if choice not in self._models:
+                self._models[choice] = self._load(choice)
+            return self._models[choice]
+
+    def _load(self, choice: str):
+        if choice == DEFAULT_MODEL:
+            source = default_model_path()
+            if source is None:
+                raise UserError(
+                    "the embedded default model is not installed with this copy of diffbench; "
+                    f"pick a Hub model, or point ${DEFAULT_MODEL_ENV} at a local CLIP-style model folder"
+                )
+            model, processor = self._from_pretrained(choice, source)
+        else:
+            try:  # already downloaded: no network needed
+                model, processor = self._from_pretrained(choice, choice, local_files_only=True)
+            except UserError:
+                if hub_offline():
+                    raise UserError(f"{choice} needs the network to download its weights, and this Space runs "
+                                    f"offline; the default model ({DEFAULT_MODEL}) works offline") from None
+                if not self.probe.reachable():
+                    raise UserError(f"{choice} needs the network to download its weights, and the Hub "
+                                    f"({self.probe.endpoint()}) cannot be reached right now; the default model "
+                                    f"({DEFAULT_MODEL}) works offline") from None
+                model, processor = self._from_pretrained(choice, choice)
+        if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
+            raise UserError(f"{choice} is not a CLIP-style (dual-encoder) model")
+        return model, processor
+
+    @staticmethod
+    def _from_pretrained(choice: str, source: str, **kwargs):
+        from transformers import AutoModel, AutoProcessor
+
+        try:
+            model = AutoModel.from_pretrained(source, **kwargs).eval()
+            processor = AutoProcessor.from_pretrained(source, **kwargs)
+        except Exception as err:  # noqa: BLE001 -- whatever the Hub or the disk says, the visitor gets one line
+            detail = " ".join(str(err).split())[:200]
+            raise UserError(f"{choice} could not be loaded: {type(err).__name__}: {detail}") from None
+        return model, processor
+
+
+def similarity_matrix(model, processor, images, texts) -> np.ndarray:
+    """``[2, 2]`` cosine similarities: row t = caption t, column i = image i (``Tt_Ii``)."""
+    import torch
+
+    from diffbench.harness.contrastive import pair_similarities, text_padding
+
+    if len(images) != 2 or len(texts) != 2:
+        raise ValueError("two images and two captions")
+    image_inputs = dict(processor.image_processor(images=list(images), return_tensors="pt"))
+    text_inputs = dict(processor.tokenizer(list(texts), return_tensors="pt", **text_padding(model, processor)))
+    with torch.inference_mode():
+        scores = pair_similarities(model, image_inputs, text_inputs)  # [1, (T0_I0, T0_I1, T1_I0, T1_I1)]
+    return scores.reshape(2, 2).float().numpy()
+
+
+def verdict(similarities) -> dict[str, bool]:
+    """Text, image and group correctness of one sample by the official rules (strict ``>``)."""
+    s = np.asarray(similarities, dtype=np.float64).reshape(2, 2)
+    metric = vismin_metric()
+    text, image = metric.scores_correct(*(s[t, i : i + 1] for t in (0, 1) for i in (0, 1)))
+    text, image = bool(text[0]), bool(image[0])
+    return {"text": text, "image": image, "group": text and image}
+
+
+def verdict_markdown(result: dict[str, bool]) -> str:
+    """``Text: right ✓ · Image: wrong ✗ · Group: wrong ✗`` (marks every system font has, no emoji)."""
+    marks = {True: "right ✓", False: "wrong ✗"}
+    return " · ".join(f"**{key.capitalize()}: {marks[result[key]]}**" for key in ("text", "image", "group"))
+
+
+def check_captions(texts) -> list[str]:
+    texts = [(t or "").strip() for t in texts]
+    if not all(texts):
+        raise UserError("please type both captions")
+    if texts[0] == texts[1]:
+        raise UserError("the two captions are the same; a VisMin pair differs in one detail")
+    return texts
+
+
+# -- Score a submission ---------------------------------------------------------------------------
+
+
+def _check_upload(path, display_name: str | None, kinds: tuple[str, ...], max_bytes: int = MAX_SUBMISSION_BYTES) -> str:
+    if path is None:
+        raise UserError("please upload a file first")
+    name = display_name or Path(str(path)).name
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise UserError(f"{name} is {_mb(size)}; submissions up to {_mb(max_bytes)} are accepted here")
+    if size == 0:
+        raise UserError(f"{name} is empty")
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if b"\x00" in head:
+        raise UserError(f"{name} is a binary file, not a {' or '.join(kinds)} file")
+    return name
+
+
+def content_hash(path, *context) -> str:
+    """``sha256:`` of a submission's bytes and what it was scored with (dataset build, options): the
+    leaderboard counts one submission once, however often it is uploaded."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(json.dumps(context, sort_keys=True, default=str).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def score_vismin_csv(path, dataset, display_name: str | None = None, allow_missing: bool = False) -> dict:
+    """Results of an official VisMin submission CSV (see :mod:`diffbench.vismin_submission`), with its
+    ``content_hash``; the CSV is refused before it is read when it is far larger than the benchmark."""
+    from diffbench import vismin_submission
+
+    max_bytes, _ = vismin_submission.limits_for(len(dataset))
+    name = _check_upload(path, display_name, ("CSV",), max_bytes=min(max_bytes, MAX_SUBMISSION_BYTES))
+    vismin_metric()  # fully imported before vismin_submission loads it
+    try:
+        results = vismin_submission.score_submission(path, dataset=dataset, allow_missing=allow_missing)
+    except vismin_submission.CoverageError as err:
+        message = _clean(str(err), path, name)
+        if err.only_missing:
+            message += "; tick “Score even if some samples are missing” to score the others"
+        raise UserError(message) from None
+    except (ValueError, FileNotFoundError) as err:
+        raise UserError(_clean(str(err), path, name)) from None
+    results["submission"] = name
+    results["content_hash"] = content_hash(path, "vismin", results["provenance"].get("build_id"),
+                                           sorted(results["missing_ids"]))
+    return results
+
+
+#: Caption scoring on a shared CPU: bounds per request (the library's own bounds are for a whole
+#: dataset on one's own machine). A real difference caption is a few hundred characters.
+MAX_CAPTION_CHARS = 2000
+CAPTION_BYTES_PER_SAMPLE = 4 * 1024
+CAPTION_BYTES_SLACK = 256 * 1024
+CAPTION_TIMEOUT_S = float(os.environ.get("DIFFBENCH_SPACE_CAPTION_TIMEOUT", "120"))
+_CAPTION_WORKER = None  # one scoring at a time (a thread pool of one), created on first use
+_CAPTION_WORKER_LOCK = threading.Lock()
+
+
+def caption_upload_limit(n_samples: int) -> int:
+    """The largest caption JSON accepted for a split of ``n_samples`` pairs.
+
+    >>> caption_upload_limit(1270)  # Spot-the-Diff's test split: about 5.2 MB
+    5464064
+    """
+    return CAPTION_BYTES_SLACK + CAPTION_BYTES_PER_SAMPLE * n_samples
+
+
+def read_caption_predictions(path, display_name: str | None = None, max_bytes: int = MAX_SUBMISSION_BYTES) -> dict[str, str]:
+    """``{id: caption}`` from ``{"id": "caption"}`` or ``[{"id", "caption"}]`` JSON, each caption at most
+    :data:`MAX_CAPTION_CHARS` characters (:func:`diffbench.caption_inputs.read_predictions`)."""
+    from diffbench.caption_inputs import read_predictions
+
+    name = _check_upload(path, display_name, ("JSON",), max_bytes=max_bytes)
+    try:
+        predictions = read_predictions(Path(path), max_bytes=max_bytes)
+    except (ValueError, FileNotFoundError) as err:
+        raise UserError(_clean(str(err), path, name)) from None
+    for key, caption in predictions.items():
+        if len(caption) > MAX_CAPTION_CHARS:
+            raise UserError(f"{name}: the caption of id {key[:80]!r} has {len(caption):,} characters; "
+                            f"captions up to {MAX_CAPTION_CHARS:,} characters are scored here")
+    return predictions
+
+
+def _caption_worker():
+    global _CAPTION_WORKER
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _CAPTION_WORKER_LOCK:
+        if _CAPTION_WORKER is None:
+            _CAPTION_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffbench-space-captions")
+        return _CAPTION_WORKER
+
+
+def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "test",
+                       display_name: str | None = None, allow_missing: bool = False,
+                       timeout_s: float | None = None) -> dict:
+    """COCO caption metrics of a difference-caption JSON on a built captioning set, per change type.
+
+    Bounded per request: the file by the split's size (:func:`caption_upload_limit`), each caption by
+    :data:`MAX_CAPTION_CHARS`, and the wait by ``timeout_s`` (default :data:`CAPTION_TIMEOUT_S`); one
+    scoring runs at a time, the others wait their turn within their own time bound.
+    """
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from diffbench.caption_report import score_predictions
+
+    if dataset_name not in CAPTION_SETS:
+        raise UserError(f"choose a difference-captioning set: {', '.join(CAPTION_SETS)}")
+    dataset = store.dataset(dataset_name)
+    if split not in dataset:
+        raise UserError(f"{dataset_name} has no split {str(split)[:40]!r}; it has {', '.join(dataset)}")
+    rows = dataset[split]
+    predictions = read_caption_predictions(path, display_name, max_bytes=caption_upload_limit(len(rows)))
+    name = display_name or Path(str(path)).name
+    timeout_s = CAPTION_TIMEOUT_S if timeout_s is None else timeout_s
+    job = _caption_worker().submit(score_predictions, predictions, rows, allow_missing=allow_missing)
+    try:
+        results = job.result(timeout=timeout_s)
+    except FutureTimeout:
+        job.cancel()  # if it has not started; a started one finishes in the background, alone
+        raise UserError(f"{name}: scoring took longer than {timeout_s:.0f} s here; score it with "
+                        "`diffbench score captions` on your own machine") from None
+    except ValueError as err:
+        message = _clean(" ".join(str(err).split()), path, name)
+        message = message.replace("(allow missing predictions to score the others)",
+                                  "(tick “Score even if some samples are missing” to score the others)")
+        raise UserError(f"{name}: {message}") from None
+    results = {"dataset": dataset_name, "split": split, "submission": name, **results}
+    results["content_hash"] = content_hash(path, dataset_name, split, results["provenance"].get("build_id"),
+                                           allow_missing)
+    return results
+
+
+class ResultFiles:
+    """The Space's downloadable ``results.json`` files: one fresh folder a run under one temporary root,
+    removed when the process exits (normally, on Ctrl-C, or on SIGTERM via :func:`diffbench.space.app.launch`)."""
+
+    def __init__(self, parent=None):
+        import atexit
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="diffbench-space-results-", dir=parent))
+        atexit.register(self.remove)
+
+    def write(self, results: dict) -> Path:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
+        path = folder / "results.json"
+        path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        return path
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def vismin_chart_frame(results: dict) -> pd.DataFrame:
+    """The bar chart's rows, in the paper's order: bar (``"object T"``, ...), score (text/image/group), value."""
+    from diffbench.vismin_schema import CATEGORIES
+
+    per = results["scores"].get("per_category", {})
+    rows = [
+        {"bar": f"{c} {k[0].upper()}", "score": k, "value": round(float(per[c][f"{k}_score"]), 2)}
+        for c in CATEGORIES if c in per for k in ("text", "image", "group")
+    ]
+    return pd.DataFrame(rows, columns=["bar", "score", "value"])
+
+
+def caption_chart_frame(results: dict, metric: str = "CIDEr") -> pd.DataFrame:
+    """One bar a subset (all, then each change type) of one caption metric."""
+    rows = [{"subset": "all", "value": round(float(results.get(metric, 0.0)), 2)}]
+    rows += [{"subset": g, "value": round(float(s.get(metric, 0.0)), 2)} for g, s in results.get("groups", {}).items()]
+    return pd.DataFrame(rows, columns=["subset", "value"])
