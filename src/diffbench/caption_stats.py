@@ -27,7 +27,7 @@ statistics come from its JVM (:mod:`diffbench.caption_meteor`).
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +36,12 @@ N = 4  # n-gram orders of BLEU and CIDEr
 
 
 def ngram_counts(sentence: str) -> dict[tuple, int]:
-    """pycocoevalcap's ``precook``: n-gram counts (n = 1..4) over whitespace tokens."""
+    """pycocoevalcap's ``precook``: n-gram counts (n = 1..4) over whitespace tokens, in its insertion order
+    (n first, then position: the order CIDEr's sums run in)."""
     words = sentence.split()
-    counts: dict[tuple, int] = defaultdict(int)
-    for k in range(1, N + 1):
-        for i in range(len(words) - k + 1):
-            counts[tuple(words[i : i + k])] += 1
+    counts: Counter = Counter(zip(words))
+    for k in range(2, N + 1):
+        counts.update(zip(*(words[i:] for i in range(k))))
     return counts
 
 
@@ -151,26 +151,35 @@ class Segment:
     match_r: np.ndarray
 
 
+def _ids(ngrams, vocab: Vocabulary) -> list[int]:
+    ids = list(map(vocab.ids.get, ngrams))
+    if None in ids:
+        ids = [vocab.id(g) if i is None else i for g, i in zip(ngrams, ids)]
+    return ids
+
+
 def _segment(hyp: str, refs: References, ref_texts: tuple[str, ...], vocab: Vocabulary) -> Segment:
     hyp_counts = ngram_counts(hyp)
     testlen = len(hyp.split())
     maxcounts = refs.maxcounts
     correct = [0] * N
-    for ngram, count in hyp_counts.items():
-        correct[len(ngram) - 1] += min(maxcounts.get(ngram, 0), count)
+    for ngram in hyp_counts.keys() & maxcounts.keys():  # the others clip to 0
+        correct[len(ngram) - 1] += min(maxcounts[ngram], hyp_counts[ngram])
     reflen = min((abs(length - testlen), length) for length in refs.lengths)[1]
-    vid = vocab.id
-    hyp_ids = np.fromiter((vid(g) for g in hyp_counts), dtype=np.int64, count=len(hyp_counts))
+    hyp_ngrams = list(hyp_counts)
+    hyp_ids = np.asarray(_ids(hyp_ngrams, vocab), dtype=np.int64)
     hyp_tf = np.fromiter(hyp_counts.values(), dtype=np.float64, count=len(hyp_counts))
     match_ref, match_ids, match_h, match_r = [], [], [], []
+    hyp_keys = hyp_counts.keys()
     for j, counts in enumerate(refs.counts):
-        for ngram, h in hyp_counts.items():
-            r = counts.get(ngram)
-            if r:
-                match_ref.append(j)
-                match_ids.append(vocab.ids[ngram])
-                match_h.append(h)
-                match_r.append(r)
+        common = hyp_keys & counts.keys()
+        if common:
+            for ngram in hyp_ngrams:  # in the hypothesis' order, as CIDEr's sums run
+                if ngram in common:
+                    match_ref.append(j)
+                    match_ids.append(vocab.ids[ngram])
+                    match_h.append(hyp_counts[ngram])
+                    match_r.append(counts[ngram])
     return Segment(
         testlen=testlen,
         reflen=reflen,
