@@ -9,12 +9,16 @@ A command that imports one of those modules without its extra ends with this mes
     "`diffbench eval` needs the [eval] extra: pip install 'diffbench[eval]'"
     >>> missing_extra_message(ModuleNotFoundError("No module named 'gradio.themes'", name="gradio.themes"), "space")
     "`diffbench space` needs the [space] extra: pip install 'diffbench[space]'"
+    >>> missing_extra_message(err, "train")  # [train] is [eval] today, named after what the user runs
+    "`diffbench train` needs the [train] extra: pip install 'diffbench[train]'"
     >>> missing_extra_message(ModuleNotFoundError("No module named 'yaml'", name="yaml"), "build") is None
     True
 """
 
 from __future__ import annotations
 
+#: a command whose own extra includes [eval]: named instead of [eval] when torch or transformers is missing
+EXTRA_OF_COMMAND = {"train": "train"}
 #: top-level module -> the extra that installs it
 EXTRA_OF_MODULE = {
     "torch": "eval",
@@ -49,5 +53,7 @@ def missing_extra_message(error: ModuleNotFoundError, command: str | None = None
     extra = extra_for(getattr(error, "name", None))
     if extra is None:
         return None
+    if extra == "eval":
+        extra = EXTRA_OF_COMMAND.get(command, extra)
     what = f"`diffbench {command}`" if command else "this feature"
     return f"{what} needs the [{extra}] extra: pip install 'diffbench[{extra}]'"
