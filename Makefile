@@ -1,27 +1,44 @@
 # Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Each installs what it uses: the demo the [eval] extra (torch, transformers: it runs a model), the tests
+# [dev] (every extra but [openclip], plus pytest, Playwright, build, twine, uv).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of torch that lies on this machine's disk; override on a GPU machine, e.g. TORCH=torch.
+# The CPU build of torch that lies on this machine's disk, installed first so that the extras' `torch>=2.4`
+# is met without pip fetching a multi-GB CUDA build; override on a GPU machine, e.g. TORCH=torch.
 TORCH ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install clean
+.PHONY: demo test install install-demo dist clean
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed-eval: pyproject.toml | $(PY)
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[eval]"
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.installed-eval
 
-demo: $(VENV)/.installed
+install-demo: $(VENV)/.installed-eval
+install: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed-eval
 	$(VENV)/bin/diffbench demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q
+
+# A versioned wheel and sdist in dist/, checked by twine.
+dist: $(VENV)/.installed-dev
+	rm -rf dist
+	$(PY) -m build --no-isolation -o dist .
+	$(PY) -m twine check --strict dist/*
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
