@@ -364,6 +364,8 @@ def build(name: str, config: str, num_proc: int | None = None, *, overwrite: boo
     started = time.perf_counter()
     with FileLock(str(staging_root / f"{name}-{config}.lock")):
         clean_staging(staging_root)
+        if not overwrite:  # again under the lock: another process may have built it meanwhile
+            check_replaceable(name, config, record)
         staging = staging_root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             digest = build_hash(name, config)
