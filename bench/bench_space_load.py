@@ -113,7 +113,8 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}/"
     log = open(workdir / "space.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "diffbench", "space", "--port", str(port)],
-                            env={**os.environ, "GRADIO_TEMP_DIR": str(workdir / "gradio")},
+                            env={**os.environ, "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+                                 "DIFFBENCH_DATA_DIR": str(workdir / "data")},  # a private leaderboard
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         from gradio_client import Client, handle_file

@@ -314,7 +314,7 @@ def test_leaderboard_shows_two_decimals(client):
     avg = board["headers"].index("AVG")
     assert all(len(row[avg].split(".")[-1]) == 2 for row in shown if row[avg] != "–")
     assert "86.54" in [row[avg] for row in shown]  # MTurk Human, as published
-    assert board["headers"][:3] == ["Model", "AVG", "Source"]
+    assert board["headers"][:3] == ["Model", "AVG", "Object T"]
 
 
 def test_bad_submissions_are_messages(client, tmp_path):
@@ -535,3 +535,53 @@ def test_browser_upload_type_click_verdict(space_url, client, chromium, sample_p
     for key in ("text", "image", "group"):
         assert f"{key.capitalize()}: {'right' if expected[key] else 'wrong'}" in shown, shown
     assert (tmp_path / "space_try_a_model.png").stat().st_size > 10_000
+
+
+def test_browser_leaderboard_at_1280px(space_url, client, chromium, tmp_path):
+    """Headers whole (one line each), AVG in view, two decimals, the visitor's name shown as text."""
+    from playwright.sync_api import expect
+
+    client.predict("AVG", api_name="/leaderboard")
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(space_url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Leaderboard").click()
+        board = page.locator("#vismin-board")
+        expect(board.get_by_text("MTurk Human").first).to_be_visible(timeout=30_000)
+        headers = page.evaluate("""() => [...document.querySelectorAll('#vismin-board th')].map(th => {
+            // the lines the header's words occupy: the distinct tops of its text's line boxes
+            const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+            const tops = new Set();
+            let words = "";
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                if (!node.textContent.trim()) continue;
+                words += node.textContent;
+                const range = document.createRange();
+                range.selectNodeContents(node);
+                for (const r of range.getClientRects()) if (r.width > 1) tops.add(Math.round(r.top));
+            }
+            // and whether any of it is cut off (an ellipsis: "Attri...")
+            const cut = [th, ...th.querySelectorAll('*')].some(el => el.scrollWidth > el.clientWidth + 1
+                && getComputedStyle(el).overflow !== 'visible');
+            const box = th.getBoundingClientRect();
+            return {text: th.innerText.trim(), words: words.trim(), lines: tops.size, cut,
+                    left: box.left, right: box.right};
+        })""")
+        shot = tmp_path / "space_leaderboard.png"
+        page.screenshot(path=str(shot), full_page=True)
+        shots = os.environ.get("DIFFBENCH_SCREENSHOT_DIR")
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, Path(shots) / "space_leaderboard.png")
+        named = [h for h in headers if h["text"]]
+        assert [h["text"] for h in named][:3] == ["Model", "AVG", "Object T"], named
+        broken = [h for h in named if h["lines"] > 1 or h["cut"]]
+        assert not broken, broken  # no "Objec t I", no "AV G"
+        avg = next(h for h in named if h["text"] == "AVG")
+        assert 0 <= avg["left"] and avg["right"] <= 1280
+        text = board.inner_text()
+        assert "86.54" in text and "95.50" in text  # MTurk Human's AVG and object image score, two decimals
+        if "perfect" in text:  # the escaped-name submission of the scoring test: shown literally
+            assert "<b>perfect</b> | **model**" in text
+    finally:
+        page.close()

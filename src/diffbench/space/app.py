@@ -37,13 +37,13 @@ INTRO = (
 )
 MAX_UPLOAD = "100mb"  # the server refuses bigger uploads outright; handlers refuse smaller bad ones politely
 CONCURRENCY = 4  # scoring requests run at once (the rest queue)
-# Leaderboard headers stay whole (no "Objec t I") and the first two columns (Model, AVG) stay in view
-# while the table scrolls sideways at 1280 px.
+# Leaderboard headers stay whole (no "Objec t I", no "Attri..."): wide enough columns, no wrapping; the
+# first two columns (Model, AVG) are pinned, so AVG stays in view while the table scrolls sideways.
 CSS = """
 #vismin-board th, #vismin-board th *, #caption-board th, #caption-board th * {
   white-space: nowrap !important; word-break: keep-all !important; overflow-wrap: normal !important; }
 """
-VISMIN_WIDTHS = ["210px", "64px", "230px", *["84px"] * 12, "96px", "72px"]
+VISMIN_WIDTHS = ["220px", "72px", *["112px"] * 12, "210px", "100px", "440px"]
 
 
 def _path_unopened(image: gr.Image, payload):
@@ -298,7 +298,7 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                 sort_by = gr.Dropdown(list(SORTS), value="AVG", label="Sort by")
                 vismin_table = gr.Dataframe(value=vismin_board(), headers=list(VISMIN_COLUMNS), label="VisMin",
                                             interactive=False, column_widths=VISMIN_WIDTHS, pinned_columns=2,
-                                            elem_id="vismin-board", max_height=640)
+                                            elem_id="vismin-board", max_height=900)
                 caption_table = gr.Dataframe(value=caption_board(), headers=list(CAPTION_COLUMNS),
                                              label="Difference captioning runs (metrics ×100)", interactive=False,
                                              elem_id="caption-board")

@@ -26,7 +26,7 @@ Rules the table keeps:
     >>> board = Leaderboard(Path(tempfile.mkdtemp()) / "board.sqlite3")
     >>> table = board.vismin_table()
     >>> list(table.columns[:3]), table.iloc[0]["Model"]
-    (['Model', 'AVG', 'Source'], 'MTurk Human')
+    (['Model', 'AVG', 'Object T'], 'MTurk Human')
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ MAX_NAME_CHARS = 80
 PUBLISHED_SAMPLES = 2084
 
 CELL_COLUMNS = tuple(f"{c.capitalize()} {s[0].upper()}" for c in CATEGORIES for s in SCORE_NAMES)
-VISMIN_COLUMNS = ("Model", "AVG", "Source", *CELL_COLUMNS, "Group (all samples)", "Samples")
+VISMIN_COLUMNS = ("Model", "AVG", *CELL_COLUMNS, "Group (all samples)", "Samples", "Source")
 CAPTION_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 CAPTION_COLUMNS = ("Name", "Dataset", "Split", "CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "Samples", "Source")
 SORTS = ("AVG", "Group (all samples)", "Model")
@@ -147,11 +147,11 @@ class Leaderboard:
         frame = pd.DataFrame({
             "Model": published["model"],
             "AVG": published["avg_as_published"].astype(float),
-            "Source": "published (" + published["table"] + ")",
             **{column: published[f"{c}_{s}"].astype(float)
                for column, (c, s) in zip(CELL_COLUMNS, [(c, s) for c in CATEGORIES for s in SCORE_NAMES])},
             "Group (all samples)": np.nan,
             "Samples": float(PUBLISHED_SAMPLES),
+            "Source": "published (" + published["table"] + ")",
         })
         frame["_ranked"] = True
         return frame
