@@ -242,3 +242,25 @@ def test_module_doctests(module_name):
 
     failures, attempted = doctest.testmod(importlib.import_module(module_name))
     assert attempted > 0 and failures == 0
+
+
+def test_a_hub_build_records_repo_and_commit_read_from_the_local_hub_cache(tmp_path, private_cache, monkeypatch):
+    """The real Hub code path, offline: a snapshot of mair-lab/vismin-bench already in the Hub cache."""
+    from huggingface_hub import constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    hub_cache = tmp_path / "hub"
+    repo = hub_cache / "datasets--mair-lab--vismin-bench"
+    synth.write_bench(repo / "snapshots" / commit, n=8, seed=0, image_size=(32, 32))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache))
+    summary = building.build_configs("vismin", ["bench"], "hub")[0]
+    record = provenance.of_dataset(building.load_built("vismin", "bench", "test"))
+    assert (record["source"], record["repo_id"], record["revision"], record["synthetic"]) == (
+        "hub", "mair-lab/vismin-bench", commit, False)
+    assert summary.rows == {"test": 8}
+    assert f"the Hub repo mair-lab/vismin-bench at revision {commit}" in summary.format()
+    # Another folder over it is refused, naming the repo and the commit.
+    text = _conflict(building.build_configs, "vismin", ["bench"], str(local_release(tmp_path / "release")))
+    assert text.startswith(f"vismin/bench is already built from the Hub repo mair-lab/vismin-bench at revision {commit}")
