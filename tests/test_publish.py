@@ -71,6 +71,7 @@ def test_card_declares_configs_features_license_and_citation(published):
     assert front["pretty_name"] == "VisMin (synthetic sample)" and "synthetic" in front["tags"]
     assert "COCO" not in text and "cc-by" not in text.lower()
     assert "Synthetic sample: not comparable to published results" in text
+    assert "The real dataset: https://vismin.net" in text
     assert front["size_categories"] == ["n<1K"]
     assert "@inproceedings{awal2024vismin" in text
     assert "| `bench` | the synthetic sample (n=40, seed=0, 96x72 images) (synthetic sample: not comparable" in text

@@ -309,9 +309,11 @@ def clean_staging(staging_root: Path) -> None:
 
 def _record_in_build(folder: Path, record: dict) -> None:
     """Write the provenance beside the Arrow files and note it in ``dataset_info.json``."""
-    (folder / provenance.PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     info_path = folder / "dataset_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8"))
+    if record.get("synthetic") and info.get("homepage"):
+        record["upstream_homepage"] = info["homepage"]  # the real dataset, which the card points to
+    (folder / provenance.PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     if record.get("synthetic"):
         info["description"] = record.get("description") or provenance.SYNTHETIC_NOTE
         info["license"] = record.get("license", "")
