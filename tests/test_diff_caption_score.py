@@ -308,17 +308,17 @@ def test_metric_by_path_matches_the_library(spot_pairs, tmp_path):
 def test_metric_loads_by_bare_name_after_install(hf_home):
     import evaluate
 
-    install = pytest.importorskip("diffbench.commands.install_metrics", reason="install-metrics is not in this checkout")
-    install.install_metric("diff_caption_score")
+    from diffbench.commands.install_metrics import install_metric
+
+    install_metric("diff_caption_score")
     metric = evaluate.load("diff_caption_score")
     assert metric.name == "diff_caption_score"
 
 
-def test_metric_card_and_requirements():
+def test_metric_card_front_matter():
+    # what requirements.txt must hold is proved by installing it alone: tests/test_fresh_env.py
     card = (METRIC_DIR / "README.md").read_text()
     assert card.startswith("---\n") and "app_file: app.py" in card.split("---")[1]
-    requirements = (METRIC_DIR / "requirements.txt").read_text()
-    assert "diffbench" in requirements and "pycocoevalcap==1.2" in requirements
 
 
 @pytest.mark.slow
