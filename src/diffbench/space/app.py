@@ -43,7 +43,7 @@ CSS = """
 #vismin-board th, #vismin-board th *, #caption-board th, #caption-board th * {
   white-space: nowrap !important; word-break: keep-all !important; overflow-wrap: normal !important; }
 """
-VISMIN_WIDTHS = ["220px", "72px", *["112px"] * 12, "210px", "100px", "440px"]
+VISMIN_WIDTHS = ["260px", "72px", *["112px"] * 12, "210px", "100px", "440px"]
 
 
 def _path_unopened(image: gr.Image, payload):

@@ -51,6 +51,7 @@ SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when
 MIRROR_ENV = "DIFFBENCH_LEADERBOARD_REPO"
 DB_NAME = "leaderboard.sqlite3"
 MAX_NAME_CHARS = 80
+SYNTHETIC_MARK = "[synthetic sample] "  # opens the Model cell of a run on the synthetic sample
 PUBLISHED_SAMPLES = 2084
 
 CELL_COLUMNS = tuple(f"{c.capitalize()} {s[0].upper()}" for c in CATEGORIES for s in SCORE_NAMES)
@@ -230,7 +231,7 @@ class Leaderboard:
         for name, scored_at, synthetic, cells, avg, group_all, samples in rows:
             synthetic = None if synthetic is None else bool(synthetic)
             records.append({
-                "Model": name + (" (synthetic sample)" if synthetic else ""),
+                "Model": (SYNTHETIC_MARK if synthetic else "") + name,  # first, where a narrow column shows it
                 "AVG": avg, "Source": self._source(scored_at, synthetic), **json.loads(cells),
                 "Group (all samples)": group_all, "Samples": samples,
                 "_ranked": synthetic is False,  # real data of known source only
@@ -261,7 +262,7 @@ class Leaderboard:
         for name, dataset, split, scored_at, synthetic, scores, samples in rows:
             scores = json.loads(scores)
             synthetic = None if synthetic is None else bool(synthetic)
-            records.append({"Name": name, "Dataset": dataset, "Split": split,
+            records.append({"Name": (SYNTHETIC_MARK if synthetic else "") + name, "Dataset": dataset, "Split": split,
                             **{m: (None if scores.get(m) is None else 100 * float(scores[m])) for m in CAPTION_METRICS},
                             "Samples": samples, "Source": self._source(scored_at, synthetic)})
         frame = pd.DataFrame(records, columns=list(CAPTION_COLUMNS))
