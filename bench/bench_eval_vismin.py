@@ -135,7 +135,7 @@ def official_loop(model_path, dataset, device, dtype) -> float:
     return time.perf_counter() - started
 
 
-def harness(model_path, data_file, out, device, batch_size, workers, fast_decode) -> tuple[float, float]:
+def harness(model_path, data_file, out, device, batch_size, workers, fast_decode, dtype="auto") -> tuple[float, float]:
     """``diffbench eval vismin`` in this process: (seconds end to end, seconds of it loading the model)."""
     from diffbench.harness import models, vismin
 
@@ -153,7 +153,7 @@ def harness(model_path, data_file, out, device, batch_size, workers, fast_decode
     try:
         options = vismin.EvalOptions(model=str(model_path), out=out, device=device, batch_size=batch_size,
                                      num_workers=workers, fast_decode=fast_decode, data_files=[data_file],
-                                     overwrite=True, progress=False)
+                                     overwrite=True, progress=False, dtype=dtype)
         started = time.perf_counter()
         vismin.run(options)
         total = time.perf_counter() - started
@@ -195,6 +195,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="b32,l14-336", help="comma list of: " + ", ".join(MODELS))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                        help="auto: float32, as the official code and diffbench eval run contrastive models")
     parser.add_argument("--num-workers", type=int, default=None, help="default: every core")
     parser.add_argument("--official-n", type=int, default=None,
                         help="time the official loop on this many samples and scale to --n (default: all)")
@@ -207,7 +209,7 @@ def main(argv=None) -> int:
     from diffbench.tiny_models import words_of
 
     device = runtime.pick_device(args.device, runtime.Processes())
-    dtype = runtime.pick_dtype("auto", device)
+    dtype = torch.float32 if args.dtype == "auto" else runtime.pick_dtype(args.dtype, device)
     workers = args.num_workers if args.num_workers is not None else runtime.default_workers(runtime.Processes())
     cores = len(os.sched_getaffinity(0))
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
@@ -226,8 +228,10 @@ def main(argv=None) -> int:
             model_path = build_model(tmp, name, words)
             sub = dataset.select(range(args.official_n)) if args.official_n else dataset
             official = official_loop(model_path, sub, device, dtype) * len(dataset) / len(sub)
-            ours, load = harness(model_path, data_file, tmp / f"out-{name}", args.device, args.batch_size, workers, False)
-            fast, _ = harness(model_path, data_file, tmp / f"out-{name}-fast", args.device, args.batch_size, workers, True)
+            ours, load = harness(model_path, data_file, tmp / f"out-{name}", args.device, args.batch_size, workers, False,
+                                 args.dtype)
+            fast, _ = harness(model_path, data_file, tmp / f"out-{name}-fast", args.device, args.batch_size, workers, True,
+                              args.dtype)
             encode, prep = encode_only(model_path, dataset, device, dtype, args.batch_size)
             rows.append((LABELS[name], official, ours - load, fast - load, encode, prep, load))
             print(f"{LABELS[name]} done", file=sys.stderr)

@@ -47,8 +47,13 @@ class Task:
     # -- data --------------------------------------------------------------------------------------
     def load(self, options):
         """The rows to evaluate, checked (``options.limit`` applied)."""
+        from diffbench import building
         from diffbench.harness.data import load_rows
 
+        configs = building.config_names(self.dataset)
+        if not options.data_files and options.config and options.config not in configs:
+            raise ValueError(f"{self.dataset} has no configuration {options.config!r}; its configurations are "
+                             f"{', '.join(configs)}")
         return load_rows(self.dataset, options.config or self.default_config, options.split, options.data_files,
                          options.limit)
 
