@@ -122,3 +122,28 @@ def test_every_command_that_writes_takes_out(command):
 def test_doctests():
     failures, attempted = doctest.testmod(cli)
     assert attempted and not failures
+
+
+def test_the_library_never_imports_the_commands():
+    """Layers point one way: commands/ and the CLI import the library, never the reverse (issue 15 item 7)."""
+    import ast
+    from pathlib import Path
+
+    import diffbench
+
+    root = Path(diffbench.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        relative = path.relative_to(root)
+        if relative.parts[0] == "commands" or relative.name in ("cli.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            if any(n == "diffbench.commands" or n.startswith("diffbench.commands.") or n == "diffbench.cli"
+                   for n in names):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert not offenders, offenders

@@ -444,6 +444,21 @@ def test_leaderboard_persists_counts_once_and_ranks_real_data_only(tmp_path):
     assert ">50.00<" in shown and ">2,084<" in shown
 
 
+def test_a_rebuild_is_noticed(vismin_built):
+    """``diffbench build ... --overwrite`` while the Space runs: the next request reads the new build."""
+    from diffbench import building
+    from diffbench.space import backend
+
+    store = backend.DataStore(names=("vismin",))
+    before = store.vismin_bench()
+    assert store.vismin_bench() is before  # loaded once while nothing changes
+    stamp = building.build_stamp("vismin")
+    building.build_configs("vismin", ["bench"], "sample", n=len(before), seed=0, image_size=(96, 72), overwrite=True)
+    assert building.build_stamp("vismin") != stamp
+    after = store.vismin_bench()
+    assert after is not before and after["id"] == before["id"]
+
+
 def test_hub_model_fails_fast_when_the_hub_is_unreachable(monkeypatch):
     from diffbench.space import backend
 
