@@ -18,16 +18,17 @@ in a fresh process so that peak RSS is the step's own:
 It prints, for each step, seconds, the ratio to ``read``, rows/s, MB/s of image bytes, peak RSS and
 peak anonymous RSS.
 
-Figures (``--scales 1 --jpeg``: 2,084 samples, 4,168 640x480 JPEGs, 40 MB; a shared 2-core box at load
-average 10, so every figure is noisy and threads cannot show their gain there):
+Figures (``--scales 1 --jpeg``: 2,084 samples, 4,168 640x480 JPEGs, 40 MB) on a shared 2-core box at load
+average 7-10 (other work on both cores), two runs; every figure is noisy, and threads cannot show a gain there:
 
-    step             seconds  x read
-    read                0.12     1.0
-    before e64da65      0.67     5.7    (issue 14 measured 6.4x: images verify()-ed, not decoded)
-    build 1 thread      7.53    64.6    (every image fully decoded, one thread)
-    build               7.46    64.0    (decoding on a thread per core: 2 cores, both busy with other work)
+    step             seconds (x read)      seconds (x read)
+    read                0.12   (1.0)          0.12   (1.0)
+    before e64da65      0.67   (5.7)          0.51   (4.3)   issue 14 measured 6.4x: images verify()-ed only
+    build 1 thread      7.53  (64.6)          6.80  (58.1)   every image fully decoded, one thread
+    build               7.46  (64.0)          7.42  (63.5)   a decoding thread per core (2 here, both busy)
 
-Run it on a machine with idle cores to see the decoding spread: Pillow releases the GIL while decoding.
+Run it on a machine with idle cores to see the decoding spread: Pillow releases the GIL while decoding
+(``_decode`` in Pillow's ``src/decode.c`` wraps the decoder call in ``ImagingSectionEnter``/``Leave``).
 """
 
 from __future__ import annotations
