@@ -138,6 +138,29 @@ def test_contrastive_matches_the_official_loop(kind, tiny, bench, tmp_path, eval
     assert run["environment"]["image_backend"] in ("pil", "torchvision") and run["environment"]["date"]
 
 
+def test_blip_is_scored_by_its_itc_heads_as_the_paper_did(bench, tmp_path, eval_cli):
+    """A BlipForImageTextRetrieval checkpoint (the paper's BLIP row): similarities are the ITC scores that
+    ``forward(use_itm_head=False)`` gives one sample at a time, not BlipModel's untrained projections."""
+    import torch
+    from transformers import AutoProcessor, BlipForImageTextRetrieval
+
+    from diffbench import tiny_models
+
+    words = tiny_models.words_of(list(bench["text_0"]) + list(bench["text_1"]))
+    path = tiny_models.build_tiny_blip_retrieval(tmp_path / "blip", words=words, seed=0)
+    out = tmp_path / "run"
+    eval_cli("vismin", "--model", path, "--out", out, "--limit", 6, "--num-workers", 0)
+    assert json.loads((out / "run.json").read_text())["similarity"].startswith("BLIP ITC")
+    model, processor = BlipForImageTextRetrieval.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
+    for row, sample in zip(read_rows(out / "vismin_scores.csv"), bench.select(range(6))):
+        with torch.inference_mode():
+            for t in (0, 1):
+                for i in (0, 1):
+                    inputs = processor(text=[sample[f"text_{t}"]], images=[sample[f"image_{i}"]], return_tensors="pt")
+                    itc = float(model(**inputs, use_itm_head=False).itm_score)
+                    assert math.isclose(float(row[f"T{t}_I{i}"]), itc, abs_tol=1e-5), (row["id"], t, i)
+
+
 def test_resume_after_interruption_and_refusals(tiny, bench, tmp_path, eval_cli):
     out = tmp_path / "run"
     eval_cli("vismin", "--model", tiny["clip"], "--out", out, "--batch-size", 8, "--num-workers", 1)

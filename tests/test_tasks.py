@@ -65,6 +65,8 @@ def test_a_preset_sets_the_papers_protocol_and_the_command_line_wins():
     assert (api.api_base, api.api_key_env, api.model) == ("https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-2024-05-13")
     clip = options_from_args(args_for("vismin", "--preset", "clip-vit-b32"))
     assert (clip.model, clip.dtype) == ("openai/clip-vit-base-patch32", "float32")
+    blip = options_from_args(args_for("vismin", "--preset", "blip"))  # its ITC heads: test_eval checks the scores
+    assert (blip.model, blip.dtype) == ("Salesforce/blip-itm-base-flickr", "float32")
 
 
 @pytest.mark.parametrize("name, message", [

@@ -9,6 +9,7 @@ split on whitespace and punctuation, unknown words mapped to ``[UNK]``, every te
 - :func:`build_tiny_clip`: a ``CLIPModel`` (a small ViT and a small causal text transformer).
 - :func:`build_tiny_siglip`: a ``SiglipModel`` of the same shape, for code paths that must not assume CLIP.
 - :func:`build_tiny_image_text_to_text`: a tiny LLaVA-style chat model (``AutoModelForImageTextToText``).
+- :func:`build_tiny_blip_retrieval`: a ``BlipForImageTextRetrieval`` (BLIP's ITM and ITC heads).
 
 Weights are random (seeded): a built model runs, it knows nothing until trained.
 
@@ -183,4 +184,26 @@ def build_tiny_image_text_to_text(out_dir, words: Iterable[str] = (), seed: int 
         chat_template=tokenizer.chat_template,
     )
     processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_blip_retrieval(out_dir, words: Iterable[str], seed: int = 0, image_size: int = 32) -> Path:
+    """Write a randomly initialised tiny ``BlipForImageTextRetrieval`` with a ``BlipProcessor`` to ``out_dir``
+    (the architecture of ``Salesforce/blip-itm-base-flickr``, whose ITC heads the VisMin paper scored)."""
+    import torch
+    from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor
+
+    out_dir = Path(out_dir)
+    tokenizer = build_word_tokenizer(words, model_max_length=32)
+    common = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = BlipConfig(
+        vision_config=dict(image_size=image_size, patch_size=8, **common),
+        text_config=dict(vocab_size=len(tokenizer), max_position_embeddings=32, encoder_hidden_size=32,
+                         pad_token_id=0, bos_token_id=2, sep_token_id=3, **common),
+        image_text_hidden_size=16,
+    )
+    torch.manual_seed(seed)
+    BlipForImageTextRetrieval(config).save_pretrained(out_dir)
+    image_processor = BlipImageProcessor(size={"height": image_size, "width": image_size})
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
     return out_dir

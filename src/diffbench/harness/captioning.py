@@ -90,7 +90,7 @@ class CaptionTask(ChatTask, Task):
 
     to_record = staticmethod(caption_record)
 
-    def protocol(self, options) -> dict:
+    def protocol(self, options, kind=None) -> dict:
         return {**self.chat_protocol(options).record(), "prompt": options.prompt or DEFAULT_PROMPT,
                 "chat_template": "processor" if options.prompt_template is None else "prompt_template"}
 

@@ -43,7 +43,7 @@ def run_record(task, options, kind, dataset, dtype) -> dict:
         "processor": options.processor, "kind": kind.kind,
         "model_type": kind.model_type, "preset": options.preset, "limit": options.limit,
         "data_files": [str(p) for p in options.data_files or []] or None,
-        "dtype": str(dtype).removeprefix("torch.") if dtype is not None else None, **task.protocol(options),
+        "dtype": str(dtype).removeprefix("torch.") if dtype is not None else None, **task.protocol(options, kind),
         "weights": (record.weights_fingerprint(options.model, options.revision) if not options.api_base else
                     {"source": "api", "api_base": options.api_base, "model": options.model}),
         "dataset_fingerprint": record.dataset_fingerprint(dataset, options.data_files),

@@ -122,6 +122,11 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
     check_reference(model_id)
     config = _load_config(model_id, trust_remote_code, revision)
     model_type = getattr(config, "model_type", type(config).__name__)
+    if BLIP_RETRIEVAL in (getattr(config, "architectures", None) or []):
+        # AutoModel would give BlipModel, whose projections are not the retrieval heads (random weights)
+        from transformers import BlipForImageTextRetrieval
+
+        return ModelKind(CONTRASTIVE, model_type, BlipForImageTextRetrieval)
     found = []
     auto_map = getattr(config, "auto_map", None) or {}
     try:
@@ -149,6 +154,30 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
     )
 
 
+BLIP_RETRIEVAL = "BlipForImageTextRetrieval"
+
+
+class BlipItc:
+    """BLIP's image-text *contrastive* scoring as ``get_image_features`` / ``get_text_features``: the
+    ``vision_proj`` / ``text_proj`` of the [CLS] embeddings (text encoded without the image), what
+    ``BlipForImageTextRetrieval(use_itm_head=False)`` compares and what the VisMin paper scored
+    (rabiulcste/vismin ``evals/vlm/model_zoo/blip_models.py``: ``get_text_embeddings``, ``get_image_embeddings``)."""
+
+    def __init__(self, retrieval):
+        self.retrieval, self.config = retrieval, retrieval.config
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["retrieval"], name)
+
+    def get_image_features(self, pixel_values, **kwargs):
+        hidden = self.retrieval.vision_model(pixel_values=pixel_values).last_hidden_state
+        return self.retrieval.vision_proj(hidden[:, 0, :])
+
+    def get_text_features(self, input_ids, attention_mask=None, **kwargs):
+        hidden = self.retrieval.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.retrieval.text_proj(hidden[:, 0, :])
+
+
 def load(model_id: str, kind: ModelKind, device, dtype, trust_remote_code: bool = False,
          revision: str | None = None, allow_pickle: bool = False, processor_id: str | None = None):
     """``(model, processor)`` on ``device`` in ``dtype``, in eval mode."""
@@ -156,6 +185,8 @@ def load(model_id: str, kind: ModelKind, device, dtype, trust_remote_code: bool 
 
     check_weight_files(model_id, allow_pickle)
     auto = AutoModel if kind.kind == CONTRASTIVE else AutoModelForImageTextToText
+    if kind.model_class is not None and kind.model_class.__name__ == BLIP_RETRIEVAL:
+        auto = kind.model_class
     try:
         model = auto.from_pretrained(model_id, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
                                      use_safetensors=None if allow_pickle else True)
@@ -172,6 +203,8 @@ def load(model_id: str, kind: ModelKind, device, dtype, trust_remote_code: bool 
         raise ModelLoadError(f"{model_id}: the weight file is corrupt or unreadable ({type(err).__name__}: "
                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
     model.to(device).eval()
+    if auto.__name__ == BLIP_RETRIEVAL:
+        model = BlipItc(model)
     processor = AutoProcessor.from_pretrained(processor_id or model_id, trust_remote_code=trust_remote_code,
                                               revision=None if processor_id else revision)
     return model, processor

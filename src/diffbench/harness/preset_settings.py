@@ -28,9 +28,6 @@ def preset_settings(name: str, task: str = "vismin") -> dict:
         raise ValueError(f"preset {preset.name} ({preset.table_name}) runs through open_clip, which this harness "
                          "does not load; convert the checkpoint with `diffbench convert open-clip` and pass "
                          "--model FOLDER")
-    elif preset.backend == presets.TRANSFORMERS_BLIP_ITC:
-        raise ValueError(f"preset {preset.name} ({preset.table_name}) needs BLIP's retrieval (ITC) heads, which "
-                         "this harness does not load yet")
     if preset.answer:
         settings.update(answer=preset.answer, max_new_tokens=preset.max_new_tokens,
                         image_handling=preset.image_handling, prompt_template=preset.prompt_template)

@@ -67,8 +67,9 @@ class Task:
 
         return runtime.pick_dtype(requested, device)
 
-    def protocol(self, options) -> dict:
-        """What defines the predictions besides the model and the data (recorded, checked on resume)."""
+    def protocol(self, options, kind=None) -> dict:
+        """What defines the predictions besides the model and the data (recorded, checked on resume);
+        ``kind``: the model's :class:`~diffbench.harness.models.ModelKind`."""
         return {}
 
     def chunk_size(self, batch_size: int) -> int:

@@ -118,7 +118,7 @@ class VisminTask(VisminFamily):
         from diffbench.default_model import display_name
 
         results = self.score(out, dataset, run)
-        protocol = {k: run[k] for k in ("kind", "dtype", *self.protocol(options)) if k in run}
+        protocol = {k: run[k] for k in ("kind", "dtype", "similarity", *self.protocol(options)) if k in run}
         results.update(model=options.model, model_kind=run["kind"], protocol=protocol, weights=run["weights"],
                        dataset_fingerprint=run["dataset_fingerprint"], provenance=run["provenance"],
                        preset=run.get("preset"))
@@ -146,8 +146,10 @@ class VisminContrastive(VisminTask):
         # flips verdicts (1 of 160 on the tiny model: issue 13)
         return torch.float32 if requested == "auto" else runtime.pick_dtype(requested, device)
 
-    def protocol(self, options) -> dict:
-        return {"similarity": "cosine of projected embeddings"}
+    def protocol(self, options, kind=None) -> dict:
+        blip = kind is not None and getattr(kind.model_class, "__name__", "") == "BlipForImageTextRetrieval"
+        return {"similarity": "BLIP ITC: cosine of the vision_proj / text_proj [CLS] embeddings" if blip
+                else "cosine of projected embeddings"}
 
     def value(self, text):
         return float(text)
@@ -184,7 +186,7 @@ class VisminChat(ChatTask, VisminTask):
 
     to_record = staticmethod(answers_record)
 
-    def protocol(self, options) -> dict:
+    def protocol(self, options, kind=None) -> dict:
         from diffbench.vismin_schema import IMAGE_QUESTION, TEXT_QUESTION
 
         protocol = self.chat_protocol(options).record()
