@@ -168,6 +168,9 @@ def test_explore_vismin_by_category(client):
     counting = test.features["category"].int2str(test["category"]).count("counting")
     image_a, image_b, caption, position = client.predict("vismin", "counting", 3, api_name="/explore")
     assert "category **counting**" in caption and f"pair 3 of {counting}" in caption
+    from diffbench.provenance import is_synthetic, of_dataset
+
+    assert ("*Data: the synthetic sample (n=" in caption) == is_synthetic(of_dataset(test))
     assert position == 3 and Path(image_a).is_file() and Path(image_b).is_file()
     # A position past the end shows the last pair instead of failing.
     *_, caption, position = client.predict("vismin", "counting", 999, api_name="/explore")

@@ -188,7 +188,7 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                    + _board_note(entry) + _synthetic_note(results))
         frame = backend.vismin_chart_frame(results)
         chart = gr.BarPlot(frame, x="bar", y="value", color="score", sort=list(frame["bar"]), y_lim=[0, 100],
-                           title="VisMin scores (%)", x_title="category and score", y_title="%", x_label_angle=-40)
+                           title=backend.chart_title("VisMin scores (%)", results), x_title="category and score", y_title="%", x_label_angle=-40)
         return (message, format_table(results, model=entry.name), chart,
                 str(result_files.write(results)), vismin_board())
 
@@ -204,7 +204,7 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                    f"{results['num_samples']:,} samples, CIDEr **{results.get('CIDEr', 0):.2f}**."
                    + _board_note(entry) + _synthetic_note(results))
         frame = backend.caption_chart_frame(results)
-        chart = gr.BarPlot(frame, x="subset", y="value", sort=list(frame["subset"]), title="CIDEr by change type",
+        chart = gr.BarPlot(frame, x="subset", y="value", sort=list(frame["subset"]), title=backend.chart_title("CIDEr by change type", results),
                            x_title="subset", y_title="CIDEr", x_label_angle=-40)
         return (message, format_table(results), chart, str(result_files.write(results)), caption_board())
 

@@ -182,14 +182,16 @@ class DataStore:
             raise UserError(f"{name} has no pairs labelled {str(label)[:80]!r}")
         position = min(max(int(position or 1), 1), len(rows))
         split_name, index = rows[position - 1]
-        row = self.dataset(name)[split_name][index]
+        split = self.dataset(name)[split_name]
+        row = split[index]
         md = markdown_text
+        source = data_note(split)
         if name == VISMIN:
             category = self.dataset(name)[split_name].features["category"].int2str(row["category"])
             caption = (
                 f"**{md(row['id'])}** · category **{md(category)}** · split {md(split_name)}\n\n"
                 f"| | caption |\n|---|---|\n| image 0 (left) | {md(row['text_0'])} |\n"
-                f"| image 1 (right) | {md(row['text_1'])} |"
+                f"| image 1 (right) | {md(row['text_1'])} |{source}"
             )
             return ExploreItem(row["image_0"], row["image_1"], caption, position, len(rows))
         types = ", ".join(md(t) for t in row.get("change_types") or []) or "none"
@@ -197,9 +199,24 @@ class DataStore:
         lines = "\n".join(f"{n}. {md(c)}" for n, c in enumerate(row["captions"], 1))
         caption = (
             f"**{md(row['id'])}** · change types **{types}**{extra} · split {md(split_name)}\n\n"
-            f"Left: before, right: after. What changed:\n\n{lines}"
+            f"Left: before, right: after. What changed:\n\n{lines}{source}"
         )
         return ExploreItem(row["image_before"], row["image_after"], caption, position, len(rows))
+
+
+def data_note(dataset) -> str:
+    """A Markdown line under what the Space shows of a build of the synthetic sample ("" otherwise)."""
+    from diffbench.provenance import describe, is_synthetic, of_dataset
+
+    record = of_dataset(dataset)
+    return f"\n\n*Data: {markdown_text(describe(record))}.*" if is_synthetic(record) else ""
+
+
+def chart_title(title: str, results: dict) -> str:
+    """A chart's title, with the synthetic-sample note when the results come from that sample."""
+    from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
+
+    return f"{title} · {SYNTHETIC_NOTE}" if is_synthetic(results.get("provenance") or {}) else title
 
 
 # -- Try a model ----------------------------------------------------------------------------------
