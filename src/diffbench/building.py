@@ -23,9 +23,9 @@ build's source, unless ``overwrite=True``.
 
 Which configuration a bare ``load_dataset(NAME)`` gives: datasets takes the most recently modified
 build of that name. Every build therefore leaves the default configuration's folder the newest,
-honestly: after building the default configuration its folder is touched to the current time, and
-before a non-default build is swapped into place (its folder dated when it was written) the default
-build is touched to the current time. With the default configuration not built, the bare name gives
+honestly: a default-configuration build is dated the current time just before it is swapped into
+place, and before a non-default build (dated when it was written) is swapped in, the default build is
+touched to the current time. With the default configuration not built, the bare name gives
 the most recently built configuration. Writing into a build folder afterwards (a ``Dataset.map``
 cache file) also makes that build the newest: :func:`keep_default_newest`, or any ``diffbench build``
 of that name, restores the order (datasets' fallback offers no other handle than the date).
@@ -387,14 +387,13 @@ def build(name: str, config: str, num_proc: int | None = None, *, overwrite: boo
             default = default_config(name)
             # One swap at a time per dataset name, so the default config's "newest" order holds.
             with FileLock(str(staging_root / f"{name}.swap.lock")):
-                if config != default:
-                    keep_default_newest(name)  # newer than the folder about to appear
+                # The default config's build is the newest at every instant: dated now before it
+                # appears, or touched now before another config's build (dated earlier) appears.
+                _touch(staging / "final" if config == default else current_build(name, default))
                 replace_directory(staging / "final", destination, staging / "previous")
                 for old in config_builds(name, config):  # builds of an older builder version or hash
                     if old != destination:
                         old.rename(staging / f"older-{uuid.uuid4().hex[:8]}")
-                if config == default:
-                    _touch(destination)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     info = builder.info
