@@ -344,6 +344,14 @@ def test_bad_models_and_names_are_one_line_errors(tiny, tmp_path, eval_cli, vism
         done = eval_cli("vismin", "--model", model, "--out", tmp_path / "out", "--overwrite", check=False)
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    try:
+        from diffbench.backends.open_clip_model import import_open_clip
+
+        import_open_clip()
+    except ImportError:  # here open_clip cannot run (no torchvision for this torch): said in one line
+        done = eval_cli("vismin", "--model", "open_clip:ViT-B-32@openai", "--out", tmp_path / "oc", check=False)
+        assert done.returncode == 2 and "open_clip cannot be imported here" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     allowed = eval_cli("vismin", "--model", pickled, "--allow-pickle", "--out", tmp_path / "pk", "--limit", 2)
     assert allowed.returncode == 0
     unknown = eval_cli("no_such_task", "--out", tmp_path / "t", check=False)

@@ -71,7 +71,7 @@ def test_a_preset_sets_the_papers_protocol_and_the_command_line_wins():
 
 @pytest.mark.parametrize("name, message", [
     ("nope", "unknown preset 'nope'; valid presets: clip-vit-b32, clip-vit-b16"),
-    ("vismin-clip", "runs through open_clip, which this harness does not load"),
+    ("vismin-clip", "preset vismin-clip: cannot fetch mair-lab/vismin-clip-vit-large/model.pt"),  # offline here
     ("internvl-1.5", "runs code from the model's repository; pass --trust-remote-code"),
 ])
 def test_presets_that_cannot_run_as_asked_say_why(name, message):

@@ -45,6 +45,23 @@ class ContrastiveCollate:
         return batch
 
 
+class OpenClipCollate:
+    """Runs in a DataLoader worker: an open_clip model's own preprocessing and tokeniser over a batch."""
+
+    def __init__(self, model):
+        self.preprocess, self.tokenize = model.preprocess, model.tokenize
+
+    def __call__(self, items: list[dict]) -> dict:
+        from diffbench.harness.data import split_good_bad
+
+        good, bad = split_good_bad(items)
+        batch = {"indices": [item["index"] for item in good], "ids": [item["id"] for item in good], "bad": bad}
+        if good:
+            batch["image_inputs"] = {"pixel_values": self.preprocess([im for item in good for im in item["images"]])}
+            batch["text_inputs"] = {"input_ids": self.tokenize([t for item in good for t in item["texts"]])}
+        return batch
+
+
 def projected(output):
     """The projected embedding from ``get_*_features``: a tensor, or (transformers 5) an output
     object whose ``pooler_output`` holds it."""

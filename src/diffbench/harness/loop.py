@@ -88,7 +88,7 @@ def run(options) -> dict:
         kind = models.ModelKind(models.IMAGE_TEXT_TO_TEXT, "openai-api", None)
     else:
         kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
-        models.check_weight_files(options.model, options.allow_pickle)  # corrupt or pickle: before any work
+        models.check_loadable(options.model, options.allow_pickle)  # corrupt, pickle, no open_clip: before any work
     task = family.for_kind(kind)
     dataset = task.load(options)
     out = Path(options.out)
@@ -114,11 +114,12 @@ def run(options) -> dict:
         model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
                                        options.revision, options.allow_pickle, options.processor)
         if procs.is_main:
-            outputs.update_environment(out, image_backend(processor))
+            outputs.update_environment(out, image_backend(processor) if processor is not None else
+                                       {"image_processor": "open_clip", **getattr(model, "preprocess_cfg", {})})
         batch_size = options.batch_size or task.default_batch_size
         runner = runtime.ChunkedRunner(task.chunk_size(batch_size), log)
         collate, step = task.build_step(model, processor, device, dtype, runner, options)
-        draft = draft_size(processor.image_processor) if options.fast_decode else None
+        draft = draft_size(processor.image_processor) if options.fast_decode and processor is not None else None
         workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
         records, bad = predict(task.samples(dataset, draft), todo, batch_size, collate, step, store, procs, workers,
                                pin_memory=device.type == "cuda", desc=task.name, show_progress=options.progress)

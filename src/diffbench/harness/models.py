@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 CONTRASTIVE = "contrastive"
 IMAGE_TEXT_TO_TEXT = "image-text-to-text"
+OPEN_CLIP_PREFIX = "open_clip:"  # --model open_clip:SPEC (diffbench.backends.open_clip_model; needs torchvision)
 
 
 class ModelKindError(ValueError):
@@ -60,6 +61,20 @@ def check_safetensors(path) -> None:
     except Exception as err:  # noqa: BLE001 - SafetensorError and friends: name the file, one line
         detail = str(err).splitlines()[0] if str(err) else ""
         raise ModelLoadError(f"{path}: the weight file is corrupt or unreadable ({type(err).__name__}: {detail})") from None
+
+
+def check_loadable(model_id: str, allow_pickle: bool) -> None:
+    """Everything that can refuse a model before any work: open_clip importable; weight files readable."""
+    if model_id.startswith(OPEN_CLIP_PREFIX):
+        from diffbench.backends.open_clip_model import import_open_clip, parse_spec
+
+        parse_spec(model_id.removeprefix(OPEN_CLIP_PREFIX))
+        try:
+            import_open_clip()
+        except ImportError as err:
+            raise ModelLoadError(str(err).splitlines()[0]) from None
+        return
+    check_weight_files(model_id, allow_pickle)
 
 
 def check_weight_files(model_id: str, allow_pickle: bool) -> None:
@@ -119,6 +134,8 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
     """Classify ``model_id`` from its config alone (no weights are read)."""
     from transformers import AutoModel, AutoModelForImageTextToText
 
+    if model_id.startswith(OPEN_CLIP_PREFIX):
+        return ModelKind(CONTRASTIVE, "open_clip", None)
     check_reference(model_id)
     config = _load_config(model_id, trust_remote_code, revision)
     model_type = getattr(config, "model_type", type(config).__name__)
@@ -157,25 +174,21 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
 BLIP_RETRIEVAL = "BlipForImageTextRetrieval"
 
 
-class BlipItc:
-    """BLIP's image-text *contrastive* scoring as ``get_image_features`` / ``get_text_features``: the
-    ``vision_proj`` / ``text_proj`` of the [CLS] embeddings (text encoded without the image), what
-    ``BlipForImageTextRetrieval(use_itm_head=False)`` compares and what the VisMin paper scored
-    (rabiulcste/vismin ``evals/vlm/model_zoo/blip_models.py``: ``get_text_embeddings``, ``get_image_embeddings``)."""
+def load_open_clip(spec: str, device, dtype):
+    """``(model, None)``: an open_clip checkpoint through :mod:`diffbench.backends.open_clip_model` (the
+    model preprocesses and tokenises itself; there is no transformers processor)."""
+    import torch
 
-    def __init__(self, retrieval):
-        self.retrieval, self.config = retrieval, retrieval.config
+    from diffbench.backends.open_clip_model import OpenClipContrastive
 
-    def __getattr__(self, name):
-        return getattr(self.__dict__["retrieval"], name)
-
-    def get_image_features(self, pixel_values, **kwargs):
-        hidden = self.retrieval.vision_model(pixel_values=pixel_values).last_hidden_state
-        return self.retrieval.vision_proj(hidden[:, 0, :])
-
-    def get_text_features(self, input_ids, attention_mask=None, **kwargs):
-        hidden = self.retrieval.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.retrieval.text_proj(hidden[:, 0, :])
+    precision = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
+    try:
+        model = OpenClipContrastive.from_spec(spec, device=str(device), precision=precision)
+    except ImportError as err:
+        raise ModelLoadError(str(err).splitlines()[0]) from None
+    except RuntimeError as err:  # open_clip's own "model not found" / checkpoint errors
+        raise ModelLoadError(f"{OPEN_CLIP_PREFIX}{spec}: {str(err).splitlines()[0]}") from None
+    return model.eval(), None
 
 
 def load(model_id: str, kind: ModelKind, device, dtype, trust_remote_code: bool = False,
@@ -183,6 +196,8 @@ def load(model_id: str, kind: ModelKind, device, dtype, trust_remote_code: bool 
     """``(model, processor)`` on ``device`` in ``dtype``, in eval mode."""
     from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor
 
+    if model_id.startswith(OPEN_CLIP_PREFIX):
+        return load_open_clip(model_id.removeprefix(OPEN_CLIP_PREFIX), device, dtype)
     check_weight_files(model_id, allow_pickle)
     auto = AutoModel if kind.kind == CONTRASTIVE else AutoModelForImageTextToText
     if kind.model_class is not None and kind.model_class.__name__ == BLIP_RETRIEVAL:
@@ -202,9 +217,12 @@ def load(model_id: str, kind: ModelKind, device, dtype, trust_remote_code: bool 
             raise
         raise ModelLoadError(f"{model_id}: the weight file is corrupt or unreadable ({type(err).__name__}: "
                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
-    model.to(device).eval()
     if auto.__name__ == BLIP_RETRIEVAL:
-        model = BlipItc(model)
+        # BLIP's ITC heads as get_image_features / get_text_features (diffbench.backends.blip_itc)
+        from diffbench.backends.blip_itc import BlipITC
+
+        model = BlipITC(model)
+    model.to(device).eval()
     processor = AutoProcessor.from_pretrained(processor_id or model_id, trust_remote_code=trust_remote_code,
                                               revision=None if processor_id else revision)
     return model, processor

@@ -9,9 +9,28 @@ harness cannot run as published.
     ('combined', 64, 'float16')
     >>> preset_settings("idefics2")["image_splitting"]
     False
+    >>> preset_settings("coca")["model"]
+    'open_clip:coca_ViT-L-14@laion2b_s13b_b90k'
 """
 
 from __future__ import annotations
+
+
+def open_clip_spec(preset) -> str:
+    """What ``open_clip.create_model_and_transforms`` takes for the row: ``NAME@TAG``, or ``NAME@FILE`` with
+    the checkpoint file fetched from the Hub (``weights_repo`` / ``weights_file``)."""
+    if preset.open_clip_pretrained:
+        return f"{preset.model_id}@{preset.open_clip_pretrained}"
+    if preset.weights_repo:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(preset.weights_repo, preset.weights_file)
+        except Exception as err:  # noqa: BLE001 - offline, gated, missing: one line naming the file
+            raise ValueError(f"preset {preset.name}: cannot fetch {preset.weights_repo}/{preset.weights_file} "
+                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        return f"{preset.model_id}@{path}"
+    return preset.model_id
 
 
 def preset_settings(name: str, task: str = "vismin") -> dict:
@@ -25,9 +44,7 @@ def preset_settings(name: str, task: str = "vismin") -> dict:
     if preset.backend == presets.OPENAI_API:
         settings.update(api_base=preset.api_base, api_key_env=preset.api_key_env)
     elif preset.backend == presets.OPEN_CLIP:
-        raise ValueError(f"preset {preset.name} ({preset.table_name}) runs through open_clip, which this harness "
-                         "does not load; convert the checkpoint with `diffbench convert open-clip` and pass "
-                         "--model FOLDER")
+        settings["model"] = "open_clip:" + open_clip_spec(preset)
     if preset.answer:
         settings.update(answer=preset.answer, max_new_tokens=preset.max_new_tokens,
                         image_handling=preset.image_handling, prompt_template=preset.prompt_template)

@@ -57,6 +57,8 @@ def weights_fingerprint(model: str, revision: str | None = None) -> dict:
     >>> weights_fingerprint(str(folder))["sha256"][:12]
     '337cce73f9ed'
     """
+    if model.startswith("open_clip:"):
+        return {"source": "open_clip", "spec": model.removeprefix("open_clip:")}
     path = Path(model).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)

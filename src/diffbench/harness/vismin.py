@@ -156,8 +156,10 @@ class VisminContrastive(VisminTask):
 
     def build_step(self, model, processor, device, dtype, runner, options):
         from diffbench.harness import models
-        from diffbench.harness.contrastive import ContrastiveCollate, ContrastiveStep, text_padding
+        from diffbench.harness.contrastive import ContrastiveCollate, ContrastiveStep, OpenClipCollate, text_padding
 
+        if processor is None:  # open_clip: the model preprocesses and tokenises itself
+            return OpenClipCollate(model), ContrastiveStep(model, device, dtype, runner)
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise models.ModelKindError(f"{options.model} loaded as {type(model).__name__}, "
                                         "which lacks get_image_features/get_text_features")
