@@ -4,7 +4,7 @@ returns those two paths.
 
 Stable signatures (the harness, the CLI and the Space call these):
 
-- ``vismin_figure(stem, per_category, *, label, provenance, num_samples, published=DEFAULT_PUBLISHED)``
+- ``vismin_figure(stem, per_category, *, provenance, num_samples, label="this run", published=DEFAULT_PUBLISHED)``
   ``per_category``: ``{category: {"text": %, "image": %, "group": %}}`` (what
   ``diffbench.harness.vismin.per_category`` returns). One panel per score (text, image, group); in
   each, one group of bars per category and AVG: this run first, then each published row named in
@@ -114,8 +114,8 @@ def _avg(cells: Mapping[str, Mapping[str, float]], score: str) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *, label: str,
-                  provenance: Mapping | None, num_samples: int,
+def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *, provenance: Mapping | None,
+                  num_samples: int, label: str = "this run",
                   published: Sequence[str] = DEFAULT_PUBLISHED) -> list[Path]:
     """Text / image / group per category (and their mean, AVG) of a run beside published rows."""
     categories = [c for c in CATEGORIES if c in per_category]
