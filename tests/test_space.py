@@ -447,6 +447,20 @@ def test_leaderboard_persists_counts_once_and_ranks_real_data_only(tmp_path):
     assert ">50.00<" in shown and ">2,084<" in shown
 
 
+def test_data_folder_choice(monkeypatch, tmp_path):
+    from diffbench.space import leaderboard
+
+    monkeypatch.setenv("DIFFBENCH_DATA_DIR", str(tmp_path / "chosen"))
+    assert leaderboard.data_dir() == tmp_path / "chosen" and (tmp_path / "chosen").is_dir()
+    monkeypatch.delenv("DIFFBENCH_DATA_DIR")
+    monkeypatch.setattr(leaderboard, "SPACE_STORAGE", tmp_path / "data")  # a Space with persistent storage
+    (tmp_path / "data").mkdir()
+    assert leaderboard.data_dir() == tmp_path / "data" / "diffbench"
+    monkeypatch.setattr(leaderboard, "SPACE_STORAGE", tmp_path / "no-such-storage")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert leaderboard.data_dir() == tmp_path / "xdg" / "diffbench"
+
+
 def test_a_rebuild_is_noticed(vismin_built):
     """``diffbench build ... --overwrite`` while the Space runs: the next request reads the new build."""
     from diffbench import building
