@@ -90,7 +90,12 @@ def test_cli_prints_the_table_and_writes_results(bench, keys, tmp_path, capsys):
     assert results == json.loads(json.dumps(score_submission(path, bench)))
     assert results["scores"]["avg_as_published"] == 100.0
     assert (out / "results.md").read_text().strip() in printed
-    assert results["provenance"]["dataset"] == "vismin" or results["provenance"]["source"] == "unknown"
+    from diffbench.provenance import SYNTHETIC_NOTE
+
+    # The session's build is the synthetic sample: results.json says so, and so do the table and the figure.
+    assert results["provenance"]["dataset"] == "vismin" and results["provenance"]["synthetic"] is True
+    assert results["provenance"]["n"] == len(keys)
+    assert SYNTHETIC_NOTE in (out / "results.md").read_text() and SYNTHETIC_NOTE in (out / "results.svg").read_text()
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     assert "GPT4-o (published)" in (out / "results.svg").read_text()
 
