@@ -526,8 +526,9 @@ def train(config: TrainConfig, log=None) -> TrainResult:
     model.train()
     started = time.perf_counter()
     max_log_scale = math.log(100.0)
-    bar = tqdm(total=steps, initial=step, desc="training", unit="step", file=sys.stderr, mininterval=1.0,
-               dynamic_ncols=True, disable=not (is_main and config.progress))
+    # In a log file (no terminal) the bar is redrawn every 30 s rather than every second.
+    bar = tqdm(total=steps, initial=step, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=not (is_main and config.progress))
     with bar:
         while step < steps:
             for batch in loader:
