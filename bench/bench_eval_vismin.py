@@ -67,8 +67,10 @@ def write_data(folder: Path, n: int, distinct: int = 256) -> Path:
     """``n`` samples in the benchmark schema as one parquet file (``distinct`` JPEGs, reused)."""
     import datasets
 
+    from diffbench.vismin_schema import CATEGORIES
+
     pool = [scene_jpeg(seed) for seed in range(min(distinct, 2 * n))]
-    categories = ["object", "attribute", "counting", "relation"]
+    categories = list(CATEGORIES)
     colours = ["red", "blue", "green", "yellow", "purple", "orange"]
     rows = {"id": [], "category": [], "image_0": [], "text_0": [], "image_1": [], "text_1": []}
     for i in range(n):
