@@ -35,7 +35,7 @@ def test_vismin_figure_shows_run_published_chance_count_and_provenance(tmp_path)
     text = svg.read_text()
     for needle in ("VisMin: my model", "this run: 2,084 samples", "data: the Hub repo mair-lab/vismin-bench at revision 0123456789abcdef",
                    "CLIP (ViT-B/32) (published)", "Idefics2 (zero-shot) (published)",
-                   "Idefics2 (fine-tuned) (published)", "chance 25.00", "chance 16.67", "AVG", "70.5"):
+                   "Idefics2 (fine-tuned) (published)", "text score (chance 25.00)", "group score (chance 16.67)", "AVG", "70.5"):
         assert needle in text, needle
     assert SYNTHETIC_NOTE not in text  # real data: no warning
     assert not list(tmp_path.glob(".*.tmp"))

@@ -136,14 +136,13 @@ def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *
             xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
             bars = ax.bar(xs, values, width, color=color, label=name, edgecolor="white", linewidth=0.4)
             if j == 0:  # the run's own numbers, printed; published ones are in the table
-                ax.bar_label(bars, fmt="%.1f", fontsize=6.5, padding=1, rotation=90)
+                labels = ax.bar_label(bars, fmt="%.1f", fontsize=6.5, padding=1, rotation=90)
+                for text in labels:  # readable where it crosses the chance line
+                    text.set_bbox({"facecolor": "white", "edgecolor": "none", "pad": 0.3, "alpha": 0.85})
         level = float(chance[f"{categories[0]}_{score}"])
         ax.axhline(level, color="black", linestyle="--", linewidth=0.9, label="chance (published Random Chance row)")
-        ax.annotate(f"chance {level:.2f}", (len(groups) - 0.5, level), xytext=(0, 2), textcoords="offset points",
-                    ha="right", va="bottom", fontsize=7,
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8})
         ax.set_xticks(range(len(groups)), [g.capitalize() if g != "AVG" else g for g in groups], fontsize=8)
-        ax.set_title(f"{score} score", fontsize=10)
+        ax.set_title(f"{score} score (chance {level:.2f})", fontsize=10)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", linewidth=0.3, alpha=0.6)
         ax.set_axisbelow(True)

@@ -54,5 +54,5 @@ def run(args) -> int:
     png, svg = figures.vismin_figure(args.out / "results", cells, label=label, provenance=results["provenance"],
                                      num_samples=results["num_samples"], published=published)
     print(table)
-    print(f"\nwrote {json_path}, {md_path}, {png.name} and {svg.name}")
+    print(f"\nwrote {json_path}, {md_path}, {png} and {svg}")
     return 0
