@@ -297,7 +297,7 @@ class ChatTask:
 
     def build_step(self, model, processor, device, dtype, runner, options):
         protocol = self.chat_protocol(options)
-        prepare_processor(processor, protocol)
+        self.processor_settings = prepare_processor(processor, protocol)  # recorded in run.json's environment
         return (ChatCollate(processor, protocol, self.turns_of(options)),
                 ChatStep(model, processor, device, dtype, runner, protocol, self.to_record))
 

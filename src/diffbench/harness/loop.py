@@ -119,6 +119,8 @@ def run(options) -> dict:
         batch_size = options.batch_size or task.default_batch_size
         runner = runtime.ChunkedRunner(task.chunk_size(batch_size), log)
         collate, step = task.build_step(model, processor, device, dtype, runner, options)
+        if procs.is_main and getattr(task, "processor_settings", None):
+            outputs.update_environment(out, {"processor_settings": task.processor_settings})
         draft = draft_size(processor.image_processor) if options.fast_decode and processor is not None else None
         workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
         records, bad = predict(task.samples(dataset, draft), todo, batch_size, collate, step, store, procs, workers,
