@@ -28,7 +28,7 @@ def test_version():
 def test_a_user_error_is_one_line_and_exit_2(tmp_path):
     done = _run("score", "vismin", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "out"))
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == f"diffbench score: error: no submission file at {tmp_path / 'nope.csv'}"
+    assert done.stderr.strip() == f"diffbench score vismin: error: no submission file at {tmp_path / 'nope.csv'}"
     assert not (tmp_path / "out").exists()
 
 

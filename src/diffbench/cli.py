@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version (0) and usage errors (2): argparse has printed them
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
-    prefix = f"diffbench {args.command}"
+    prefix = " ".join(["diffbench", args.command, *([args.target] if getattr(args, "target", None) else [])])
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
