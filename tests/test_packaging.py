@@ -117,3 +117,14 @@ def test_one_gradio_sdk_version_everywhere_and_every_requirement_admits_it():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     specs += [Requirement(r) for r in project["optional-dependencies"]["space"] if r.startswith("gradio")]
     assert specs and all(s.specifier.contains(gradio.__version__) for s in specs if s.name == "gradio"), specs
+
+
+def test_extras_module_doctest_and_every_mapped_extra_exists():
+    import doctest
+
+    from diffbench import extras
+
+    failures, attempted = doctest.testmod(extras)
+    assert attempted > 0 and failures == 0
+    declared = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    assert set(extras.EXTRA_OF_MODULE.values()) | set(extras.EXTRA_OF_COMMAND.values()) <= declared
