@@ -17,6 +17,13 @@ architectures and preprocessing, no download). Printed side by side, per model:
   floor the pipeline can approach).
 - ``decode+preprocess, 1 core``: decoding and preprocessing every image in one process.
 
+With ``--chat`` it times a chat model instead (the paper's protocol: greedy generation of every
+official question, the lenient parser): the paper's loop (``evals/vlm/llava.py`` ``predict``: one
+question at a time, one ``generate`` each) against ``diffbench eval`` (batched, left-padded, DataLoader
+workers), and says how many answers agree (greedy decoding of padded batches can differ in the last
+bits). The model is a randomly initialised tiny LLaVA (``diffbench.tiny_models``); ``--chat-image-size``
+sets its vision tower's input size.
+
 Prints figures, asserts nothing (see bench/README conventions).
 """
 
@@ -191,6 +198,62 @@ def encode_only(model_path, dataset, device, dtype, batch_size) -> tuple[float, 
     return time.perf_counter() - started, prep
 
 
+def chat_official_loop(model_path, dataset, device, dtype, max_new_tokens) -> tuple[float, list[str]]:
+    """One question at a time, one greedy ``generate`` each (the paper's LLaVA / Idefics2 ``predict``)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from diffbench.harness.chat import render_prompt
+    from diffbench.vismin_schema import questions
+
+    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    processor = AutoProcessor.from_pretrained(model_path)
+    answers = []
+    sync(device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for row in dataset:
+            for question, positions, _ in questions(row["text_0"], row["text_1"]):
+                images = [row[f"image_{p}"].convert("RGB") for p in positions]
+                inputs = processor(text=[render_prompt(processor, question, len(images))], images=[images],
+                                   return_tensors="pt").to(device)
+                inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+                out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
+                answers.append(processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    sync(device)
+    return time.perf_counter() - started, answers
+
+
+def chat_main(args, dataset, data_file, tmp, device, dtype, workers) -> None:
+    import csv
+
+    from diffbench.harness import vismin
+    from diffbench.tiny_models import build_tiny_image_text_to_text, words_of
+    from diffbench.vismin_schema import ANSWER_COLUMNS
+
+    words = words_of(list(dataset["text_0"]) + list(dataset["text_1"]))
+    model_path = build_tiny_image_text_to_text(tmp / "tiny-llava", words=words, image_size=args.chat_image_size)
+    sub = dataset.select(range(args.official_n)) if args.official_n else dataset
+    official, reference = chat_official_loop(model_path, sub, device, dtype, args.max_new_tokens)
+    official *= len(dataset) / len(sub)
+    options = vismin.EvalOptions(model=str(model_path), out=tmp / "out-chat", device=args.device,
+                                 batch_size=args.chat_batch_size, num_workers=workers, data_files=[data_file],
+                                 max_new_tokens=args.max_new_tokens, dtype=str(dtype).removeprefix("torch."),
+                                 overwrite=True, progress=False)
+    started = time.perf_counter()
+    vismin.run(options)
+    ours = time.perf_counter() - started
+    with open(tmp / "out-chat" / "vismin_answers.csv", newline="") as handle:
+        answers = [row[c] for row in csv.DictReader(handle) for c in ANSWER_COLUMNS][:len(reference)]
+    agree = sum(a == b for a, b in zip(answers, reference))
+    scaled = f" (scaled from {args.official_n})" if args.official_n else ""
+    print(f"| model | questions | paper's loop{scaled} | diffbench eval (incl. load, scoring, reports) | speed-up | "
+          "answers agreeing |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| tiny LLaVA ({args.chat_image_size} px) | {4 * len(dataset):,} | {official:.1f} s | {ours:.1f} s | "
+          f"{official / ours:.1f}x | {agree} of {len(reference)} |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2084, help="samples (2,084 in VisMin)")
@@ -200,6 +263,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                         help="auto: float32, as the official code and diffbench eval run contrastive models")
     parser.add_argument("--num-workers", type=int, default=None, help="default: every core")
+    parser.add_argument("--chat", action="store_true", help="time a chat model (generate + lenient parser) instead")
+    parser.add_argument("--chat-batch-size", type=int, default=8, help="--chat: samples a batch (4 questions each)")
+    parser.add_argument("--chat-image-size", type=int, default=224, help="--chat: the tiny LLaVA's input size")
+    parser.add_argument("--max-new-tokens", type=int, default=16, help="--chat: generated tokens at most")
     parser.add_argument("--official-n", type=int, default=None,
                         help="time the official loop on this many samples and scale to --n (default: all)")
     args = parser.parse_args(argv)
@@ -224,6 +291,9 @@ def main(argv=None) -> int:
         dataset = datasets.load_dataset("parquet", data_files=[str(data_file)], split="train")
         print(f"data written in {time.perf_counter() - started:.1f} s "
               f"({data_file.stat().st_size / args.n / 2 / 1e3:.0f} kB a JPEG)\n")
+        if args.chat:
+            chat_main(args, dataset, data_file, tmp, device, dtype, workers)
+            return 0
         words = words_of(list(dataset["text_0"]) + list(dataset["text_1"]))
         rows = []
         for name in args.models.split(","):
