@@ -81,6 +81,13 @@ def test_presets_that_cannot_run_as_asked_say_why(name, message):
         options_from_args(args_for("vismin", "--preset", name))
 
 
+def test_an_api_needs_a_model_name():
+    from diffbench.commands.eval import options_from_args
+
+    with pytest.raises(ValueError, match="--api-base needs --model"):
+        options_from_args(args_for("vismin", "--api-base", "http://127.0.0.1:9/v1"))
+
+
 def test_presets_are_vismin_rows():
     from diffbench.commands.eval import options_from_args
 

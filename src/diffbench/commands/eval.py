@@ -112,6 +112,8 @@ def options_from_args(args: argparse.Namespace):
         for name, value in settings.items():
             if values.get(name) is None:
                 values[name] = value
+    if values.get("api_base") and not values.get("model"):
+        raise ValueError("--api-base needs --model: the model name the API serves")
     model = values.pop("model") or str(default_model_path())
     named = args.model or (model if args.preset else DEFAULT_MODEL_NAME)
     out = args.out or default_out(args.name, named)
