@@ -447,6 +447,26 @@ def test_leaderboard_persists_counts_once_and_ranks_real_data_only(tmp_path):
     assert ">50.00<" in shown and ">2,084<" in shown
 
 
+def test_leaderboard_restores_mirrored_rows(tmp_path):
+    """What the Hub mirror holds (JSON lines, one a new row) puts a lost SQLite file back, each row once."""
+    from diffbench.space.leaderboard import Leaderboard, read_records
+
+    first = Leaderboard(tmp_path / "a.sqlite3")
+    records = []
+    first._mirror = type("M", (), {"append": lambda self, r: records.append(r)})()  # capture what would be pushed
+    cells = {c: {"text_score": 50.0, "image_score": 40.0, "group_score": 30.0}
+             for c in ("object", "attribute", "relation", "counting")}
+    first.add_vismin({"content_hash": "sha256:x", "submission": "a.csv", "provenance": {"synthetic": False},
+                      "scores": {"per_category": cells, "avg_as_published": 40.0, "group_score": 30.0,
+                                 "num_samples": 2084}}, name="mirrored")
+    mirror = tmp_path / "runs.jsonl"
+    mirror.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"cut short', encoding="utf-8")
+    second = Leaderboard(tmp_path / "b.sqlite3")  # a restart without persistent storage: an empty file
+    assert second.restore(read_records(mirror)) == 1 and second.restore(read_records(mirror)) == 0
+    row = second.vismin_table().set_index("Model").loc["mirrored"]
+    assert row["AVG"] == 40.0 and row["Object G"] == 30.0 and row["Samples"] == 2084
+
+
 def test_data_folder_choice(monkeypatch, tmp_path):
     from diffbench.space import leaderboard
 

@@ -8,8 +8,9 @@ storage), else the per-user data folder (``$XDG_DATA_HOME/diffbench``, by defaul
 Optional mirror: with ``DIFFBENCH_LEADERBOARD_REPO=<user>/<dataset repo>`` (and a write token in
 ``HF_TOKEN``), every new row is also appended to a JSON-lines file that huggingface_hub's
 ``CommitScheduler`` pushes to that Hub dataset repo every few minutes (the pattern of the Hub docs,
-"Scheduled uploads"); it survives a Space without persistent storage. Not exercised by the tests
-(they run offline).
+"Scheduled uploads"); on start, rows found in that repo and missing from the SQLite file are restored
+(:meth:`Leaderboard.restore`), so the leaderboard survives a Space without persistent storage. The Hub
+side is not exercised by the tests (they run offline); restoring from the JSON lines is.
 
 Rules the table keeps:
 
@@ -32,6 +33,7 @@ Rules the table keeps:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -111,6 +113,7 @@ class _Mirror:
         from huggingface_hub import CommitScheduler
 
         folder.mkdir(parents=True, exist_ok=True)
+        self.repo_id = repo_id
         self.path = folder / f"runs-{uuid.uuid4().hex}.jsonl"  # one file a Space process: no clashes
         self.scheduler = CommitScheduler(repo_id=repo_id, repo_type="dataset", folder_path=folder,
                                          path_in_repo="leaderboard", every=5)
@@ -119,6 +122,24 @@ class _Mirror:
         with self.scheduler.lock:
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def published_records(self):
+        """Every row the repo holds (its ``leaderboard/*.jsonl`` files), for :meth:`Leaderboard.restore`."""
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(self.repo_id, repo_type="dataset", allow_patterns=["leaderboard/*.jsonl"]))
+        for path in sorted(folder.glob("leaderboard/*.jsonl")):
+            yield from read_records(path)
+
+
+def read_records(path: Path):
+    """The rows of a mirror file (a line cut short by an interruption is skipped)."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
 
 
 class Leaderboard:
@@ -134,6 +155,28 @@ class Leaderboard:
         self._published = self._published_frame()
         repo = mirror_repo if mirror_repo is not None else os.environ.get(MIRROR_ENV)
         self._mirror = _Mirror(repo, self.path.parent / "mirror") if repo else None
+        if self._mirror is not None:
+            try:
+                self.restore(self._mirror.published_records())
+            except Exception:  # noqa: BLE001 -- an unreachable mirror leaves the local file as it is
+                logging.getLogger(__name__).exception("could not restore the leaderboard from %s", repo)
+
+    def restore(self, records) -> int:
+        """Insert mirrored rows missing here (same content hash: kept once); returns how many were added."""
+        columns = {"vismin_runs": ("content_hash", "name", "submission", "scored_at", "synthetic", "provenance",
+                                   "cells", "avg", "group_all", "samples"),
+                   "caption_runs": ("content_hash", "name", "dataset", "split", "scored_at", "synthetic",
+                                    "provenance", "scores", "samples")}
+        added = 0
+        with self._lock, self._connect() as db:
+            for record in records:
+                names = columns.get(record.get("table") if isinstance(record, dict) else None)
+                if not names or not record.get("content_hash"):
+                    continue
+                sql = (f"INSERT OR IGNORE INTO {record['table']} ({', '.join(names)}) "
+                       f"VALUES ({', '.join('?' for _ in names)})")
+                added += db.execute(sql, tuple(record.get(n) for n in names)).rowcount
+        return added
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
