@@ -393,6 +393,12 @@ def test_score_difference_captions(client, tmp_path):
     _friendly(client.predict(handle_file(str(long)), "omnidiff", "test", api_name="/score_captions")[0],
               "long.json", "3,000 characters", "captions up to 2,000 characters")
 
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(dict(list(predictions.items())[1:])))
+    message = client.predict(handle_file(str(partial)), "omnidiff", "test", api_name="/score_captions")[0]
+    _friendly(message, "partial.json", "have no prediction", "caption for every pair")
+    assert "allow" not in message.lower()  # no option this tab lacks
+
     bad = tmp_path / "bad.json"
     bad.write_text('{"oops": ')
     _friendly(client.predict(handle_file(str(bad)), "omnidiff", "test", api_name="/score_captions")[0],

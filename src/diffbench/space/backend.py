@@ -571,8 +571,9 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
                         "`diffbench score captions` on your own machine") from None
     except ValueError as err:
         message = _clean(" ".join(str(err).split()), path, name)
+        # the library's hint names an option this tab does not have
         message = message.replace("(allow missing predictions to score the others)",
-                                  "(tick “Score even if some samples are missing” to score the others)")
+                                  "(this tab scores files with a caption for every pair)")
         raise UserError(f"{name}: {message}") from None
     results = {"dataset": dataset_name, "split": split, "submission": name, **results}
     results["content_hash"] = content_hash(path, dataset_name, split, results["provenance"].get("build_id"),
