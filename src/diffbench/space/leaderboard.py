@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
+from diffbench.provenance import SYNTHETIC_NOTE
 from diffbench.vismin_schema import CATEGORIES, SCORE_NAMES
 
 DATA_DIR_ENV = "DIFFBENCH_DATA_DIR"
