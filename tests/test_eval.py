@@ -251,7 +251,7 @@ def test_chat_model_by_likelihood_matches_one_sequence_at_a_time(tiny, bench, tm
             assert row[column] == options[max(range(len(options)), key=totals.__getitem__)], (row["id"], column)
 
 
-def per_sample_generations(model_path, bench, template, combined, max_new_tokens) -> list[list[str]]:
+def per_sample_generations(model_path, bench, template, combined, max_new_tokens, splitting=None) -> list[list[str]]:
     """The paper's loop (evals/vlm/llava.py ``predict``): one question at a time, greedy ``generate``."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -261,6 +261,8 @@ def per_sample_generations(model_path, bench, template, combined, max_new_tokens
 
     model = AutoModelForImageTextToText.from_pretrained(model_path).eval()
     processor = AutoProcessor.from_pretrained(model_path)
+    if splitting is not None:
+        processor.image_processor.do_image_splitting = splitting
     answers = []
     for sample in bench:
         row = []
@@ -320,6 +322,24 @@ def test_a_preset_runs_the_papers_llava_protocol(tiny, bench, tmp_path, eval_cli
     unknown = eval_cli("vismin", "--preset", "gpt4", "--out", tmp_path / "x", check=False)
     assert unknown.returncode == 2 and "valid presets: clip-vit-b32" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_idefics2_gets_two_images_without_image_splitting(bench, tmp_path, eval_cli):
+    """The paper's Idefics2 protocol (evals/vlm/idefics2.py): two separate images, do_image_splitting=False,
+    though the checkpoint's processor splits by default; equal to one question at a time under it."""
+    from diffbench import tiny_models
+
+    words = tiny_models.words_of(list(bench["text_0"]) + list(bench["text_1"]))
+    path = tiny_models.build_tiny_idefics2(tmp_path / "idefics2", words=words)
+    out = tmp_path / "run"
+    eval_cli("vismin", "--preset", "idefics2", "--model", path, "--dtype", "float32", "--max-new-tokens", 2,
+             "--limit", 2, "--num-workers", 0, "--out", out)
+    run = json.loads((out / "run.json").read_text())
+    assert (run["image_handling"], run["image_splitting"]) == ("separate", False)
+    assert run["environment"]["processor_settings"] == {"do_image_splitting": False}
+    rows = read_rows(out / "vismin_answers.csv")
+    expected = per_sample_generations(path, bench.select(range(2)), None, False, 2, splitting=False)
+    assert [[r[c] for c in ANSWER_COLUMNS] for r in rows] == expected
 
 
 def test_bad_models_and_names_are_one_line_errors(tiny, tmp_path, eval_cli, vismin_built):

@@ -10,6 +10,7 @@ split on whitespace and punctuation, unknown words mapped to ``[UNK]``, every te
 - :func:`build_tiny_siglip`: a ``SiglipModel`` of the same shape, for code paths that must not assume CLIP.
 - :func:`build_tiny_image_text_to_text`: a tiny LLaVA-style chat model (``AutoModelForImageTextToText``).
 - :func:`build_tiny_blip_retrieval`: a ``BlipForImageTextRetrieval`` (BLIP's ITM and ITC heads).
+- :func:`build_tiny_idefics2`: a tiny Idefics2 (image splitting on in its processor, as the real one).
 
 Weights are random (seeded): a built model runs, it knows nothing until trained.
 
@@ -206,4 +207,39 @@ def build_tiny_blip_retrieval(out_dir, words: Iterable[str], seed: int = 0, imag
     BlipForImageTextRetrieval(config).save_pretrained(out_dir)
     image_processor = BlipImageProcessor(size={"height": image_size, "width": image_size})
     BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_idefics2(out_dir, words: Iterable[str] = (), seed: int = 0, image_size: int = 32) -> Path:
+    """Write a randomly initialised tiny ``Idefics2ForConditionalGeneration`` with an ``Idefics2Processor``
+    whose image processor splits images (``do_image_splitting=True``, the default of
+    ``HuggingFaceM4/idefics2-8b``'s processor, which the VisMin paper turned off)."""
+    import torch
+    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, Idefics2ImageProcessor, Idefics2Processor
+
+    out_dir = Path(out_dir)
+    base_words = ["a", "b", "first", "second", "which", "image", "best", "match", "the", "?", ",", "."]
+    tokenizer = build_word_tokenizer(base_words + list(words), model_max_length=512)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<fake_token_around_image>",
+                                                                "<end_of_utterance>"]})
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = Idefics2Config(
+        vision_config=dict(image_size=image_size, patch_size=8, **small),
+        perceiver_config=dict(hidden_size=32, resampler_n_latents=4, resampler_depth=1, resampler_n_heads=2,
+                              resampler_head_dim=8, num_key_value_heads=1),
+        text_config=dict(vocab_size=len(tokenizer), num_key_value_heads=1, max_position_embeddings=512,
+                         pad_token_id=0, bos_token_id=2, eos_token_id=3, **small),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    torch.manual_seed(seed)
+    model = Idefics2ForConditionalGeneration(config)
+    model.generation_config.pad_token_id, model.generation_config.eos_token_id = 0, 3
+    model.save_pretrained(out_dir)
+    template = ("{% for message in messages %}{{ message['role'] }}: {% for part in message['content'] %}"
+                "{% if part['type'] == 'image' %}<image>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+                "{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}")
+    image_processor = Idefics2ImageProcessor(size={"longest_edge": image_size, "shortest_edge": image_size // 2},
+                                             do_image_splitting=True)
+    Idefics2Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
+                      chat_template=template).save_pretrained(out_dir)
     return out_dir
