@@ -131,3 +131,45 @@ def test_compute_score_checks_its_input_like_pycocoevalcap():
             scorer.compute_score({1: ["a"]}, {1: ["a", "b"]})
         with pytest.raises(ValueError, match="id 1: gts must hold a non-empty list"):
             scorer.compute_score({1: []}, {1: ["a"]})
+
+
+@pytest.mark.parametrize("ending", ["exit", "kill"])
+def test_no_jvm_outlives_its_process(tmp_path, ending):
+    """The tokenizer and METEOR JVMs end with the process: at exit (atexit) and after a SIGKILL (stdin EOF)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from diffbench.caption_scoring import score_captions\n"
+        "from diffbench.caption_meteor import get_meteor\n"
+        "from diffbench.caption_tokenizer import get_tokenizer\n"
+        "score_captions(['a red car'], [['the red car']])\n"
+        "pids = [s._process.pid for s in get_meteor().servers if s.alive] + [get_tokenizer()._server.process.pid]\n"
+        "print(*pids, flush=True)\n"
+        "if sys.argv[1] == 'kill': time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, ending], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) >= 2
+    if ending == "kill":
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                with open(f"/proc/{pid}/stat") as stat:
+                    if stat.read().split(") ")[1].startswith("Z"):
+                        continue  # exited, awaiting its (dead) parent's reaper
+                alive.append(pid)
+            except (ProcessLookupError, FileNotFoundError):
+                pass
+    assert not alive, f"JVMs still running after the process ended: {alive}"
