@@ -9,8 +9,9 @@ Prints, for the same process, with ratios against pycocoevalcap's full pipeline 
 Bleu(4), Meteor, Rouge, Cider, as COCOEvalCap runs them):
 
 - ours cold: the first call of the process (JVMs started, nothing cached)       target <= 0.5x
-- ours warm, new captions: a later call on captions never seen (the JVMs are    target <= 0.10x
-  up; the references' statistics are cached, as a benchmark's are)
+- ours warm, new captions: the next call, on captions never seen (the JVMs are   target <= 0.10x
+  up; the references' statistics are cached, as a benchmark's are), and the median of three more
+  such calls (the JVMs' JIT warmer: a process that keeps scoring)
 - the 12-group breakdown against one call, on new captions and on cached ones   target <= 1.3x
 
 and asserts that every number is the same: ours cold, warm and grouped bit for bit, and ours against
@@ -120,6 +121,8 @@ def main() -> None:
     again, t_cached = timed(score, predictions, references)
     fresh_a, fresh_b = shifted(predictions, 1, "now"), shifted(predictions, 2, "here")
     _, t_fresh = timed(score, fresh_a, references)
+    # a process that keeps scoring (the Space, a sweep over checkpoints): three more new caption sets
+    t_later = sorted(timed(score, shifted(predictions, 3 + k, f"w{k}"), references)[1] for k in range(3))[1]
     grouped_fresh, t_grouped_fresh = timed(score, fresh_b, references, groups=groups)
     grouped, t_grouped = timed(score, predictions, references, groups=groups)
     _, t_overall = timed(score, predictions, references)
@@ -137,9 +140,10 @@ def main() -> None:
     print(f"pycocoevalcap full pipeline              {t_coco:8.2f} s")
     print(f"ours, cold first call                    {t_first:8.2f} s   ratio {t_first / t_coco:.3f}   (target <= 0.5)")
     print(f"ours, warm, new captions                 {t_fresh:8.2f} s   ratio {t_fresh / t_coco:.3f}   (target <= 0.10)")
+    print(f"ours, warm, new captions, median of 3 later calls {t_later:5.2f} s   ratio {t_later / t_coco:.3f}")
     print(f"ours, warm, same captions (cached)       {t_cached:8.2f} s   ratio {t_cached / t_coco:.3f}")
-    print(f"12-group breakdown, new captions         {t_grouped_fresh:8.2f} s   vs one call {t_fresh:.2f} s: "
-          f"{t_grouped_fresh / t_fresh:.2f} x   (target <= 1.3)")
+    print(f"12-group breakdown, new captions         {t_grouped_fresh:8.2f} s   vs one later call {t_later:.2f} s: "
+          f"{t_grouped_fresh / t_later:.2f} x   (target <= 1.3)")
     print(f"12-group breakdown, cached captions      {t_grouped:8.2f} s   vs one call {t_overall:.2f} s: "
           f"{t_grouped / t_overall:.2f} x")
     print(f"tokenizer JVM starts: {get_tokenizer().jvm_starts}; METEOR JVM starts: {get_meteor().starts}")
