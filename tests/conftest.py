@@ -54,5 +54,6 @@ def vismin_built(hf_home):
     from diffbench.building import build_configs
 
     return build_configs(
-        "vismin", ["bench", "train", "pairs"], "sample", n=VISMIN_SAMPLE_N, seed=0, image_size=(96, 72)
+        "vismin", ["bench", "train", "pairs"], "sample", n=VISMIN_SAMPLE_N, seed=0, image_size=(96, 72),
+        overwrite=True,  # whichever sample an earlier test built into the session cache
     )

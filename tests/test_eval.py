@@ -460,9 +460,9 @@ def test_difference_captioning_per_change_type(tiny, tmp_path, eval_cli):
     if shutil.which("java") is None:
         pytest.skip("the COCO caption metrics need Java")
     from diffbench import building
-    from diffbench.commands.build import build_configs
+    from diffbench.building import build_configs
 
-    build_configs("omnidiff", [building.default_config("omnidiff")], "sample")
+    build_configs("omnidiff", [building.default_config("omnidiff")], "sample", overwrite=True)
     test = building.load_built("omnidiff", None, "test")
     out = tmp_path / "run"
     done = eval_cli("omnidiff", "--model", tiny["llava"], "--out", out, "--max-new-tokens", 6, "--batch-size", 4,

@@ -64,9 +64,11 @@ def private_cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def idc_built(hf_home):
     """Every IDC sample built into the session's datasets cache: name -> BuildSummary."""
-    from diffbench.commands.build import build_configs
+    from diffbench.building import build_configs
 
-    return {name: build_configs(name, ["default"], "sample", n=SAMPLE_N, seed=0, image_size=SIZE)[0] for name in NAMES}
+    # overwrite: other test files build these samples at other sizes into the same session cache
+    return {name: build_configs(name, ["default"], "sample", n=SAMPLE_N, seed=0, image_size=SIZE, overwrite=True)[0]
+            for name in NAMES}
 
 
 def raw(dataset):
