@@ -3,7 +3,7 @@ a real browser (Debian's Chromium via Playwright; never `playwright install`).
 
 One server serves the whole module: it builds the difference-captioning samples on start (the VisMin
 sample comes from the session fixture), so the first requests also test "not built yet -> build".
-The default model is diffbench's embedded one when it is installed, else a tiny CLIP built here.
+The default model is diffbench's embedded one (the module fails when it is not packaged).
 """
 
 from __future__ import annotations
@@ -36,20 +36,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _default_model_env(tmp_dir: Path) -> dict:
-    """Nothing when diffbench's default model is installed; else a tiny CLIP as the default."""
-    try:
-        from diffbench.default_model import default_model_path
+def _packaged_default_model() -> Path:
+    """The embedded default model the Space offers; the module fails if it is not packaged (a packaging
+    regression must not hide behind a stand-in model)."""
+    from diffbench.default_model import default_model_path
 
-        if default_model_path() and Path(default_model_path()).exists():
-            return {}
-    except (ImportError, OSError, ValueError):
-        pass
-    from diffbench.tiny_models import build_tiny_clip
-    from diffbench.synth.vismin import generate_pairs
-
-    words = {w for pair in generate_pairs(n=40) for text in pair[-2:] for w in text.split()}
-    return {"DIFFBENCH_SPACE_MODEL": str(build_tiny_clip(tmp_dir / "tiny-clip", words=sorted(words), seed=0))}
+    return default_model_path()  # FileNotFoundError when the package lacks it
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +54,10 @@ def space_url(vismin_built, space_tmp):
     tmp = space_tmp
     port = _free_port()
     (tmp / "tmp").mkdir()
-    env = {**os.environ, **_default_model_env(tmp), "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_TEMP_DIR": str(tmp / "gradio"), "DIFFBENCH_DATA_DIR": str(tmp / "data"),
-           "TMPDIR": str(tmp / "tmp")}
+    _packaged_default_model()
+    env = {key: value for key, value in os.environ.items() if key != "DIFFBENCH_SPACE_MODEL"}  # the packaged one
+    env.update({"GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+                "DIFFBENCH_DATA_DIR": str(tmp / "data"), "TMPDIR": str(tmp / "tmp")})
     log_path = tmp / "space.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "diffbench", "space", "--port", str(port)], env=env,
