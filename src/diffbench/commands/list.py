@@ -34,15 +34,12 @@ def datasets_lines() -> list[str]:
     lines = []
     for name in available("datasets"):
         configs = building.config_names(name)
-        built = []
-        for config in configs:
-            try:
-                building.load_built(name, config)
-                built.append(config)
-            except (FileNotFoundError, ValueError):
-                continue
-        state = f"built: {', '.join(built)}" if built else f"not built (diffbench build {name})"
-        lines.append(f"  {name:<22} configurations: {', '.join(configs)} (default {building.default_config(name)}); {state}")
+        built = [config for config in configs if building.current_build(name, config) is not None]
+        # `--source` defaults to the Hub, and only some datasets have an official Hub repo: name a source that works.
+        state = f"built: {', '.join(built)}" if built else f"not built (diffbench build {name} --source DIR|sample)"
+        default = building.default_config(name)
+        shown = ", ".join(configs) + (f" (default {default})" if len(configs) > 1 else "")
+        lines.append(f"  {name:<22} configurations: {shown}; {state}")
     return lines
 
 
