@@ -64,7 +64,8 @@ def test_caption_figure_is_small_multiples_for_any_number_of_change_types(tmp_pa
     png, svg = figures.caption_figure(tmp_path / "cap", groups, provenance=SYNTHETIC, title="omnidiff: model",
                                       num_samples=999)
     text = svg.read_text()
-    assert all(f">{m}<" in text or m in text for m in METRICS)  # one titled panel a metric
+    # One titled panel a metric: one axes each, titled with the metric's name (the SVG keeps text as text).
+    assert len(re.findall(r'<g id="axes_\d+"', text)) == len(METRICS) and all(f">{m}<" in text for m in METRICS)
     assert all(t in text for t in types) and "4.20" in text and "999 samples" in text and SYNTHETIC_NOTE in text
     width, height = _svg_size(svg)
     # Four panels a row at most: the figure grows downwards with the change types, never into a strip.
