@@ -55,7 +55,22 @@ def test_the_paper_protocol_of_the_chat_rows():
     assert idefics2.processor_kwargs == {"do_image_splitting": False}
     assert get_preset("idefics2-vismin").processor_id == "HuggingFaceM4/idefics2-8b"
     assert get_preset("internvl-1.5").trust_remote_code
-    assert llava.protocol()["answer"] == "generate" and get_preset("blip").protocol()["answer"] == "contrastive"
+    assert llava.protocol()["answer"] == "generate"
+
+
+def test_a_contrastive_row_s_protocol_says_what_the_harness_records():
+    """A contrastive row has no answer mode: its protocol names the similarity, as run.json does."""
+    from types import SimpleNamespace
+
+    from diffbench.harness.options import RunOptions
+    from diffbench.harness.vismin import VisminContrastive
+
+    options = RunOptions(model="m", out="o")
+    for name, model_class in (("clip-vit-b32", "CLIPModel"), ("blip", "BlipForImageTextRetrieval")):
+        kind = SimpleNamespace(model_class=type(model_class, (), {}))
+        recorded = VisminContrastive().protocol(options, kind)
+        protocol = get_preset(name).protocol()
+        assert "answer" not in protocol and protocol["similarity"] == recorded["similarity"], name
 
 
 def test_blip_scores_with_its_contrastive_heads_not_itm():

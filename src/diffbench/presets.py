@@ -71,6 +71,10 @@ OPEN_CLIP = "open_clip"
 OPENAI_API = "openai-api"
 BACKENDS = (TRANSFORMERS_CONTRASTIVE, TRANSFORMERS_BLIP_ITC, TRANSFORMERS_CHAT, OPEN_CLIP, OPENAI_API)
 
+#: what run.json's ``similarity`` says for a contrastive row (the harness records the same text)
+SIMILARITY_COSINE = "cosine of projected embeddings"
+SIMILARITY_BLIP_ITC = "BLIP ITC: cosine of the vision_proj / text_proj [CLS] embeddings"
+
 VERIFIED = "verified"
 INFERRED = "inferred"
 
@@ -125,9 +129,19 @@ class Preset:
         return f"{prefix}diffbench eval vismin --preset {self.name}"
 
     def protocol(self) -> dict:
-        """The settings run.json records for this row."""
+        """The settings run.json records for this row: a chat row's ``answer`` mode, or a contrastive row's
+        ``similarity`` (the same keys and texts the harness writes).
+
+        >>> get_preset("blip").protocol()["similarity"]
+        'BLIP ITC: cosine of the vision_proj / text_proj [CLS] embeddings'
+        >>> "answer" in get_preset("clip-vit-b32").protocol()
+        False
+        """
+        if not self.answer:
+            return {"similarity": SIMILARITY_BLIP_ITC if self.backend == TRANSFORMERS_BLIP_ITC else SIMILARITY_COSINE,
+                    "dtype": self.dtype}
         return {
-            "answer": self.answer or "contrastive",
+            "answer": self.answer,
             "max_new_tokens": self.max_new_tokens,
             "image_handling": self.image_handling,
             "prompt_template": self.prompt_template,

@@ -49,7 +49,7 @@ def presets_lines() -> list[str]:
     lines = []
     for preset in presets.PRESETS.values():
         protocol = preset.protocol()
-        said = [protocol["answer"]]
+        said = [protocol.get("answer") or "similarity"]  # a contrastive row records its similarity, no answer
         if preset.max_new_tokens:
             said.append(f"{preset.max_new_tokens} new tokens")
         if preset.image_handling:

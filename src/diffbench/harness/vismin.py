@@ -147,9 +147,10 @@ class VisminContrastive(VisminTask):
         return torch.float32 if requested == "auto" else runtime.pick_dtype(requested, device)
 
     def protocol(self, options, kind=None) -> dict:
+        from diffbench.presets import SIMILARITY_BLIP_ITC, SIMILARITY_COSINE  # one text for presets and runs
+
         blip = kind is not None and getattr(kind.model_class, "__name__", "") == "BlipForImageTextRetrieval"
-        return {"similarity": "BLIP ITC: cosine of the vision_proj / text_proj [CLS] embeddings" if blip
-                else "cosine of projected embeddings"}
+        return {"similarity": SIMILARITY_BLIP_ITC if blip else SIMILARITY_COSINE}
 
     def value(self, text):
         return float(text)
