@@ -39,15 +39,17 @@ def test_cli_lists_its_commands():
 
 
 @pytest.mark.slow
-def test_demo_never_replaces_a_users_build_of_another_source(tmp_path):
+def test_demo_never_replaces_a_users_build_of_another_source(tmp_path, monkeypatch):
     """A user's VisMin build from a local release survives `diffbench demo`; the demo builds into its own cache."""
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    from diffbench import samples
+    from datasets import load_dataset
 
+    from diffbench import building, cli, provenance, samples
+
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    cache = tmp_path / "hf" / "datasets"  # the datasets cache of that HF home, which the demo's process uses
+    monkeypatch.setattr(building, "cache_root", lambda: cache)
     release = samples.write_sample("vismin", tmp_path / "release", n=8, seed=5, image_size=(32, 32))
-    done = subprocess.run([sys.executable, "-m", "diffbench", "build", "vismin", "--source", str(release)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert cli.main(["build", "vismin", "--source", str(release)]) == 0
     done = subprocess.run([sys.executable, "-m", "diffbench", "demo", "--n", "12"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -55,10 +57,8 @@ def test_demo_never_replaces_a_users_build_of_another_source(tmp_path):
     assert "diffbench-demo-datasets" in done.stdout
     assert "bench: 12 samples (320x240 images)" in done.stdout  # the demo ran on its own sample
     assert "synthetic sample: not comparable to published results" in done.stdout
-    code = ("import json; from datasets import load_dataset; from diffbench import provenance\n"
-            "ds = load_dataset('vismin', split='test'); r = provenance.of_dataset(ds)\n"
-            "print(json.dumps([ds.num_rows, r['source'], r['folder']]))")
-    loaded = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=240)
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip().splitlines()[-1] == f'[8, "local", "{release.resolve()}"]'
+    # The user's build is still what the bare name gives from the user's cache.
+    monkeypatch.chdir(tmp_path)  # holds no folder named vismin
+    loaded = load_dataset("vismin", split="test", cache_dir=str(cache))
+    record = provenance.of_dataset(loaded)
+    assert (loaded.num_rows, record["source"], record["folder"]) == (8, "local", str(release.resolve()))
