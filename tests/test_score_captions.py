@@ -78,61 +78,114 @@ def test_score_predictions_per_change_type(tiny_dataset):
     assert table.splitlines()[0].startswith("| subset | samples | Bleu_1 |") and "| orientation | 1 |" in table
 
 
+OMNIDIFF_N = 120  # about 24 test pairs: two or more for most of the twelve change types
+
+
+@pytest.fixture(scope="module")
+def omnidiff_cache(tmp_path_factory) -> Path:
+    """The OmniDiff sample built by the real builder into a datasets cache of this module's own."""
+    root = tmp_path_factory.mktemp("omnidiff-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(building, "cache_root", lambda: root)
+        building.build_configs("omnidiff", ["default"], "sample", n=OMNIDIFF_N, seed=0, image_size=(32, 32))
+    return root
+
+
+@pytest.fixture()
+def omnidiff_test(omnidiff_cache, monkeypatch):
+    """The built OmniDiff sample's test split; ``building`` reads that cache for the rest of the test."""
+    monkeypatch.setattr(building, "cache_root", lambda: omnidiff_cache)
+    return building.load_built("omnidiff", None, "test")
+
+
+def rotated_predictions(dataset) -> dict[str, str]:
+    """Each pair 'predicted' by the next pair's first reference: partly right, so no score is 0 or 1 by
+    construction."""
+    ids, captions = dataset["id"], dataset["captions"]
+    return {i: captions[(n + 1) % len(ids)][0] for n, i in enumerate(ids)}
+
+
+def check_against_subset_reruns(results: dict, dataset, predictions: dict, metrics=None) -> None:
+    """Each change type's scores equal :func:`score_captions` re-run on that change type's pairs alone,
+    and the total equals it on every pair."""
+    rows = dataset.select_columns(["id", "captions", "change_types"]).to_list()
+    names = [k for k in results if k not in ("groups", "num_samples") and isinstance(results[k], float)]
+    assert names, results
+    overall = score_captions([predictions[r["id"]] for r in rows], [r["captions"] for r in rows], metrics=metrics)
+    assert {k: results[k] for k in names} == pytest.approx({k: overall[k] for k in names}, rel=1e-9, abs=1e-12)
+    change_types = sorted({t for r in rows for t in r["change_types"]})
+    assert sorted(results["groups"]) == change_types
+    for change_type in change_types:
+        subset = [r for r in rows if change_type in r["change_types"]]
+        alone = score_captions([predictions[r["id"]] for r in subset], [r["captions"] for r in subset],
+                               metrics=metrics)
+        group = results["groups"][change_type]
+        assert group["num_samples"] == len(subset), change_type
+        assert {k: group[k] for k in names} == pytest.approx({k: alone[k] for k in names}, rel=1e-9, abs=1e-12), \
+            change_type
+
+
 @pytest.mark.slow
-def test_cli_writes_results_and_table(tiny_dataset, tmp_path, monkeypatch, capsys):
-    calls = []
-
-    def fake_load_built(name, config=None, split=None):
-        calls.append((name, config, split))
-        return tiny_dataset
-
-    monkeypatch.setattr(building, "load_built", fake_load_built)
-    predictions = tmp_path / "model.json"
-    predictions.write_text(json.dumps(PREDICTIONS))
-    out = tmp_path / "runs" / "tiny"
-    code = cli.main(["score", "captions", str(predictions), "--dataset", "tiny", "--split", "test",
+def test_cli_writes_results_and_table(omnidiff_test, tmp_path, capsys):
+    """``diffbench score captions`` on the real OmniDiff sample build: results equal to scoring each change type alone."""
+    predictions = rotated_predictions(omnidiff_test)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(predictions))
+    out = tmp_path / "runs" / "omnidiff"
+    code = cli.main(["score", "captions", str(path), "--dataset", "omnidiff", "--split", "test",
                      "--metrics", "bleu", "cider", "--out", str(out)])
-    assert code == 0 and calls == [("tiny", None, "test")]
+    assert code == 0
     printed = capsys.readouterr().out
-    assert "| disappearance | 2 |" in printed and "results.json" in printed
     saved = json.loads((out / "results.json").read_text())
-    assert saved["dataset"] == "tiny" and set(saved["groups"]) == {"addition", "disappearance", "orientation"}
-    assert "METEOR" not in saved and "CIDEr" in saved and "provenance" in saved
-    assert "| all | 4 |" in (out / "results.md").read_text()
-    # --allow-missing scores the rows that have a prediction
+    assert saved["dataset"] == "omnidiff" and saved["split"] == "test" and saved["evaluation"] == "per_change_type"
+    assert saved["provenance"]["synthetic"] is True and saved["provenance"]["n"] == OMNIDIFF_N
+    assert "METEOR" not in saved and 0 < saved["Bleu_1"] < 1 and saved["CIDEr"] > 0
+    check_against_subset_reruns(saved, omnidiff_test, predictions, metrics=["bleu", "cider"])
+    total = len(omnidiff_test)
+    assert saved["num_samples"] == total
+    assert f"| all | {total} |" in (out / "results.md").read_text() and f"| all | {total} |" in printed
+    for change_type, group in saved["groups"].items():
+        assert f"| {change_type} | {group['num_samples']} |" in printed
+    assert "results.json" in printed and "synthetic sample" in printed
+    # a missing prediction is refused; --allow-missing scores the rows that have one
+    dropped = omnidiff_test["id"][0]
     partial = tmp_path / "partial.json"
-    partial.write_text(json.dumps({k: v for k, v in PREDICTIONS.items() if k != "p3"}))
-    assert cli.main(["score", "captions", str(partial), "--dataset", "tiny", "--metrics", "bleu", "--out", str(out)]) == 2
-    assert "1 of 4 dataset ids have no prediction" in capsys.readouterr().err
-    assert cli.main(["score", "captions", str(partial), "--dataset", "tiny", "--metrics", "bleu", "--allow-missing",
-                     "--out", str(out)]) == 0
+    partial.write_text(json.dumps({k: v for k, v in predictions.items() if k != dropped}))
+    args = ["score", "captions", str(partial), "--dataset", "omnidiff", "--metrics", "bleu", "--out", str(out)]
+    assert cli.main(args) == 2
+    assert f"1 of {total} dataset ids have no prediction, e.g. ['{dropped}']" in capsys.readouterr().err
+    assert cli.main([*args, "--allow-missing"]) == 0
     saved = json.loads((out / "results.json").read_text())
-    assert saved["num_missing"] == 1 and saved["num_samples"] == 3
+    assert saved["num_missing"] == 1 and saved["num_samples"] == total - 1
+    check_against_subset_reruns(saved, omnidiff_test.filter(lambda r: r["id"] != dropped), predictions,
+                                metrics=["bleu"])
 
 
-def test_cli_bad_input_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(building, "load_built", lambda name, config=None, split=None: tiny_dataset)
+def test_cli_bad_input_is_one_line(omnidiff_test, tmp_path, capsys):
+    first = omnidiff_test["id"][0]
+    total = len(omnidiff_test)
     predictions = tmp_path / "model.json"
-    predictions.write_text(json.dumps({"p0": "x"}))
+    predictions.write_text(json.dumps({first: "x"}))
     out = tmp_path / "out"
-    assert cli.main(["score", "captions", str(predictions), "--dataset", "tiny", "--out", str(out)]) == 2
-    assert "3 of 4 dataset ids have no prediction" in capsys.readouterr().err
-    assert cli.main(["score", "captions", str(tmp_path / "absent.json"), "--dataset", "tiny", "--out", str(out)]) == 2
+    assert cli.main(["score", "captions", str(predictions), "--dataset", "omnidiff", "--out", str(out)]) == 2
+    assert f"{total - 1} of {total} dataset ids have no prediction" in capsys.readouterr().err
+    assert cli.main(["score", "captions", str(tmp_path / "absent.json"), "--dataset", "omnidiff", "--out", str(out)]) == 2
     capsys.readouterr()
     for args, message in [
         (["--metrics", "spice"], "SPICE needs Stanford CoreNLP 3.6.0"),
         (["--metrics", "bertscore"], "unknown metric 'bertscore'"),
         (["--out", str(predictions)], "is a file; give a folder"),
+        (["--split", "dev"], "Unknown split \"dev\". Should be one of ['train', 'validation', 'test']"),
     ]:
         if "spice" in args and (building_spice_installed()):
             continue
-        assert cli.main(["score", "captions", str(predictions), "--dataset", "tiny", *args]) == 2, args
+        assert cli.main(["score", "captions", str(predictions), "--dataset", "omnidiff", *args]) == 2, args
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     duplicate = tmp_path / "dup.json"
-    duplicate.write_text('{"p0": "a", "p1": "b", "p0": "c"}')
-    assert cli.main(["score", "captions", str(duplicate), "--dataset", "tiny", "--out", str(out)]) == 2
-    assert "'p0' appears twice" in capsys.readouterr().err
+    duplicate.write_text(f'{{"{first}": "a", "other": "b", "{first}": "c"}}')
+    assert cli.main(["score", "captions", str(duplicate), "--dataset", "omnidiff", "--out", str(out)]) == 2
+    assert f"'{first}' appears twice" in capsys.readouterr().err
     assert not out.exists()  # nothing written by a refused run
 
 
@@ -144,29 +197,20 @@ def building_spice_installed() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_cli_end_to_end_on_a_built_omnidiff_sample(tmp_path):
-    """Build the OmniDiff sample, predict one held-out reference per pair, score by change type."""
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    run = dict(capture_output=True, text=True, timeout=540, env=env, cwd=tmp_path)
-    built = subprocess.run([sys.executable, "-m", "diffbench", "build", "omnidiff", "--source", "sample",
-                            "--n", "36", "--image-size", "48x48"], **run)
-    assert built.returncode == 0, built.stderr[-3000:]
-    dump = subprocess.run([sys.executable, "-c", (
-        "import json; from diffbench.building import load_built;"
-        "d = load_built('omnidiff', None, 'test');"
-        "print(json.dumps({r['id']: [r['captions'], r['change_types']] for r in d.select_columns(['id', 'captions', 'change_types'])}))"
-    )], **run)
-    assert dump.returncode == 0, dump.stderr[-3000:]
-    rows = json.loads(dump.stdout.strip().splitlines()[-1])
-    assert rows, "the sample has a test split"
+def test_cli_end_to_end_on_a_built_omnidiff_sample(omnidiff_test, omnidiff_cache, tmp_path):
+    """``python -m diffbench score captions`` with every default metric (METEOR's JVMs included) on the
+    built OmniDiff sample: each change type's scores equal scoring that change type's pairs alone."""
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(omnidiff_cache),
+           "HF_HUB_OFFLINE": "1"}
+    predictions = rotated_predictions(omnidiff_test)
     path = tmp_path / "preds.json"
-    path.write_text(json.dumps({i: captions[0] for i, (captions, _) in rows.items()}))
+    path.write_text(json.dumps(predictions))
     proc = subprocess.run([sys.executable, "-m", "diffbench", "score", "captions", str(path), "--dataset", "omnidiff",
-                           "--out", str(tmp_path / "scores")], **run)
+                           "--out", str(tmp_path / "scores")], capture_output=True, text=True, timeout=540, env=env,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "scores" / "results.json").read_text())
     assert results["provenance"]["synthetic"] is True and "synthetic sample" in proc.stdout
-    text = json.dumps(results)
-    change_types = {t for _, types in rows.values() for t in types}
-    assert change_types and all(f'"{t}"' in text for t in change_types), "a score set per change type"
-    assert "| all |" in proc.stdout
+    assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(results) and 0 < results["METEOR"] < 1
+    check_against_subset_reruns(results, omnidiff_test, predictions)
+    assert f"| all | {len(omnidiff_test)} |" in proc.stdout
