@@ -159,3 +159,69 @@ def test_a_kill_during_the_swap_leaves_a_good_build_and_the_next_run_restores_or
     assert _run(LOAD_BOTH, env, tmp_path) == {"None": {"test": rows}, "bench": {"test": rows}}
     assert not [p for p in staging.iterdir() if p.is_dir()]
     assert len(list((tmp_path / "hf" / "datasets" / "vismin" / "bench").glob("*/*"))) == 1
+
+
+# -- an error (not a kill) between the two renames of the fallback swap ----------------------------------
+
+
+def _fail_rename_onto(monkeypatch, target: Path) -> None:
+    """Make the first ``Path.rename`` onto ``target`` after the old folder left it raise (the swap's second
+    rename); a later one (putting the old folder back) succeeds."""
+    original = Path.rename
+    failed = []
+
+    def rename(self, other):
+        if Path(other) == target and not target.exists() and not failed:
+            failed.append(self)
+            raise OSError(28, "No space left on device (injected)", str(other))
+        return original(self, other)
+
+    monkeypatch.setattr(Path, "rename", rename)
+
+
+def test_a_failing_second_rename_puts_the_old_folder_back(tmp_path, monkeypatch):
+    from diffbench import building
+
+    monkeypatch.setenv("DIFFBENCH_NO_RENAME_EXCHANGE", "1")
+    destination, new, trash = tmp_path / "dest", tmp_path / "staging" / "new", tmp_path / "staging" / "old"
+    destination.mkdir()
+    (destination / "data.arrow").write_text("old build")
+    new.mkdir(parents=True)
+    (new / "data.arrow").write_text("new build")
+    _fail_rename_onto(monkeypatch, destination)
+    with pytest.raises(OSError, match="injected"):
+        building.replace_directory(new, destination, trash)
+    assert (destination / "data.arrow").read_text() == "old build"
+    assert not trash.exists() and not (trash.parent / building.RESTORE_JOURNAL).exists()
+
+
+def test_a_build_whose_swap_fails_leaves_the_previous_build(tmp_path, monkeypatch):
+    from diffbench import building, samples
+
+    monkeypatch.setenv("DIFFBENCH_NO_RENAME_EXCHANGE", "1")
+    root = tmp_path / "cache"
+    monkeypatch.setattr(building, "cache_root", lambda: root)
+    source = samples.write_sample("vismin", tmp_path / "release", n=8, image_size=(32, 32))
+    first = building.build("vismin", "bench", source=str(source))
+    _fail_rename_onto(monkeypatch, first.path)
+    with pytest.raises(OSError, match="injected"):
+        building.build("vismin", "bench", source=str(source))
+    assert building.load_built("vismin", "bench", "test").num_rows == 8
+    assert not [p for p in (root / building.STAGING_DIRNAME).iterdir() if p.is_dir()]
+
+
+def test_a_publish_whose_swap_fails_leaves_the_previous_folder(tmp_path, monkeypatch):
+    from diffbench import building, publishing, samples
+
+    monkeypatch.setenv("DIFFBENCH_NO_RENAME_EXCHANGE", "1")
+    root = tmp_path / "cache"
+    monkeypatch.setattr(building, "cache_root", lambda: root)
+    source = samples.write_sample("vismin", tmp_path / "release", n=8, image_size=(32, 32))
+    building.build("vismin", "bench", source=str(source))
+    out = publishing.publish("vismin", tmp_path / "hub", configs=["bench"])
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    _fail_rename_onto(monkeypatch, out)
+    with pytest.raises(OSError, match="injected"):
+        publishing.publish("vismin", out, configs=["bench"], overwrite=True)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "hub", "release"]

@@ -254,7 +254,9 @@ def replace_directory(new: Path, destination: Path, trash: Path) -> None:
 
     ``trash`` must be on the same file system and not exist. With an existing ``destination`` the
     two are exchanged atomically; where that is unsupported, ``trash/../restore.json`` records the
-    old folder's place between the two renames, so :func:`restore_interrupted` can put it back.
+    old folder's place between the two renames, so :func:`restore_interrupted` can put it back after
+    a kill; an exception raised by the second rename puts it back at once, before it propagates
+    (callers delete ``trash``'s folder in their clean-up).
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     if not destination.exists():
@@ -267,8 +269,16 @@ def replace_directory(new: Path, destination: Path, trash: Path) -> None:
     journal = trash.parent / RESTORE_JOURNAL
     journal.write_text(json.dumps({"old": str(trash), "destination": str(destination)}), encoding="utf-8")
     destination.rename(trash)
-    _swap_point("between-renames")
-    new.rename(destination)
+    try:
+        _swap_point("between-renames")
+        new.rename(destination)
+    except BaseException:
+        # An error (not a kill) between the renames: the caller's clean-up deletes ``trash``'s parent,
+        # so the old folder goes back to its place first; a kill is the journal's case.
+        if not destination.exists() and trash.is_dir():
+            trash.rename(destination)
+        journal.unlink(missing_ok=True)
+        raise
     journal.unlink()
 
 
