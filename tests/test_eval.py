@@ -200,6 +200,15 @@ def test_resume_after_interruption_and_refusals(tiny, bench, tmp_path, eval_cli)
     assert rebuilt.returncode == 2 and "the data was rebuilt or changed" in rebuilt.stderr
 
 
+def test_fast_decode_is_recorded_and_checked_on_resume(tiny, tmp_path, eval_cli):
+    """--fast-decode decodes other pixels: run.json says so, and a resume with the other setting is refused."""
+    out = tmp_path / "fast"
+    eval_cli("vismin", "--model", tiny["clip"], "--out", out, "--limit", 4, "--num-workers", 0, "--fast-decode")
+    assert json.loads((out / "run.json").read_text())["fast_decode"] is True
+    full = eval_cli("vismin", "--model", tiny["clip"], "--out", out, "--limit", 4, "--num-workers", 0, check=False)
+    assert full.returncode == 2 and "reduced scale" in full.stderr and "fast_decode: True -> False" in full.stderr
+
+
 def test_two_processes_give_the_single_process_result(tiny, tmp_path, eval_cli):
     """``accelerate launch --num_processes 2 --cpu``: batches dealt out to the processes, gathered."""
     args = ["vismin", "--model", tiny["clip"], "--batch-size", 8, "--num-workers", 1]

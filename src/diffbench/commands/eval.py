@@ -86,45 +86,20 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def default_out(name: str, model: str) -> Path:
-    return Path("runs") / f"{name}-{Path(model.rstrip('/')).name or 'model'}"
-
-
-#: the options a preset may set (each only where the command line left it unset)
-PRESET_FIELDS = ("model", "revision", "processor", "dtype", "answer", "max_new_tokens", "image_handling",
-                 "image_splitting", "prompt_template", "api_base", "api_key_env")
-# an explicit --api-key-env wins over the preset's: read it before the preset fills the unset ones
-
-
 def options_from_args(args: argparse.Namespace):
-    """The run's :class:`~diffbench.harness.options.RunOptions`: the command line over the preset's settings."""
-    from diffbench.default_model import DEFAULT_MODEL_NAME, default_model_path
+    """The run's :class:`~diffbench.harness.options.RunOptions`; a ``--preset`` is merged by the library
+    (:func:`diffbench.harness.preset_settings.apply_preset`): the options given beside it win."""
     from diffbench.harness.options import RunOptions
 
-    values = {name: getattr(args, name, None) for name in PRESET_FIELDS}
-    if args.preset:
-        from diffbench.harness.preset_settings import preset_settings
-
-        settings = preset_settings(args.preset, args.name)
-        if settings.pop("needs_remote_code", False) and not args.trust_remote_code:
-            raise ValueError(f"preset {args.preset} runs code from the model's repository; pass --trust-remote-code "
-                             "if you trust it")
-        for name, value in settings.items():
-            if values.get(name) is None:
-                values[name] = value
-    if values.get("api_base") and not values.get("model"):
-        raise ValueError("--api-base needs --model: the model name the API serves")
-    model = values.pop("model") or str(default_model_path())
-    named = args.model or (model if args.preset else DEFAULT_MODEL_NAME)
-    out = args.out or default_out(args.name, named)
     return RunOptions(
-        model=model, out=out, task=args.name, config=args.config, split=args.split, data_files=args.data_files,
-        limit=args.limit, batch_size=args.batch_size, device=args.device, dtype=values.pop("dtype") or "auto",
-        num_workers=args.num_workers, fast_decode=args.fast_decode, allow_pickle=args.allow_pickle,
-        answer=values.pop("answer") or "generate", prompt=args.prompt, overwrite=args.overwrite,
-        progress=args.progress, preset=args.preset, trust_remote_code=args.trust_remote_code,
-        api_key_env=values.pop("api_key_env") or args.api_key_env or "OPENAI_API_KEY", concurrency=args.concurrency,
-        **values)
+        model=args.model, out=args.out, task=args.name, config=args.config, split=args.split,
+        data_files=args.data_files, limit=args.limit, batch_size=args.batch_size, device=args.device,
+        dtype=args.dtype, num_workers=args.num_workers, fast_decode=args.fast_decode, allow_pickle=args.allow_pickle,
+        answer=args.answer, prompt=args.prompt, overwrite=args.overwrite, progress=args.progress, preset=args.preset,
+        trust_remote_code=args.trust_remote_code, revision=args.revision, processor=getattr(args, "processor", None),
+        max_new_tokens=args.max_new_tokens, image_handling=args.image_handling, image_splitting=args.image_splitting,
+        prompt_template=args.prompt_template, api_base=args.api_base, api_key_env=args.api_key_env,
+        concurrency=args.concurrency)
 
 
 def run(args) -> int:

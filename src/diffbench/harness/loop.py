@@ -43,6 +43,8 @@ def run_record(task, options, kind, dataset, dtype) -> dict:
         "processor": options.processor, "kind": kind.kind,
         "model_type": kind.model_type, "preset": options.preset, "limit": options.limit,
         "data_files": [str(p) for p in options.data_files or []] or None,
+        # reduced-scale JPEG decoding gives other pixels: part of what defines the predictions
+        "fast_decode": bool(options.fast_decode) and not options.api_base,
         "dtype": str(dtype).removeprefix("torch.") if dtype is not None else None, **task.protocol(options, kind),
         "weights": (record.weights_fingerprint(options.model, options.revision) if not options.api_base else
                     {"source": "api", "api_base": options.api_base, "model": options.model}),

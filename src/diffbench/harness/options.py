@@ -4,6 +4,15 @@ A task reads the fields that concern it (a contrastive model ignores ``answer``;
 ``prompt``). ``None`` means "the task's default" (for example ``max_new_tokens``: 128 for VisMin's
 answers and for captions, as ``evals/mllm_inference.py`` asks for) and is resolved into the run record
 (``run.json``), so a run says what it actually did.
+
+A ``preset`` (:mod:`diffbench.presets`) is applied here, when the options are made, so that the CLI and
+the Python API run a preset identically: it fills the fields left unset (``None``); what is given wins.
+
+    >>> options = RunOptions(preset="llava-1.6-7b", max_new_tokens=8, out="runs/x")
+    >>> options.model, options.image_handling, options.max_new_tokens, options.dtype
+    ('llava-hf/llava-v1.6-mistral-7b-hf', 'combined', 8, 'float16')
+    >>> RunOptions(model="m").out, RunOptions(model="m").dtype, RunOptions(model="m").answer
+    (PosixPath('runs/vismin-m'), 'auto', 'generate')
 """
 
 from __future__ import annotations
@@ -16,10 +25,15 @@ IMAGE_HANDLING = ("separate", "combined")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
+def default_out(task: str, model: str) -> Path:
+    """``runs/TASK-MODEL`` (the model's last path part), where a run writes when no ``out`` is given."""
+    return Path("runs") / f"{task}-{Path(model.rstrip('/')).name or 'model'}"
+
+
 @dataclass
 class RunOptions:
-    model: str
-    out: Path
+    model: str | None = None  # None: the preset's model, else the embedded tiny CLIP (diffbench-tiny-clip)
+    out: Path | None = None  # None: runs/TASK-MODEL
     task: str = "vismin"
     config: str | None = None  # the dataset configuration (None: the task's default)
     split: str = "test"
@@ -28,7 +42,7 @@ class RunOptions:
     # where and how the model runs
     batch_size: int | None = None
     device: str = "auto"
-    dtype: str = "auto"  # auto: float32 for contrastive models (as the official code); chat: bf16 on CUDA
+    dtype: str | None = None  # None: the preset's, else auto. auto: float32 for contrastive models (as the official code); chat: bf16 on CUDA
     num_workers: int | None = None
     fast_decode: bool = False
     trust_remote_code: bool = False
@@ -37,10 +51,10 @@ class RunOptions:
     processor: str | None = None  # load the processor from here instead of ``model`` (a fine-tune's base)
     # an OpenAI-compatible chat API instead of a local model (diffbench.backends.openai_chat)
     api_base: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = None  # None: the preset's, else OPENAI_API_KEY
     concurrency: int = 4
     # chat models (VisMin's questions, difference captions)
-    answer: str = "generate"
+    answer: str | None = None  # None: the preset's, else generate
     max_new_tokens: int | None = None
     prompt: str | None = None  # the difference-captioning instruction
     prompt_template: str | None = None  # raw prompt instead of the chat template: {images} and {question}
@@ -49,11 +63,25 @@ class RunOptions:
     # the run itself
     overwrite: bool = False
     progress: bool = True
-    preset: str | None = None  # recorded: the preset these settings came from
+    preset: str | None = None  # a published row: its settings fill the fields left None (and it is recorded)
     extra: dict = field(default_factory=dict)  # anything a backend adds to the run record
 
     def __post_init__(self):
-        self.out = Path(self.out)
+        if self.preset:
+            from diffbench.harness.preset_settings import apply_preset
+
+            apply_preset(self)
+        if self.api_base and not self.model:
+            raise ValueError("--api-base needs --model: the model name the API serves")
+        named = self.model
+        if self.model is None:
+            from diffbench.default_model import DEFAULT_MODEL_NAME, default_model_path
+
+            self.model, named = str(default_model_path()), DEFAULT_MODEL_NAME
+        self.out = Path(self.out) if self.out is not None else default_out(self.task, named)
+        self.dtype = self.dtype or "auto"
+        self.answer = self.answer or "generate"
+        self.api_key_env = self.api_key_env or "OPENAI_API_KEY"
         if self.answer not in ANSWER_MODES:
             raise ValueError(f"answer must be one of {', '.join(ANSWER_MODES)}, got {self.answer!r}")
         if self.image_handling is not None and self.image_handling not in IMAGE_HANDLING:

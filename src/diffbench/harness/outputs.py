@@ -32,7 +32,8 @@ NOT_COMPARED = ("environment",)
 #: why a difference in these keys matters, said when a resume is refused
 REASONS = {"dataset_fingerprint": "the data was rebuilt or changed since these predictions were made",
            "weights": "the model's weights changed since these predictions were made",
-           "provenance": "the data comes from another build"}
+           "provenance": "the data comes from another build",
+           "fast_decode": "--fast-decode decodes JPEGs at a reduced scale, which gives other pixels"}
 OUTPUT_FILES = ("vismin_scores.csv", "vismin_answers.csv", "captions.json", "generations.jsonl", "results.json",
                 "results.md", "results.png", "results.svg")
 

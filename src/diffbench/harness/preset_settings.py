@@ -11,6 +11,9 @@ harness cannot run as published.
     False
     >>> preset_settings("coca")["model"]
     'open_clip:coca_ViT-L-14@laion2b_s13b_b90k'
+
+:func:`apply_preset` is what :class:`~diffbench.harness.options.RunOptions` calls when it is made with a
+``preset``: the CLI (``--preset``) and the Python API go through the same merge.
 """
 
 from __future__ import annotations
@@ -58,3 +61,20 @@ def preset_settings(name: str, task: str = "vismin") -> dict:
     if preset.trust_remote_code:
         settings["needs_remote_code"] = True
     return {k: v for k, v in settings.items() if v is not None}
+
+
+#: the options a preset may set (each only where the options leave it unset, ``None``)
+PRESET_FIELDS = ("model", "revision", "processor", "dtype", "answer", "max_new_tokens", "image_handling",
+                 "image_splitting", "prompt_template", "api_base", "api_key_env")
+
+
+def apply_preset(options) -> None:
+    """Fill ``options``' unset fields from its preset's settings (given values win); a row that runs the
+    model repository's code is refused unless ``trust_remote_code``."""
+    settings = preset_settings(options.preset, options.task)
+    if settings.pop("needs_remote_code", False) and not options.trust_remote_code:
+        raise ValueError(f"preset {options.preset} runs code from the model's repository; pass --trust-remote-code "
+                         "(trust_remote_code=True) if you trust it")
+    for name in PRESET_FIELDS:
+        if getattr(options, name) is None and settings.get(name) is not None:
+            setattr(options, name, settings[name])
