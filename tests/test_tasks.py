@@ -175,3 +175,21 @@ def test_a_resume_onto_changed_data_is_refused_with_the_reason(tmp_path):
     with pytest.raises(RunMismatchError, match="the data was rebuilt or changed since these predictions were made"):
         check_manifest(tmp_path, {"task": "vismin", "dataset_fingerprint": "b", "environment": {"date": "y"}})
     assert json.loads((tmp_path / "run.json").read_text())["environment"] == {"date": "y"}
+
+
+@pytest.mark.parametrize("handling", ["separate", "combined"])
+def test_the_local_and_api_collates_build_turns_with_one_function(handling):
+    """Both collates ask each turn through ``turn_inputs``: the same questions and the same images."""
+    from diffbench.harness.chat import ApiCollate, ChatProtocol, turn_inputs
+    from diffbench.harness.vismin import vismin_turns
+
+    item = {"index": 0, "id": "s0", "texts": ("a red box", "a blue box"),
+            "images": [Image.new("RGB", (8, 6), "red"), Image.new("RGB", (4, 6), "blue")]}
+    protocol = ChatProtocol(image_handling=handling)
+    turns = turn_inputs(item, vismin_turns, protocol)
+    assert [len(pictures) for _, pictures, _ in turns] == ([1, 1, 1, 1] if handling == "combined" else [1, 1, 2, 2])
+    if handling == "combined":
+        assert turns[2][1][0].size == (12, 6)  # both images side by side in one
+    requests = [request for _, _, request in ApiCollate(protocol, vismin_turns)([item])["requests"]]
+    assert [(r.prompt, [i.tobytes() for i in r.images]) for r in requests] == [
+        (question, [i.tobytes() for i in pictures]) for question, pictures, _ in turns]

@@ -101,6 +101,18 @@ def option_span(tokenizer, prompt: str, option: str) -> tuple[int, int, int]:
     return common, length, len(full)
 
 
+def turn_inputs(item: dict, turns_of, protocol) -> list[tuple]:
+    """A loaded sample's turns as ``(question, images, options)``: each turn's images picked from the
+    sample, pasted into one when ``protocol.image_handling`` is ``combined`` (the local and API collates)."""
+    turns = []
+    for question, positions, options in turns_of(item):
+        pictures = [item["images"][p] for p in positions]
+        if protocol.image_handling == "combined" and len(pictures) > 1:
+            pictures = [combine_images(pictures)]
+        turns.append((question, pictures, options))
+    return turns
+
+
 class ChatCollate:
     """Runs in a DataLoader worker: the processor over a batch's turns, grouped by image count.
 
@@ -121,10 +133,7 @@ class ChatCollate:
         by_count: dict[int, list] = {}
         for row, item in enumerate(good):
             asked = []
-            for q, (question, positions, options) in enumerate(self.turns_of(item)):
-                pictures = [item["images"][p] for p in positions]
-                if self.protocol.image_handling == "combined" and len(pictures) > 1:
-                    pictures = [combine_images(pictures)]
+            for q, (question, pictures, options) in enumerate(turn_inputs(item, self.turns_of, self.protocol)):
                 prompt = render_prompt(self.processor, question, len(pictures), self.protocol.prompt_template)
                 asked.append({"question": question, "prompt": prompt, "options": options})
                 by_count.setdefault(len(pictures), []).append((row, q, prompt, pictures, options))
@@ -247,10 +256,7 @@ class ApiCollate:
                  "requests": [], "turns": []}
         for row, item in enumerate(good):
             asked = []
-            for q, (question, positions, options) in enumerate(self.turns_of(item)):
-                pictures = [item["images"][p] for p in positions]
-                if self.protocol.image_handling == "combined" and len(pictures) > 1:
-                    pictures = [combine_images(pictures)]
+            for q, (question, pictures, options) in enumerate(turn_inputs(item, self.turns_of, self.protocol)):
                 asked.append({"question": question, "prompt": question, "options": options})
                 batch["requests"].append((row, q, ChatRequest(question, tuple(pictures))))
             batch["turns"].append(asked)
