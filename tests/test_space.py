@@ -136,7 +136,7 @@ def _official_verdict(s) -> dict:
     return {"text": text, "image": image, "group": text and image}
 
 
-@pytest.mark.parametrize("module", ["backend", "leaderboard"])
+@pytest.mark.parametrize("module", ["backend", "leaderboard", "caption_worker"])
 def test_doctests(module):
     import importlib
 
@@ -371,6 +371,15 @@ def test_score_difference_captions(client, tmp_path):
     assert "| subset | samples |" in table and "METEOR" in table and chart is not None
     results = json.loads(Path(results_path).read_text())
     assert results["num_samples"] == len(test) and results["Bleu_1"] > 0.5
+    # Two decimals wherever the Space shows a score (metrics ×100, as the leaderboard); full precision in results.json.
+    assert f"CIDEr **{100 * results['CIDEr']:.2f}**" in message, message
+    total = next(line for line in table.splitlines() if line.startswith("| all |"))
+    cells = [c.strip() for c in total.strip("|").split("|")][2:]
+    assert cells and all(len(c.split(".")[-1]) == 2 for c in cells), total
+    assert f"{100 * results['METEOR']:.2f}" in cells
+    values = [v for scores in (results, *results["groups"].values()) for k, v in scores.items()
+              if k in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")]
+    assert any(round(v, 4) != v for v in values), values  # not rounded in the file
     assert board["data"][-1][0].endswith("captions.json")
     assert results["provenance"]["dataset"] == "omnidiff"
 
@@ -402,8 +411,28 @@ def test_score_difference_captions(client, tmp_path):
               "wrong_ids.json", "ids not in the dataset")
 
 
+def _process_group(pgid: int, settle_s: float = 0.0) -> list[str]:
+    """The command names of the live (not zombie) processes in a process group (Linux /proc); with
+    ``settle_s``, polled until the group is empty or that time has passed (a kill is asynchronous)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                name, fields = stat.read_text().rsplit(")", 1)
+            except OSError:
+                continue
+            state, _, group = fields.split()[:3]
+            if int(group) == pgid and state != "Z":
+                found.append(name.split("(", 1)[1])
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def test_caption_scoring_time_is_bounded(client, tmp_path):
-    """The per-request time bound, in the library the handler calls (in this process: a tiny bound)."""
+    """The per-request time bound, in the backend the handler calls (in this process): a scoring past
+    its bound is stopped, its worker process and JVMs killed; the next request gets a fresh worker."""
     from diffbench.building import load_built
     from diffbench.space import backend
 
@@ -412,8 +441,18 @@ def test_caption_scoring_time_is_bounded(client, tmp_path):
     test = load_built("omnidiff", None, "test")
     path = tmp_path / "c.json"
     path.write_text(json.dumps({row["id"]: row["captions"][0] for row in test.select_columns(["id", "captions"])}))
-    with pytest.raises(backend.UserError, match=r"c\.json: scoring took longer than 0 s here"):
-        backend.score_caption_json(path, "omnidiff", store, timeout_s=0.001)
+    worker = backend.caption_worker()
+    try:
+        warm = backend.score_caption_json(path, "omnidiff", store)  # the worker and its JVMs started
+        pid = worker.pid
+        assert pid and any(name == "java" for name in _process_group(pid)), _process_group(pid)
+        with pytest.raises(backend.UserError, match=r"c\.json: scoring took longer than 0\.001 s here \(stopped\)"):
+            backend.score_caption_json(path, "omnidiff", store, timeout_s=0.001)
+        assert worker.pid is None and _process_group(pid, settle_s=5) == []  # nothing of it still runs
+        again = backend.score_caption_json(path, "omnidiff", store)
+        assert worker.pid not in (None, pid) and again["CIDEr"] == warm["CIDEr"]
+    finally:
+        worker.close()
 
 
 def test_leaderboard_persists_counts_once_and_ranks_real_data_only(tmp_path):

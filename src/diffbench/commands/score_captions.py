@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from diffbench.caption_inputs import read_predictions  # noqa: F401 - moved to the library; kept for old imports
 
 DEFAULT_OUT = "caption-results"
 

@@ -198,15 +198,14 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
             entry = leaderboard.add_captions(results)
         except Exception as err:  # noqa: BLE001
             return _problem(err), "", None, None, caption_board()
-        from diffbench.caption_report import format_table
-
         message = (f"✓ Scored **{markdown_text(results['submission'])}** on {dataset_name} ({markdown_text(split)}): "
-                   f"{results['num_samples']:,} samples, CIDEr **{results.get('CIDEr', 0):.2f}**."
+                   f"{results['num_samples']:,} samples, CIDEr **{backend.caption_value(results.get('CIDEr', 0))}** "
+                   "(metrics ×100; results.json keeps full precision)."
                    + _board_note(entry) + _synthetic_note(results))
         frame = backend.caption_chart_frame(results)
-        chart = gr.BarPlot(frame, x="subset", y="value", sort=list(frame["subset"]), title=backend.chart_title("CIDEr by change type", results),
-                           x_title="subset", y_title="CIDEr", x_label_angle=-40)
-        return (message, format_table(results), chart, str(result_files.write(results)), caption_board())
+        chart = gr.BarPlot(frame, x="subset", y="value", sort=list(frame["subset"]), title=backend.chart_title("CIDEr (×100) by change type", results),
+                           x_title="subset", y_title="CIDEr ×100", x_label_angle=-40)
+        return (message, backend.caption_table(results), chart, str(result_files.write(results)), caption_board())
 
     def caption_splits(dataset_name):
         try:
@@ -342,6 +341,7 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
 def _warm(store: backend.DataStore) -> None:
     """Build/load the datasets and import the VisMin metric before the first visitor needs them."""
     try:
+        backend.caption_worker().start()  # the scoring process imports the scorers meanwhile
         store.warm()
         backend.vismin_metric()
         log.info("datasets ready%s", f" (built the sample of {', '.join(store.built_here)})" if store.built_here else "")

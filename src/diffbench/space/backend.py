@@ -499,7 +499,7 @@ MAX_CAPTION_CHARS = 2000
 CAPTION_BYTES_PER_SAMPLE = 4 * 1024
 CAPTION_BYTES_SLACK = 256 * 1024
 CAPTION_TIMEOUT_S = float(os.environ.get("DIFFBENCH_SPACE_CAPTION_TIMEOUT", "120"))
-_CAPTION_WORKER = None  # one scoring at a time (a thread pool of one), created on first use
+_CAPTION_WORKER = None  # the scoring process (diffbench.space.caption_worker), created on first use
 _CAPTION_WORKER_LOCK = threading.Lock()
 
 
@@ -529,13 +529,14 @@ def read_caption_predictions(path, display_name: str | None = None, max_bytes: i
     return predictions
 
 
-def _caption_worker():
+def caption_worker():
+    """The Space's one :class:`diffbench.space.caption_worker.CaptionWorker` (started on first use)."""
     global _CAPTION_WORKER
-    from concurrent.futures import ThreadPoolExecutor
+    from diffbench.space.caption_worker import CaptionWorker
 
     with _CAPTION_WORKER_LOCK:
         if _CAPTION_WORKER is None:
-            _CAPTION_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffbench-space-captions")
+            _CAPTION_WORKER = CaptionWorker()
         return _CAPTION_WORKER
 
 
@@ -545,12 +546,13 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
     """COCO caption metrics of a difference-caption JSON on a built captioning set, per change type.
 
     Bounded per request: the file by the split's size (:func:`caption_upload_limit`), each caption by
-    :data:`MAX_CAPTION_CHARS`, and the wait by ``timeout_s`` (default :data:`CAPTION_TIMEOUT_S`); one
-    scoring runs at a time, the others wait their turn within their own time bound.
+    :data:`MAX_CAPTION_CHARS`, and the time by ``timeout_s`` (default :data:`CAPTION_TIMEOUT_S`): the
+    scoring runs in the worker process (:mod:`diffbench.space.caption_worker`), which is killed, JVMs
+    and all, when it has not answered in time, so no scoring outlives its bound. One scoring runs at a
+    time; the others wait their turn within their own bound.
     """
-    from concurrent.futures import TimeoutError as FutureTimeout
-
-    from diffbench.caption_report import score_predictions
+    from diffbench.caption_inputs import max_predictions_bytes
+    from diffbench.space.caption_worker import WorkerFailed, WorkerTimeout
 
     if dataset_name not in CAPTION_SETS:
         raise UserError(f"choose a difference-captioning set: {', '.join(CAPTION_SETS)}")
@@ -558,16 +560,18 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
     if split not in dataset:
         raise UserError(f"{dataset_name} has no split {str(split)[:40]!r}; it has {', '.join(dataset)}")
     rows = dataset[split]
-    predictions = read_caption_predictions(path, display_name, max_bytes=caption_upload_limit(len(rows)))
+    # The Space's bound is tighter than the library's (max_predictions_bytes: captions of 5,000 characters).
+    max_bytes = min(caption_upload_limit(len(rows)), max_predictions_bytes(len(rows)))
+    predictions = read_caption_predictions(path, display_name, max_bytes=max_bytes)
     name = display_name or Path(str(path)).name
     timeout_s = CAPTION_TIMEOUT_S if timeout_s is None else timeout_s
-    job = _caption_worker().submit(score_predictions, predictions, rows, allow_missing=allow_missing)
     try:
-        results = job.result(timeout=timeout_s)
-    except FutureTimeout:
-        job.cancel()  # if it has not started; a started one finishes in the background, alone
-        raise UserError(f"{name}: scoring took longer than {timeout_s:.0f} s here; score it with "
+        results = caption_worker().score(predictions, rows, allow_missing, timeout_s)
+    except WorkerTimeout:
+        raise UserError(f"{name}: scoring took longer than {timeout_s:g} s here (stopped); score it with "
                         "`diffbench score captions` on your own machine") from None
+    except WorkerFailed as err:
+        raise RuntimeError(f"caption scoring failed: {err}") from None  # ours: logged, one line shown
     except ValueError as err:
         message = _clean(" ".join(str(err).split()), path, name)
         # the library's hint names an option this tab does not have
@@ -617,8 +621,52 @@ def vismin_chart_frame(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["bar", "score", "value"])
 
 
+#: How the Space shows a caption metric: ×100 (as papers and the leaderboard print them), two decimals.
+#: results.json keeps the full-precision values pycocoevalcap's scale gives.
+CAPTION_SCALE = 100
+
+
+def caption_value(value) -> str:
+    """A caption metric as the Space shows it.
+
+    >>> caption_value(0.281234), caption_value(1.0)
+    ('28.12', '100.00')
+    """
+    return f"{CAPTION_SCALE * float(value):.2f}"
+
+
+def caption_table(results: dict) -> str:
+    """The caption tab's Markdown table: the total, then a row a group, metrics ×100 with two decimals,
+    opened by the synthetic-sample note when the data is the sample (the rows and the note are
+    :func:`diffbench.caption_report.format_table`'s; only the number format differs).
+
+    >>> print(caption_table({"CIDEr": 0.43217, "num_samples": 3, "groups": {"a|b": {"CIDEr": 0.5, "num_samples": 1}}}))
+    | subset | samples | CIDEr |
+    |---|---:|---:|
+    | all | 3 | 43.22 |
+    | a\\|b | 1 | 50.00 |
+    """
+    from diffbench import provenance
+    from diffbench.caption_inputs import METRICS, OUTPUT_NAMES
+    from diffbench.caption_scoring import ALL_GROUP
+
+    names = [name for metric in METRICS for name in OUTPUT_NAMES[metric] if name in results]
+    total = "total" if results.get("evaluation") == "clevr_change_official" else ALL_GROUP
+    lines = ["| subset | samples | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for label, scores in [(total, results), *results.get("groups", {}).items()]:
+        cells = [caption_value(scores[n]) if isinstance(scores.get(n), (int, float)) else "" for n in names]
+        lines.append(f"| {markdown_text(label)} | {scores.get('num_samples', '')} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    if provenance.is_synthetic(results.get("provenance") or {}):
+        table = f"*{provenance.SYNTHETIC_NOTE}*\n\n{table}"
+    return table
+
+
 def caption_chart_frame(results: dict, metric: str = "CIDEr") -> pd.DataFrame:
-    """One bar a subset (all, then each change type) of one caption metric."""
-    rows = [{"subset": "all", "value": round(float(results.get(metric, 0.0)), 2)}]
-    rows += [{"subset": g, "value": round(float(s.get(metric, 0.0)), 2)} for g, s in results.get("groups", {}).items()]
+    """One bar a subset (all, then each change type) of one caption metric, ×100 with two decimals."""
+    def value(scores):
+        return round(CAPTION_SCALE * float(scores.get(metric, 0.0)), 2)
+
+    rows = [{"subset": "all", "value": value(results)}]
+    rows += [{"subset": g, "value": value(s)} for g, s in results.get("groups", {}).items()]
     return pd.DataFrame(rows, columns=["subset", "value"])
