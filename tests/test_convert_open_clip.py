@@ -256,6 +256,35 @@ def test_the_cli_converts_and_refuses_a_non_empty_out_folder(tmp_path, tokenizer
     assert json.loads((tmp_path / "hf" / "config.json").read_text())["vision_config"]["hidden_act"] == "quick_gelu"
 
 
+def test_overwrite_replaces_only_a_converted_folder_and_a_file_out_is_one_line(tmp_path, tokenizer_dir, capsys):
+    """--overwrite replaces a folder the converter wrote (it holds diffbench_conversion.json), never another
+    non-empty folder; --out naming a file is a one-line error (no NotADirectoryError)."""
+    from diffbench.cli import main
+
+    torch.manual_seed(4)
+    cfg = tiny_model_cfg()
+    src = write_local_dir(tmp_path / "src", ReferenceCLIP(cfg), cfg)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    args = ["convert", "open-clip", f"local-dir:{src}", "--tokenizer", str(tokenizer_dir), "--overwrite"]
+    capsys.readouterr()
+    assert main(args + ["--out", str(mine)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a folder written by diffbench convert (no diffbench_conversion.json)" in err[0]
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"] and (mine / "thesis.tex").read_text() == "years of work"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mine.")]  # no staging folder left
+    a_file = tmp_path / "model.safetensors"
+    a_file.write_bytes(b"not a folder")
+    assert main(args + ["--out", str(a_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a folder" in err[0] and a_file.read_bytes() == b"not a folder"
+    converted = tmp_path / "converted"
+    assert main(args + ["--out", str(converted)]) == 0  # new: written
+    assert main(args + ["--out", str(converted), "--quick-gelu"]) == 0  # ours: replaced
+    assert json.loads((converted / "config.json").read_text())["vision_config"]["hidden_act"] == "quick_gelu"
+
+
 def test_bad_checkpoints_say_what_is_wrong_and_write_nothing(tmp_path, tokenizer_dir):
     torch.manual_seed(5)
     cfg = tiny_model_cfg()

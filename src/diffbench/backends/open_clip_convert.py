@@ -80,6 +80,8 @@ DEFAULT_TOKENIZER = "openai/clip-vit-base-patch32"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 CONVERSION_RECORD = "diffbench_conversion.json"
+#: what the record says wrote the folder (the only folders --overwrite replaces)
+CONVERTER = "diffbench.backends.open_clip_convert"
 
 
 class UnsupportedOpenClipModel(ValueError):
@@ -460,6 +462,37 @@ def load_tokenizer(tokenizer, model_cfg: dict):
 
 # -- the whole conversion ------------------------------------------------------------------------------------
 
+def check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """``out_dir`` may be written: new, empty, or (with ``overwrite``) a folder this converter wrote, which
+    holds its :data:`CONVERSION_RECORD`. Anything else (a file, a folder of other things) is refused in one
+    line: ``--overwrite`` never deletes what the converter did not write.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()); _ = (folder / "notes.txt").write_text("mine")
+    >>> try:
+    ...     check_out_dir(folder, overwrite=True)
+    ... except FileExistsError as err:
+    ...     print(str(err).removeprefix(f"{folder}: "))
+    not a folder written by diffbench convert (no diffbench_conversion.json); --overwrite only replaces those: choose another --out
+    """
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir}: is a file, not a folder; --out names the folder to write")
+    if not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out_dir}: exists and is not empty (pass --overwrite to replace it)")
+    record = out_dir / CONVERSION_RECORD
+    try:
+        ours = json.loads(record.read_text(encoding="utf-8")).get("converter") == CONVERTER
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if out_dir.is_symlink() or not ours:
+        raise FileExistsError(f"{out_dir}: not a folder written by diffbench convert (no {CONVERSION_RECORD}); "
+                              "--overwrite only replaces those: choose another --out")
+
+
 def convert_open_clip(source, out_dir, *, checkpoint=None, model_config=None, tokenizer=None,
                       quick_gelu: bool | None = None, dtype: str = "float32", overwrite: bool = False) -> Path:
     """Write the ``CLIPModel`` folder of an open_clip checkpoint to ``out_dir`` (all of it, or nothing)."""
@@ -468,8 +501,7 @@ def convert_open_clip(source, out_dir, *, checkpoint=None, model_config=None, to
     from transformers import CLIPModel, CLIPProcessor
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir}: exists and is not empty (pass --overwrite to replace it)")
+    check_out_dir(out_dir, overwrite)
     if dtype not in ("float32", "float16", "bfloat16", "keep"):
         raise ValueError(f"dtype must be float32, float16, bfloat16 or keep, got {dtype!r}")
     read = read_source(source, checkpoint=checkpoint, model_config=model_config)
@@ -503,10 +535,11 @@ def convert_open_clip(source, out_dir, *, checkpoint=None, model_config=None, to
             "converted_from": read.origin, "weights_file": read.weights_file, "model_cfg": read.model_cfg,
             "preprocess_cfg": read.preprocess_cfg, "tokenizer": tokenizer_name,
             "hidden_act": config.vision_config.hidden_act, "dtype": dtype,
-            "converter": "diffbench.backends.open_clip_convert",
+            "converter": CONVERTER,
         }
         (staging / CONVERSION_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
         if out_dir.exists():
+            check_out_dir(out_dir, overwrite)  # still one of ours, just before it goes
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
     except BaseException:
