@@ -260,3 +260,45 @@ def test_large_samples_terminate_when_caption_forms_run_out():
     rows = [row[4:] for row in synth.generate_pairs(n=3000, seed=2)]
     assert len(rows) == 3000
     assert len(set(rows)) < 3000
+
+
+@pytest.mark.parametrize("layout", ["arrow", "parquet"])
+def test_the_upstream_image_file_name_is_kept(layout, tmp_path, private_cache):
+    rows = bench_rows(4)
+    for i, row in enumerate(rows):
+        row["image_0"] = {"bytes": row["image_0"]["bytes"], "path": f"COCO_val2017_{i:012d}.png"}
+    source = write_source(tmp_path, rows, layout)
+    building.build("vismin", "bench", source=str(source))
+    built = building.load_built("vismin", "bench", "test").cast_column("image_0", _raw_image())
+    paths = {row["upstream_id"]: row["image_0"]["path"] for row in built}
+    assert paths == {row["id"]: row["image_0"]["path"] for row in rows}
+    # rows without a name keep none (image_1 had path None upstream)
+    assert set(built.cast_column("image_1", _raw_image())["image_1"][i]["path"] for i in range(4)) == {None}
+
+
+def test_the_builder_knows_the_same_categories_as_the_library():
+    from diffbench import vismin_schema
+
+    cls = building.builder_class("vismin")
+    module = sys.modules[cls.__module__]
+    # The Hub folder keeps its own ClassLabel order (changing it changes the schema); the names are the same.
+    assert set(module.CATEGORIES) == set(vismin_schema.CATEGORIES) and len(module.CATEGORIES) == 4
+    assert synth.CATEGORIES == vismin_schema.CATEGORIES
+    assert set(synth.CATEGORY_COUNTS) == set(vismin_schema.CATEGORIES)
+
+
+def test_a_seed_gives_the_same_synthetic_samples_as_before():
+    """The synthetic sample uses vismin_schema's categories, and its samples did not change with that."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for row in synth.generate_bench(n=7, seed=3, image_size=(32, 24)):
+        digest.update(f"{row['category']}|{row['id']}|{row['text_0']}|{row['text_1']}|".encode())
+    assert [synth.split_counts(n) for n in (4, 5, 13)] == [
+        {"object": 1, "attribute": 1, "counting": 1, "relation": 1},
+        {"object": 1, "attribute": 2, "counting": 1, "relation": 1},
+        {"object": 3, "attribute": 2, "counting": 4, "relation": 4},
+    ]
+    # taken from the synthetic generator before it imported vismin_schema (captions and ids, not PNG
+    # bytes, which depend on the zlib build)
+    assert digest.hexdigest() == "34e070e4fa447c12bdbadb66017930e095ca9759b24311c01a72419740ef995e"

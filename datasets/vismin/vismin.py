@@ -15,33 +15,35 @@ are copied as they are, never re-encoded. Every row is checked completely, and a
 upstream type (``id`` int64; ``image_id`` string) and unique after normalisation (the ids ``"0"``
 and ``"00"`` of one category are the same id; ``0.5``, ``"0.0"`` and ``"abc7"`` are errors, never cast);
 every image fully decoded under a pixel limit (``max_image_pixels``, PIL's 89,478,485 by default;
-the decoding runs on a thread per core, as Pillow releases the GIL while decoding); an image file
-named by path stays inside the source folder; an unreadable file or folder is an error, never skipped.
+the decoding runs on a thread per core, as Pillow releases the GIL while decoding): the check of
+``diffbench.image_checks``, the one the image-difference-captioning builders run too (so the two
+never disagree; it refuses a truncated image even where the process set
+``ImageFile.LOAD_TRUNCATED_IMAGES``); an image file named by path stays inside the source folder; an
+unreadable file or folder is an error, never skipped. An image's upstream ``path`` (its file name) is
+kept as it is.
 
-This file depends only on ``datasets``, ``pyarrow``, ``Pillow`` and ``huggingface_hub``, so the folder
-can be pushed to the Hub as it is. ``diffbench build vismin`` runs it into the datasets cache so that
-``load_dataset("vismin")`` works from any directory.
+This file depends on ``datasets``, ``pyarrow``, ``huggingface_hub`` and ``diffbench`` (``pip install
+diffbench``, for the shared image check). ``diffbench build vismin`` runs it into the datasets cache
+so that ``load_dataset("vismin")`` works from any directory; what goes to the Hub is the folder
+``diffbench publish`` writes, loadable with ``datasets`` alone.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import warnings
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from PIL import Image, UnidentifiedImageError
 
 import datasets
 from datasets.builder import Key
+
+from diffbench.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem
 
 _CITATION = """\
 @inproceedings{awal2024vismin,
@@ -72,7 +74,7 @@ IMAGE_COLUMNS = ("image_0", "image_1", "image")
 CAPTION_COLUMNS = ("text_0", "text_1", "caption")
 BATCH_ROWS = 100  # rows per record batch written; keeps memory flat whatever the image sizes
 # PIL's own default Image.MAX_IMAGE_PIXELS: an image above it is refused (config field max_image_pixels).
-MAX_IMAGE_PIXELS = 89_478_485
+MAX_IMAGE_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
 DECIMAL_ID = re.compile(r"[0-9]+")
 
 
@@ -111,78 +113,6 @@ class VisMinConfig(datasets.BuilderConfig):
 
 def _image_feature_type() -> pa.DataType:
     return datasets.Image().pa_type
-
-
-# -- images: opened (header, pixel limit) in the calling thread, decoded on a pool of threads --------
-
-_DECODE_POOLS: dict[int, ThreadPoolExecutor] = {}  # by process id: a forked worker makes its own
-
-
-def _decode_pool() -> ThreadPoolExecutor:
-    pool = _DECODE_POOLS.get(os.getpid())
-    if pool is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        pool = _DECODE_POOLS[os.getpid()] = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="vismin-decode")
-    return pool
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def _open_image(blob: bytes, limit: int):
-    """An opened (not yet decoded) image, or the problem with it as one line.
-
-    PIL's own decompression-bomb check is replaced by ``limit``: its warning is silenced here (this
-    runs in one thread at a time) and its error, for images past twice its limit, is reworded.
-    """
-    if not blob:
-        return "empty image (no bytes)"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(blob))
-    except Image.DecompressionBombError as err:
-        pixels = re.search(r"\((\d+) pixels\)", str(err))
-        size = f"{int(pixels.group(1)):,} pixels" if pixels else "more pixels than PIL accepts"
-        return f"image of {size} exceeds the limit of {limit:,} pixels (max_image_pixels)"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return f"undecodable image ({_one_line(err)})"
-    width, height = image.size
-    if width * height > limit:
-        image.close()
-        return f"image of {width}x{height} = {width * height:,} pixels exceeds the limit of {limit:,} pixels (max_image_pixels)"
-    return image
-
-
-def _fully_decode(opened) -> str | None:
-    """Check the file's structure (``verify``: PNG chunk checksums, a tail cut short) and decode every
-    pixel (``load``); the problem as one line, or ``None``. Pillow releases the GIL while decoding."""
-    image, blob = opened
-    if isinstance(image, str):
-        return image
-    try:
-        image.verify()  # reads to the end: a truncated tail PIL's decoder would pass is caught here
-        with Image.open(io.BytesIO(blob)) as decoded:
-            decoded.load()
-    except Exception as err:  # noqa: BLE001 - any decoder failure is a bad source image, reported by row
-        return f"undecodable image ({_one_line(err)})"
-    finally:
-        image.close()
-    return None
-
-
-@contextmanager
-def _pil_limit_at_least(limit: int):
-    """Raise PIL's process-wide bomb limit to ``limit`` while building, when the config asks for more."""
-    previous = Image.MAX_IMAGE_PIXELS
-    if previous is not None and limit > previous:
-        Image.MAX_IMAGE_PIXELS = limit
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
 
 
 class VisMin(datasets.ArrowBasedBuilder):
@@ -478,13 +408,16 @@ class VisMin(datasets.ArrowBasedBuilder):
             data = pa.array(blobs, pa.binary())
         elif data.type != pa.binary():
             data = data.cast(pa.binary())
-        limit = self.config.max_image_pixels
-        opened = [(_open_image(blob, limit), blob) for blob in blobs]
-        decoded = list(_decode_pool().map(_fully_decode, opened))
-        for i, problem in enumerate(decoded):
-            if problem is not None:
-                raise VisMinSourceError(where[i][0], problem, row=where[i][1], column=name)
-        return pa.StructArray.from_arrays([data, pa.nulls(len(column), pa.string())], fields=list(_image_feature_type()))
+        bad = first_problem(blobs, self.config.max_image_pixels)
+        if bad is not None:
+            index, problem = bad
+            raise VisMinSourceError(where[index][0], problem, row=where[index][1], column=name)
+        # The upstream file name is kept as it is (the IDC builders keep theirs too): never cleaned silently.
+        if column.type.get_field_index("path") >= 0:
+            paths = pc.cast(column.field("path"), pa.string())
+        else:
+            paths = pa.nulls(len(column), pa.string())
+        return pa.StructArray.from_arrays([data, paths], fields=list(_image_feature_type()))
 
     def _image_file_bytes(self, image_path, path: Path, row: int, name: str) -> bytes:
         root = self.__dict__.get("_source_root") or path.parent.resolve()
@@ -539,10 +472,6 @@ class VisMin(datasets.ArrowBasedBuilder):
     # -- generation -----------------------------------------------------------------------------
 
     def _generate_tables(self, files, questions=(), image_index=None, all_files=()):
-        with _pil_limit_at_least(self.config.max_image_pixels):
-            yield from self._generate_checked_tables(files, questions, image_index, all_files)
-
-    def _generate_checked_tables(self, files, questions, image_index, all_files):
         for file_index, path in enumerate(files):
             path = Path(path)
             first_row = 0

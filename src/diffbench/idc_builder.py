@@ -16,9 +16,10 @@ file, the row (entry) and the column:
   has them (:attr:`IDCBuilder.UPSTREAM_HAS_BLANK_CAPTIONS`), and kept verbatim;
 - change types from the declared vocabulary; a ``domain`` of :data:`DOMAINS`;
 - image paths: inside the source folder (``..`` or an absolute path in an annotation is an error);
-- every image fully decoded (:func:`image_problem`) under a pixel limit, ``max_image_pixels`` of the
-  config (PIL's own bomb threshold by default), spread over the cores (PIL releases the GIL while it
-  decodes); a file or folder that cannot be read is an error, never skipped.
+- every image fully decoded under a pixel limit, ``max_image_pixels`` of the config (PIL's own bomb
+  threshold by default), spread over the cores (PIL releases the GIL while it decodes): the check of
+  :mod:`diffbench.image_checks`, shared with VisMin's builder; a file or folder that cannot be read is
+  an error, never skipped.
 
 Schema (one row = one image pair):
 
@@ -47,30 +48,31 @@ check reaches every dataset at once.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import stat
 import unicodedata
-import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from PIL import Image, ImageFile
-
 import datasets
 from datasets.builder import Key
+
+# The one image check of every builder (VisMin's too); ``image_problem`` is the name this module gave it.
+from diffbench.image_checks import (  # noqa: F401 - DEFAULT_MAX_IMAGE_PIXELS, pixel_limits: re-exported for builders
+    DEFAULT_MAX_IMAGE_PIXELS,
+    first_problem,
+    image_file_problem,
+    pixel_limits,
+)
+from diffbench.image_checks import image_file_problem as image_problem  # noqa: F401
 
 DOMAINS = ("real", "synthetic")
 CHUNK_ROWS = 128  # rows per Arrow table (and per shard under --num-proc); keeps memory flat
 MAX_LISTED = 5  # a one-line error names this many missing files, then gives the total
-#: PIL's own decompression-bomb threshold (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485 pixels): the default
-#: ``max_image_pixels``; an image above it is an error at build time, not a warning when a row is read.
-DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
 class IDCSourceError(ValueError):
@@ -271,70 +273,6 @@ def _file_problem(path: str) -> str | None:
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
-def image_problem(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> str | None:
-    """``None`` if the file is an image that decodes completely within ``max_pixels``, else the problem.
-
-    The whole file is checked: ``verify()`` walks every chunk (a PNG whose tail is cut, or whose CRCs
-    are wrong, fails there even though ``load()`` alone accepts it), then ``load()`` decodes every
-    pixel (a truncated JPEG fails there). The size is read from the header and refused before any
-    pixel is decoded, so a decompression bomb costs nothing. Call it inside :func:`pixel_limits`
-    when the limit may exceed PIL's own (PIL refuses above twice its ``MAX_IMAGE_PIXELS`` first).
-
-        >>> import tempfile
-        >>> with tempfile.NamedTemporaryFile(suffix=".png") as handle:
-        ...     Image.new("RGB", (64, 48)).save(handle.name)
-        ...     ok, small = image_problem(handle.name), image_problem(handle.name, max_pixels=1000)
-        >>> ok is None, small
-        (True, 'image of 64x48 = 3,072 pixels, above the limit of 1,000 (max_image_pixels)')
-    """
-    try:
-        with io.FileIO(path, "r") as handle:
-            blob = handle.readall()
-    except OSError as err:
-        return f"cannot be read: {_reason(err)}"
-    try:
-        with Image.open(io.BytesIO(blob)) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                return (f"image of {width}x{height} = {width * height:,} pixels, above the limit of "
-                        f"{max_pixels:,} (max_image_pixels)")
-            image.verify()
-        with Image.open(io.BytesIO(blob)) as image:
-            image.load()
-    except Image.DecompressionBombError as err:
-        return f"{err} (limit: max_image_pixels = {max_pixels:,})"
-    except Exception as err:  # noqa: BLE001 - any failure to decode is the file's problem, reported as such
-        return f"not a readable image ({type(err).__name__}: {err})"
-    return None
-
-
-@contextlib.contextmanager
-def pixel_limits(max_pixels: int):
-    """PIL's global limits set for a full check, restored after: its bomb threshold no lower than
-    ``max_pixels`` (our own limit is checked by :func:`image_problem`), truncated images refused,
-    and its bomb warning silenced (the image is reported as an error instead)."""
-    saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
-        Image.MAX_IMAGE_PIXELS = max_pixels
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
-
-
-def decode_threads(configured: int | None = None) -> int:
-    """Threads for :func:`image_problem`: ``configured``, else one per core this process may use."""
-    if configured:
-        return max(1, int(configured))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        return os.cpu_count() or 1
-
-
 def expect(condition: bool, source, message: str) -> None:
     """Raise :class:`IDCSourceError` unless ``condition``."""
     if not condition:
@@ -500,12 +438,11 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
             raise IDCSourceError("config", f"max_image_pixels must be a positive integer, got {limit!r}")
         paths = list(jobs)
-        with pixel_limits(limit), ThreadPoolExecutor(decode_threads(self.config.decode_threads)) as pool:
-            for path, problem in zip(paths, pool.map(image_problem, paths, [limit] * len(paths), chunksize=16)):
-                if problem:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    where, column = jobs[path]
-                    raise IDCSourceError(path, f"{problem} (referenced by {where}, column {column})")
+        bad = first_problem(paths, limit, self.config.decode_threads, check=image_file_problem)
+        if bad is not None:
+            path = paths[bad[0]]
+            where, column = jobs[path]
+            raise IDCSourceError(path, f"{bad[1]} (referenced by {where}, column {column})")
 
     # -- split generators -------------------------------------------------------------------------
 

@@ -27,17 +27,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from diffbench.synth.scenes import COLORS, SHAPES, SIZES, TEXTURES, Scene, Shape, bounding_box, render
+from diffbench.vismin_schema import CATEGORIES, IMAGE_QUESTION, TEXT_QUESTION
 
-# The upstream category names, and their share of the 2,084 rows of the real benchmark.
+# The share of each category (vismin_schema.CATEGORIES) in the 2,084 rows of the real benchmark. The
+# samples are generated in this dict's order (which differs from the published tables' order): changing
+# it would change the samples a seed gives.
 CATEGORY_COUNTS = {"object": 579, "attribute": 294, "counting": 589, "relation": 622}
-CATEGORIES = tuple(CATEGORY_COUNTS)
 DEFAULT_N = 160  # a few dozen samples per category
 MAX_RETRIES = 200  # draws tried for an unseen caption pair before a repeat is accepted
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five")
-
-# The official VisMin questions for chat models (rabiulcste/vismin).
-TEXT_QUESTION = "Does this image best match: (A) {text_0}, or (B) {text_1}? Choices: A, B."
-IMAGE_QUESTION = 'Which image better aligns with the description: "{caption}"? Choices: First, Second.'
 
 
 def split_counts(n: int) -> dict[str, int]:
@@ -51,7 +49,7 @@ def split_counts(n: int) -> dict[str, int]:
     total = sum(CATEGORY_COUNTS.values())
     exact = {c: n * k / total for c, k in CATEGORY_COUNTS.items()}
     counts = {c: max(1, int(v)) for c, v in exact.items()}
-    by_remainder = sorted(CATEGORIES, key=lambda c: exact[c] - int(exact[c]), reverse=True)
+    by_remainder = sorted(CATEGORY_COUNTS, key=lambda c: exact[c] - int(exact[c]), reverse=True)
     for c in by_remainder[: n - sum(counts.values())]:
         counts[c] += 1
     return counts
