@@ -209,6 +209,51 @@ def test_fast_decode_is_recorded_and_checked_on_resume(tiny, tmp_path, eval_cli)
     assert full.returncode == 2 and "reduced scale" in full.stderr and "fast_decode: True -> False" in full.stderr
 
 
+def hub_snapshot(hf_home, repo: str, folder, commit: str):
+    """``folder`` placed in the Hub cache as ``repo`` at ``commit`` (what a download leaves), refs/main -> commit."""
+    cache = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(folder, cache / "snapshots" / commit, dirs_exist_ok=True)
+    (cache / "refs").mkdir(parents=True, exist_ok=True)
+    (cache / "refs" / "main").write_text(commit)
+
+
+def test_a_hub_model_s_first_run_resumes_once_its_commit_is_known(tiny, hf_home, tmp_path, eval_cli):
+    """A first run records the weights before the model is downloaded (no commit yet); the next run knows
+    the commit: the same run, resumed and recorded with its commit, not refused. Loading writes the
+    commit into run.json."""
+    from types import SimpleNamespace
+
+    from diffbench.harness import outputs
+    from diffbench.harness.loop import confirm_weights
+
+    repo, commit = "diffbench-tests/tiny-clip", "ab" * 20
+    hub_snapshot(hf_home, repo, tiny["clip"], commit)
+    out = tmp_path / "hub"
+    eval_cli("vismin", "--model", repo, "--out", out, "--limit", 4, "--num-workers", 0)
+    run = json.loads((out / "run.json").read_text())
+    assert run["weights"] == {"source": "hub", "repo": repo, "revision": commit}
+    first = read_rows(out / "vismin_scores.csv")
+    # What the first run wrote before its download: no commit. The model must load again (no submission).
+    run["weights"]["revision"] = None
+    (out / "run.json").write_text(json.dumps(run))
+    (out / "vismin_scores.csv").unlink()
+    done = eval_cli("vismin", "--model", repo, "--out", out, "--limit", 4, "--num-workers", 0)
+    assert "holds predictions of another run" not in done.stderr
+    assert json.loads((out / "run.json").read_text())["weights"]["revision"] == commit
+    assert read_rows(out / "vismin_scores.csv") == first
+    # Once loaded, the loop records the commit the download gave (run.json had none) ...
+    record = {"weights": {"source": "hub", "repo": repo, "revision": None}}
+    outputs.write_json(out / "run.json", record)
+    procs = SimpleNamespace(is_main=True)
+    options = SimpleNamespace(model=repo, revision=None)
+    confirm_weights(record, options, out, procs, resumed=True)
+    assert json.loads((out / "run.json").read_text())["weights"]["revision"] == commit
+    # ... and refuses a resume whose download is another commit than the saved predictions'.
+    record = {"weights": {"source": "hub", "repo": repo, "revision": "cd" * 20}}
+    with pytest.raises(outputs.RunMismatchError, match="the model's weights changed"):
+        confirm_weights(record, options, out, procs, resumed=True)
+
+
 def test_two_processes_give_the_single_process_result(tiny, tmp_path, eval_cli):
     """``accelerate launch --num_processes 2 --cpu``: batches dealt out to the processes, gathered."""
     args = ["vismin", "--model", tiny["clip"], "--batch-size", 8, "--num-workers", 1]

@@ -193,3 +193,43 @@ def test_the_local_and_api_collates_build_turns_with_one_function(handling):
     requests = [request for _, _, request in ApiCollate(protocol, vismin_turns)([item])["requests"]]
     assert [(r.prompt, [i.tobytes() for i in r.images]) for r in requests] == [
         (question, [i.tobytes() for i in pictures]) for question, pictures, _ in turns]
+
+
+def test_local_weight_digests_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    """A resumed run does not hash a local model's weights again: the digest is reused while the file's
+    path, size and mtime_ns stay; a rewrite (new mtime) is hashed afresh."""
+    import os
+
+    from diffbench.harness import record
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"weights-1")
+    first = record.weights_fingerprint(str(folder))
+    assert record.digest_cache_path().is_file() and str(weights.resolve()) in record.digest_cache_path().read_text()
+    stat = weights.stat()
+    weights.write_bytes(b"weights-2")  # same size; the same mtime put back: only the cache can answer
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert record.weights_fingerprint(str(folder)) == first
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # rewritten: a new mtime
+    assert record.weights_fingerprint(str(folder))["sha256"] != first["sha256"]
+
+
+def test_open_clip_local_weights_are_fingerprinted(tmp_path, monkeypatch):
+    from diffbench.harness import record
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "oc"
+    folder.mkdir()
+    (folder / "open_clip_model.safetensors").write_bytes(b"one")
+    checkpoint = tmp_path / "epoch_3.pt"
+    checkpoint.write_bytes(b"two")
+    by_dir = record.weights_fingerprint(f"open_clip:local-dir:{folder}")
+    by_file = record.weights_fingerprint(f"open_clip:ViT-B-32@{checkpoint}")
+    assert by_dir["spec"] == f"local-dir:{folder}" and by_dir["files"] == 1 and len(by_dir["sha256"]) == 64
+    assert by_file["files"] == 1 and by_file["sha256"] != by_dir["sha256"]
+    (folder / "open_clip_model.safetensors").write_bytes(b"new!")
+    assert record.weights_fingerprint(f"open_clip:local-dir:{folder}")["sha256"] != by_dir["sha256"]
+    assert record.weights_fingerprint("open_clip:ViT-B-32@openai") == {"source": "open_clip", "spec": "ViT-B-32@openai"}

@@ -54,6 +54,25 @@ def run_record(task, options, kind, dataset, dtype) -> dict:
     }
 
 
+def confirm_weights(run: dict, options, out: Path, procs, resumed: bool) -> None:
+    """A Hub model's commit, once loaded (downloaded): recorded where run.json did not know it yet; a
+    resumed run whose download is another commit than its saved predictions' is refused."""
+    from diffbench.harness import record
+
+    if run["weights"].get("source") != "hub":
+        return
+    loaded = record.weights_fingerprint(options.model, options.revision)
+    if loaded == run["weights"]:
+        return
+    if resumed and not record.resolves(run["weights"], loaded):
+        raise outputs.RunMismatchError(
+            f"{out} holds predictions of another run ({outputs.REASONS['weights']}: weights: {run['weights']!r} -> "
+            f"{loaded!r}); use another --out, or --overwrite to compute afresh")
+    run["weights"] = loaded
+    if procs.is_main:
+        outputs.update_record(out, {"weights": loaded})
+
+
 API_CACHE_DIR = "api-cache"
 
 
@@ -115,6 +134,7 @@ def run(options) -> dict:
                 f"{len(todo)} {task.unit}s, {procs.count} process(es)")
         model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
                                        options.revision, options.allow_pickle, options.processor)
+        confirm_weights(run, options, out, procs, resumed=bool(done))
         if procs.is_main:
             outputs.update_environment(out, image_backend(processor) if processor is not None else
                                        {"image_processor": "open_clip", **getattr(model, "preprocess_cfg", {})})

@@ -1,7 +1,8 @@
 """The run record: what ``run.json`` and ``results.json`` say about where a result came from.
 
 - :func:`weights_fingerprint`: the model revision (a Hub checkpoint: the commit of the cached snapshot)
-  or a hash of the weight files (a local folder), so that a resumed run notices new weights.
+  or a hash of the weight files (a local folder, an open_clip ``local-dir:`` or checkpoint file; the
+  digests cached by path, size and mtime), so that a resumed run notices new weights.
 - :func:`dataset_fingerprint`: a hash of the rows' build (the Arrow files' names, sizes and modification
   times, the build's provenance, the row count and columns), so that a resumed run notices a rebuild.
 - :func:`environment`: package versions, the date, the Python version.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
@@ -48,9 +50,81 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def digest_cache_path() -> Path:
+    """Where file digests are kept between runs: ``$XDG_CACHE_HOME/diffbench/weights-sha256.json``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "diffbench" / "weights-sha256.json"
+
+
+class DigestCache:
+    """sha256 digests of weight files, reused while a file's (resolved path, size, mtime_ns) stay the same:
+    a resumed run of an 8B model does not read its 16 GB again. A file rewritten in place gets a new mtime,
+    hence a new digest. An unreadable or unwritable cache only costs the hashing."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or digest_cache_path()
+        try:
+            self.entries = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(self.entries, dict):
+                self.entries = {}
+        except (OSError, ValueError):
+            self.entries = {}
+        self.changed = False
+
+    def sha256(self, file: Path) -> str:
+        stat = file.stat()
+        key = str(file.resolve())
+        entry = self.entries.get(key)
+        if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+            return entry["sha256"]
+        digest = _sha256(file)
+        self.entries[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+        self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.entries, indent=0, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError:
+            pass
+
+
+def folder_fingerprint(path: Path, cache: DigestCache | None = None) -> dict:
+    """The weight files under ``path`` (or the one file ``path``), hashed by content (digests cached)."""
+    cache = cache or DigestCache()
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        name = file.relative_to(path).as_posix() if path.is_dir() else file.name
+        digest.update(f"{name}\0{cache.sha256(file)}\n".encode())
+    cache.save()
+    return {"files": len(files), "sha256": digest.hexdigest()}
+
+
+def open_clip_fingerprint(spec: str) -> dict:
+    """An open_clip spec, and the weights behind it when they are local: ``local-dir:PATH``'s folder or
+    ``NAME@FILE``'s checkpoint file (a pretrained tag or ``hf-hub:`` is named by the spec alone)."""
+    fingerprint = {"source": "open_clip", "spec": spec}
+    local = None
+    if spec.startswith("local-dir:"):
+        local = Path(spec.removeprefix("local-dir:")).expanduser()
+    elif "@" in spec and not spec.startswith("hf-hub:"):
+        local = Path(spec.partition("@")[2]).expanduser()
+    if local is not None and (local.is_dir() or local.is_file()):
+        fingerprint.update(folder_fingerprint(local))
+    return fingerprint
+
+
 def weights_fingerprint(model: str, revision: str | None = None) -> dict:
-    """``{"source": "local", "sha256": ...}`` (every weight file of a local folder, hashed by content) or
-    ``{"source": "hub", "repo": ..., "revision": <commit>}`` (from the snapshot the Hub cache holds).
+    """``{"source": "local", "sha256": ...}`` (every weight file of a local folder, hashed by content; the
+    digests are cached by path, size and mtime, see :class:`DigestCache`), ``{"source": "open_clip", ...}``
+    (the spec, and its local weights), or ``{"source": "hub", "repo": ..., "revision": <commit>}`` (from the
+    snapshot the Hub cache holds; ``None`` or the asked revision while nothing is cached yet: the loop
+    records the commit once the model is loaded).
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp()); _ = (folder / "model.safetensors").write_bytes(b"weights")
@@ -58,14 +132,10 @@ def weights_fingerprint(model: str, revision: str | None = None) -> dict:
     '337cce73f9ed'
     """
     if model.startswith("open_clip:"):
-        return {"source": "open_clip", "spec": model.removeprefix("open_clip:")}
+        return open_clip_fingerprint(model.removeprefix("open_clip:"))
     path = Path(model).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-        digest = hashlib.sha256()
-        for file in files:
-            digest.update(f"{file.relative_to(path).as_posix()}\0{_sha256(file)}\n".encode())
-        return {"source": "local", "files": len(files), "sha256": digest.hexdigest()}
+        return {"source": "local", **folder_fingerprint(path)}
     commit = None
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -76,6 +146,24 @@ def weights_fingerprint(model: str, revision: str | None = None) -> dict:
     except Exception:  # noqa: BLE001 - a fingerprint is best effort for remote ids; the revision still says
         commit = None
     return {"source": "hub", "repo": model, "revision": commit or revision}
+
+
+def is_commit(revision) -> bool:
+    return isinstance(revision, str) and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
+
+
+def resolves(old: dict, new: dict) -> bool:
+    """``new`` is ``old`` once downloaded: the same Hub repo, whose commit was not known yet (a first run
+    records the fingerprint before the download) and now is.
+
+    >>> resolves({"source": "hub", "repo": "a/b", "revision": None}, {"source": "hub", "repo": "a/b", "revision": "0" * 40})
+    True
+    >>> resolves({"source": "hub", "repo": "a/b", "revision": "1" * 40}, {"source": "hub", "repo": "a/b", "revision": "0" * 40})
+    False
+    """
+    return (isinstance(old, dict) and isinstance(new, dict) and old.get("source") == new.get("source") == "hub"
+            and old.get("repo") == new.get("repo") and not is_commit(old.get("revision"))
+            and is_commit(new.get("revision")))
 
 
 def dataset_fingerprint(dataset, data_files=None) -> str:
