@@ -90,8 +90,7 @@ def main() -> int:
         os.environ.pop(var, None)
     from transformers import AutoModel, AutoProcessor
 
-    from diffbench.building import load_built
-    from diffbench.commands.build import build_configs
+    from diffbench.building import build_configs, load_built
     from diffbench.training import TrainConfig, evaluate_on, format_scores, train
 
     build_configs("vismin", ["bench", "pairs"], "sample", n=N, seed=SEED, image_size=IMAGE_SIZE)

@@ -49,26 +49,95 @@ def test_a_sample_build_records_its_synthetic_source_and_licence(private_cache):
         assert provenance.SYNTHETIC_NOTE[1:] in ds.info.description
 
 
-def test_a_local_build_records_folder_and_content_fingerprint(tmp_path, private_cache):
+def test_a_local_build_records_folder_and_a_stat_fingerprint_by_default(tmp_path, private_cache):
     source = local_release(tmp_path / "release")
     summary = building.build_configs("vismin", ["bench"], str(source))[0]
     record = provenance.of_dataset(building.load_built("vismin", "bench", "test"))
     assert record["source"] == "local" and record["synthetic"] is False
     assert record["folder"] == str(source.resolve())
-    assert record["fingerprint"] == building.folder_fingerprint(source)
+    assert record["fingerprint_kind"] == "stat"
+    assert record["fingerprint"] == building.folder_fingerprint(source) == building.folder_fingerprint(source, "stat")
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", record["fingerprint"])
     assert summary.provenance["fingerprint"] == record["fingerprint"]
     ds = building.load_built("vismin", "bench", "test")
     assert ds.info.license == "cc-by-4.0"
     assert f"Built by diffbench from the folder {source.resolve()}" in ds.info.description
-    # The fingerprint follows the content: one byte changed, another fingerprint.
+    # The stat fingerprint reads no byte: a rewrite keeping size and mtime is not seen; the content one sees it.
     arrow = next(source.rglob("*.arrow"))
+    content_before = building.folder_fingerprint(source, "content")
+    times = arrow.stat().st_atime_ns, arrow.stat().st_mtime_ns
     with open(arrow, "r+b") as handle:
         handle.seek(-1, 2)
         last = handle.read(1)
         handle.seek(-1, 2)
         handle.write(bytes([last[0] ^ 1]))
+    os.utime(arrow, ns=times)
+    assert building.folder_fingerprint(source) == record["fingerprint"]
+    assert building.folder_fingerprint(source, "content") != content_before
+    # A touched file (new mtime) is seen.
+    os.utime(arrow)
     assert building.folder_fingerprint(source) != record["fingerprint"]
+
+
+def test_the_stat_fingerprint_reads_no_file(tmp_path, monkeypatch):
+    source = local_release(tmp_path / "release")
+    opened = []
+    real_open = open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    building.folder_fingerprint(source)
+    assert opened == []
+    building.folder_fingerprint(source, "content")
+    assert len(opened) == len([p for p in source.rglob("*") if p.is_file()])
+
+
+def test_a_content_fingerprint_is_an_explicit_option(tmp_path, private_cache):
+    source = local_release(tmp_path / "release")
+    building.build_configs("vismin", ["bench", "pairs"], str(source), fingerprint="content")
+    for config in ("bench", "pairs"):
+        record = provenance.of_dataset(building.load_built("vismin", config))
+        assert record["fingerprint_kind"] == "content"
+        assert record["fingerprint"] == building.folder_fingerprint(source, "content")
+    with pytest.raises(ValueError, match=r"fingerprint must be one of \('stat', 'content'\), got 'bytes'"):
+        building.build_configs("vismin", ["bench"], str(source), fingerprint="bytes")
+
+
+def test_cli_fingerprint_option(tmp_path):
+    source = local_release(tmp_path / "release")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "diffbench", "build", "vismin", "--source", str(source),
+                           "--fingerprint", "content"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [record_file] = (tmp_path / "hf" / "datasets" / "vismin" / "bench").glob(f"*/*/{provenance.PROVENANCE_FILE}")
+    record = json.loads(record_file.read_text())
+    assert record["fingerprint_kind"] == "content"
+    assert record["fingerprint"] == building.folder_fingerprint(source, "content")
+
+
+@pytest.mark.parametrize("kind", ["stat", "content"])
+def test_a_source_changed_while_it_is_built_is_an_error_and_replaces_nothing(kind, tmp_path, private_cache,
+                                                                            monkeypatch):
+    source = local_release(tmp_path / "release")
+    building.build_configs("vismin", ["bench"], str(source), fingerprint=kind)
+    before = provenance.of_dataset(building.load_built("vismin", "bench", "test"))
+    cls = building.builder_class("vismin")
+    original = cls._bench_table
+
+    def bench_table_while_a_file_arrives(self, *args, **kwargs):
+        (source / "notes.txt").write_text("a file copied in while the build reads")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "_bench_table", bench_table_while_a_file_arrives)
+    with pytest.raises(ValueError) as caught:
+        building.build_configs("vismin", ["bench"], str(source), fingerprint=kind)
+    assert str(caught.value) == (f"{source}: the source changed while it was being built (a file was written, "
+                                 "added or removed); nothing was replaced: build again once it is complete")
+    assert provenance.of_dataset(building.load_built("vismin", "bench", "test"))["build_id"] == before["build_id"]
 
 
 def test_an_idc_build_gets_provenance_generically(private_cache):

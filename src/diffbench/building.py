@@ -15,7 +15,10 @@ two renames are used and a journal (``restore.json``) lets the next build put th
 
 Recorded: every build writes its source (:mod:`diffbench.provenance`) beside its Arrow files, and
 notes it in the description of its ``dataset_info.json``; a synthetic build also gets the synthetic
-data's own description and licence there.
+data's own description and licence there. A local folder is fingerprinted from its files' names,
+sizes and modification times (``fingerprint_kind: "stat"``, the default: the builder alone reads the
+bytes, once), or from every byte on request (``"content"``, ``diffbench build --fingerprint content``);
+a folder that changes while it is built fails the build, so the record matches what was built.
 
 Never silent: building a configuration over a build from another source (another folder, the
 sample, the Hub, another seed or size) raises :class:`SourceConflictError`, naming the existing
@@ -163,25 +166,51 @@ def _official_repo(name: str, config: str) -> str | None:
     return hook(config) if callable(hook) else getattr(cls, "HUB_REPO_ID", None)
 
 
-def folder_fingerprint(path: Path) -> str:
-    """``sha256:`` of every file under ``path`` (relative name, size and bytes), in name order.
+FINGERPRINT_KINDS = ("stat", "content")
 
-    An unreadable file or folder is an error, never skipped.
-    """
-    path = Path(path)
-    digest = hashlib.sha256()
+
+def _source_files(path: Path) -> list[Path]:
+    """Every file under ``path`` (or ``path`` itself), in name order; an unreadable folder is an error."""
     if not path.exists():
         raise ValueError(f"{path}: source path does not exist")
     if path.is_file():
-        files = [path]
-    else:
-        def fail(err: OSError):
-            raise ValueError(f"{err.filename}: cannot read the source ({err.strerror})")
+        return [path]
 
-        files = sorted(Path(root) / f for root, _, names in os.walk(path, onerror=fail) for f in names)
-    for file in files:
+    def fail(err: OSError):
+        raise ValueError(f"{err.filename}: cannot read the source ({err.strerror})")
+
+    return sorted(Path(root) / f for root, _, names in os.walk(path, onerror=fail) for f in names)
+
+
+def folder_fingerprint(path: Path, kind: str = "stat") -> str:
+    """``sha256:`` of every file under ``path``, in name order: its relative name and size, and
+
+    - ``kind="stat"`` (the default): its modification time (``st_mtime_ns``). Costs one ``stat`` a
+      file, whatever the sizes: the builder then reads the bytes once, not twice (the real VisMin
+      training release is GBs). A rewrite keeping size and mtime is not seen (``touch -r`` does that).
+    - ``kind="content"``: its bytes. Reads the whole source once more before the build.
+
+    An unreadable file or folder is an error, never skipped.
+
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.parquet").write_bytes(b"rows")
+        >>> folder_fingerprint(folder, "content") == folder_fingerprint(folder, "content") != folder_fingerprint(folder)
+        True
+    """
+    if kind not in FINGERPRINT_KINDS:
+        raise ValueError(f"fingerprint must be one of {FINGERPRINT_KINDS}, got {kind!r}")
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in _source_files(path):
         relative = file.name if file == path else file.relative_to(path).as_posix()
         try:
+            if kind == "stat":
+                info = os.stat(file)
+                if not os.access(file, os.R_OK):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+                digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+                continue
             with open(file, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
                 digest.update(f"{relative}\0{size}\0".encode())
@@ -193,8 +222,12 @@ def folder_fingerprint(path: Path) -> str:
 
 
 def planned_provenance(name: str, config: str, source: str, repo_id: str | None = None,
-                       revision: str | None = None, fingerprint: bool = True) -> dict:
-    """The provenance of building ``name/config`` from ``source`` (``"hub"`` or a local folder)."""
+                       revision: str | None = None, fingerprint: str | None = "stat") -> dict:
+    """The provenance of building ``name/config`` from ``source`` (``"hub"`` or a local folder).
+
+    A local folder's record holds ``fingerprint`` (:func:`folder_fingerprint` of kind ``fingerprint``)
+    and ``fingerprint_kind``; ``fingerprint=None`` leaves both out.
+    """
     import datasets
 
     import diffbench
@@ -207,7 +240,7 @@ def planned_provenance(name: str, config: str, source: str, repo_id: str | None 
     folder = Path(source).expanduser().resolve()
     record.update(source="local", synthetic=False, folder=str(folder))
     if fingerprint and folder.exists():
-        record["fingerprint"] = folder_fingerprint(folder)
+        record.update(fingerprint=folder_fingerprint(folder, fingerprint), fingerprint_kind=fingerprint)
     return record
 
 
@@ -350,13 +383,21 @@ def keep_default_newest(name: str) -> Path | None:
 
 
 def build(name: str, config: str, num_proc: int | None = None, *, overwrite: bool = False,
-          provenance_record: dict | None = None, **config_kwargs) -> BuildSummary:
+          provenance_record: dict | None = None, fingerprint: str = "stat", source_snapshot: str | None = None,
+          **config_kwargs) -> BuildSummary:
     """Run ``datasets/<name>/<name>.py`` for one configuration into the datasets cache.
 
     ``config_kwargs`` go to the builder's config (for example ``source=``). ``provenance_record``
     replaces the recorded source (the embedded samples pass their synthetic description). Errors
     raised while reading the source come out as they are (not wrapped), and leave the previous
     build in place.
+
+    A local folder is fingerprinted (:func:`folder_fingerprint`) by ``fingerprint``: ``"stat"``
+    (default: names, sizes and modification times, no byte read twice) or ``"content"`` (its bytes,
+    hashed before the build). Either way, the folder's ``stat`` fingerprint is taken before the
+    build (``source_snapshot``, when the caller took it) and again after it: a source that changed
+    while it was read is an error, and nothing is replaced, so the recorded fingerprint is the one
+    of what was built.
     """
     import datasets
     from filelock import FileLock
@@ -365,9 +406,15 @@ def build(name: str, config: str, num_proc: int | None = None, *, overwrite: boo
     if config not in config_names(name):
         raise ValueError(f"{name} has no configuration {config!r}; choose from {config_names(name)}")
     source = config_kwargs.get("source", "hub")
+    local = Path(source).expanduser() if source != "hub" else None
+    if local is not None and local.exists():
+        source_snapshot = source_snapshot or folder_fingerprint(local, "stat")  # first: any later change is seen
     record = dict(provenance_record) if provenance_record else planned_provenance(
-        name, config, source, config_kwargs.get("repo_id"), config_kwargs.get("revision"))
+        name, config, source, config_kwargs.get("repo_id"), config_kwargs.get("revision"), fingerprint=None)
     record.update(dataset=name, config=config)
+    if record.get("source") == "local" and "fingerprint" not in record and source_snapshot:
+        record.update(fingerprint=source_snapshot if fingerprint == "stat" else folder_fingerprint(local, fingerprint),
+                      fingerprint_kind=fingerprint)
     if not overwrite:
         check_replaceable(name, config, record)
     root = cache_root()
@@ -389,6 +436,9 @@ def build(name: str, config: str, num_proc: int | None = None, *, overwrite: boo
             except datasets.exceptions.DatasetGenerationError as err:
                 # Surface the builder's own error (it names file, row and column).
                 raise (err.__cause__ or err) from None
+            if source_snapshot and folder_fingerprint(local, "stat") != source_snapshot:
+                raise ValueError(f"{local}: the source changed while it was being built (a file was written, added or "
+                                 "removed); nothing was replaced: build again once it is complete")
             if record["source"] == "hub":
                 record["revision"] = _resolved_revision(record) or record.get("revision")
             record.update(built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), build_id=uuid.uuid4().hex)
@@ -449,13 +499,16 @@ def label_counts(dataset) -> dict[str, dict[str, int]]:
 
 
 def build_configs(name: str, configs: list[str], source: str, num_proc=None, repo_id=None, revision=None,
-                  overwrite: bool = False, **sample_options) -> list[BuildSummary]:
+                  overwrite: bool = False, fingerprint: str = "stat", **sample_options) -> list[BuildSummary]:
     """Build each config from one source (``"hub"``, ``"sample"`` or a folder); summaries in order.
 
     Every configuration is checked against its existing build before any is built, so a conflict
     leaves all of them as they were. A ``sample`` source is generated once into a temp folder and
-    recorded as synthetic (n, seed, image size).
+    recorded as synthetic (n, seed, image size). A folder is fingerprinted once, by ``fingerprint``
+    (``"stat"`` or ``"content"``, see :func:`build`), for every config.
     """
+    if fingerprint not in FINGERPRINT_KINDS:
+        raise ValueError(f"fingerprint must be one of {FINGERPRINT_KINDS}, got {fingerprint!r}")
     from diffbench import samples
 
     plans = {}
@@ -463,7 +516,7 @@ def build_configs(name: str, configs: list[str], source: str, num_proc=None, rep
         if source == "sample":
             plans[config] = {**samples.sample_provenance(name, **sample_options), "dataset": name, "config": config}
         else:
-            plans[config] = planned_provenance(name, config, source, repo_id, revision, fingerprint=False)
+            plans[config] = planned_provenance(name, config, source, repo_id, revision, fingerprint=None)
         if not overwrite:
             check_replaceable(name, config, plans[config])
     summaries = []
@@ -475,13 +528,17 @@ def build_configs(name: str, configs: list[str], source: str, num_proc=None, rep
             kwargs["repo_id"] = repo_id
         if revision:
             kwargs["revision"] = revision
-        fingerprint = None
+        snapshot = digest = None
         for config in configs:
             record = plans[config] if source == "sample" else None
             if source not in ("sample", "hub"):
-                fingerprint = fingerprint or folder_fingerprint(Path(source).expanduser())
-                record = {**plans[config], "fingerprint": fingerprint}
-            summary = build(name, config, num_proc=num_proc, overwrite=overwrite, provenance_record=record, **kwargs)
+                folder = Path(source).expanduser()
+                if snapshot is None:  # the stat snapshot first, so a change during the content hash is seen
+                    snapshot = folder_fingerprint(folder, "stat")
+                    digest = snapshot if fingerprint == "stat" else folder_fingerprint(folder, fingerprint)
+                record = {**plans[config], "fingerprint": digest, "fingerprint_kind": fingerprint}
+            summary = build(name, config, num_proc=num_proc, overwrite=overwrite, provenance_record=record,
+                            source_snapshot=snapshot, **kwargs)
             summary.counts = label_counts(load_built(name, config))
             summaries.append(summary)
     return summaries
