@@ -8,7 +8,10 @@
 3. runs the embedded default model (a tiny CLIP trained on synthetic pairs) on the VisMin sample with
    ``diffbench eval`` and prints the paper-style table beside a few published rows;
 4. builds the synthetic CLEVR-Change sample and scores human agreement on it (one reference held out as
-   the prediction, the others as references) with ``diff_caption_score``, per change type.
+   the prediction, the others as references) with the report ``diffbench score captions`` gives
+   (:mod:`diffbench.caption_report`: the official CLEVR-Change parts, the total on top).
+
+Its output is its own lines: datasets' and transformers' progress bars are silenced while it runs.
 
 The demo never replaces a build of yours: when your datasets cache holds a VisMin or CLEVR-Change
 build from another source (a real release, another seed or size), the demo builds its samples into
@@ -18,6 +21,7 @@ It does not refuse instead, because the users with a real build are the ones it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -104,16 +108,42 @@ def load_in_fresh_interpreter() -> dict:
 
 
 def human_agreement(name: str = "clevr_change", split: str = "test") -> dict:
-    """Caption scores of each pair's first reference against its other references, per change type."""
-    from diffbench import building
-    from diffbench.caption_scoring import score_captions
+    """Human agreement scored as ``diffbench score captions`` scores a model: each pair's first reference is
+    the prediction, its other references the references, through :func:`diffbench.caption_report.score_predictions`
+    (on CLEVR-Change: the official parts, ``semantic_change``, the five types, ``distractor``, and the total)."""
+    from diffbench import building, provenance
+    from diffbench.caption_report import score_predictions
 
-    rows = [r for r in building.load_built(name, None, split).select_columns(["captions", "change_types"])
-            if len(r["captions"]) > 1]
-    if not rows:
+    built = building.load_built(name, None, split)
+    # In memory: a map or filter written beside the build would make it the newest (see building).
+    rows = built.filter(lambda r: len(r["captions"]) > 1, keep_in_memory=True)
+    if not len(rows):
         raise ValueError(f"{name}/{split} has no pair with two or more references to compare")
-    return score_captions([r["captions"][0] for r in rows], [r["captions"][1:] for r in rows],
-                          groups=[r["change_types"] for r in rows])
+    predictions = dict(zip(rows["id"], (captions[0] for captions in rows["captions"])))
+    held_out = rows.map(lambda r: {"captions": r["captions"][1:]}, keep_in_memory=True)
+    results = score_predictions(predictions, held_out)
+    results["provenance"] = provenance.of_dataset(built)  # the in-memory copy has no build folder of its own
+    return results
+
+
+@contextlib.contextmanager
+def quiet_progress_bars():
+    """Silence datasets' ("Generating test split") and transformers' ("Loading weights") progress bars, so the
+    demo's output is its own lines; restored after."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    datasets_on = datasets.is_progress_bar_enabled()
+    transformers_on = transformers_logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if datasets_on:
+            datasets.enable_progress_bars()
+        if transformers_on:
+            transformers_logging.enable_progress_bar()
 
 
 SHOWN_ROWS = ("(this run)", "Random Chance", "CLIP (ViT-B/32) (zero-shot", "VisMin-CLIP")
@@ -129,9 +159,14 @@ def evaluate_default_model(out: Path) -> Path:
 
 
 def run(args) -> int:
+    with quiet_progress_bars():
+        return _run(args)
+
+
+def _run(args) -> int:
     from diffbench import provenance
     from diffbench.building import build_configs, load_built
-    from diffbench.caption_scoring import format_table
+    from diffbench.caption_report import format_table
     from diffbench.commands.install_metrics import install_metrics
 
     conflicts = conflicting_builds(args.n, args.seed)
@@ -167,7 +202,8 @@ def run(args) -> int:
     print(f"   (every published row, the submission CSV and a plot: {out})")
 
     print("\n4. Building the synthetic CLEVR-Change sample; human agreement on its test split (first reference")
-    print("   as the prediction, the others as references), scored like pycocoevalcap, per change type")
+    print("   as the prediction, the others as references), scored as `diffbench score captions` scores a model:")
+    print("   the official CLEVR-Change parts (semantic_change, the five types, distractor), the total on top")
     from diffbench.building import default_config
 
     for summary in build_configs("clevr_change", [default_config("clevr_change")], "sample", seed=args.seed,
