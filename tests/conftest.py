@@ -57,3 +57,80 @@ def vismin_built(hf_home):
         "vismin", ["bench", "train", "pairs"], "sample", n=VISMIN_SAMPLE_N, seed=0, image_size=(96, 72),
         overwrite=True,  # whichever sample an earlier test built into the session cache
     )
+
+
+def require_module(name: str, why: str):
+    """``pytest.importorskip`` that fails instead of skipping under CI (``CI`` set, as CI runs with CI=true):
+    a packaging regression that loses a test dependency must not pass as a skip there."""
+    if os.environ.get("CI"):
+        import importlib
+
+        try:
+            return importlib.import_module(name)
+        except ImportError as err:
+            pytest.fail(f"{name} does not import under CI ({type(err).__name__}: {err}); {why}", pytrace=False)
+    return pytest.importorskip(name, reason=why)
+
+
+@pytest.fixture(scope="session")
+def transformers_server(tmp_path_factory):
+    """(base_url, model name) of one ``transformers serve`` (the ``transformers[serving]`` extra) running a
+    tiny LLaVA built by ``diffbench.tiny_models`` on 127.0.0.1, shared by the session's API tests.
+    Without the serving extra: skipped with the reason, or failed under CI."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    why = "transformers serve needs transformers[serving]"
+    require_module("fastapi", why)
+    require_module("uvicorn", why)
+    found = Path(sys.executable).with_name("transformers")
+    cli = str(found) if found.exists() else shutil.which("transformers")
+    if cli is None:
+        if os.environ.get("CI"):
+            pytest.fail("the transformers CLI is not installed under CI", pytrace=False)
+        pytest.skip("the transformers CLI is not installed")
+    from diffbench.tiny_models import build_tiny_image_text_to_text
+
+    root = tmp_path_factory.mktemp("served")
+    model_dir = str(build_tiny_image_text_to_text(root / "tiny-llava", seed=0))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(root / "serve.log", "wb")
+    process = subprocess.Popen(
+        [cli, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its own group: ended with all it starts
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "warning"},
+    )
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"transformers serve exited with {process.returncode}: "
+                            + (root / "serve.log").read_text(errors="replace")[-2000:])
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("transformers serve did not answer /health within 180 s")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1", model_dir
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if process.poll() is not None:
+                break
+            try:
+                os.killpg(process.pid, sig)  # its own session: only what it started
+                process.wait(timeout=15)
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()

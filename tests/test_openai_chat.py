@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,60 +40,25 @@ def files_under(path: Path) -> list[Path]:
 
 # -- transformers serve ------------------------------------------------------------------------------
 
-def transformers_cli() -> str | None:
-    found = Path(sys.executable).with_name("transformers")
-    return str(found) if found.exists() else shutil.which("transformers")
+@pytest.fixture
+def served_model(transformers_server):
+    """The session's ``transformers serve`` (tests/conftest.py: ``transformers_server``)."""
+    return transformers_server
 
 
-@pytest.fixture(scope="module")
-def served_model(tmp_path_factory):
-    """(base_url, model name) of ``transformers serve`` running a tiny LLaVA on 127.0.0.1."""
-    pytest.importorskip("fastapi", reason="transformers serve needs transformers[serving]")
-    pytest.importorskip("uvicorn", reason="transformers serve needs transformers[serving]")
-    cli = transformers_cli()
-    if cli is None:
-        pytest.skip("the transformers CLI is not installed")
-    from diffbench.tiny_models import build_tiny_image_text_to_text
+def test_a_missing_serving_extra_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    """The served tests' dependencies: a skip with the reason locally, a failure under CI (CI=true), where a
+    packaging regression must not pass as a skip."""
+    from conftest import require_module
 
-    root = tmp_path_factory.mktemp("served")
-    model_dir = str(build_tiny_image_text_to_text(root / "tiny-llava", seed=0))
-    port = free_port()
-    log = open(root / "serve.log", "wb")
-    process = subprocess.Popen(
-        [cli, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its own group: ended with all it starts
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "warning"},
-    )
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"transformers serve exited with {process.returncode}: "
-                            + (root / "serve.log").read_text(errors="replace")[-2000:])
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("transformers serve did not answer /health within 180 s")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1", model_dir
-    finally:
-        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
-            if process.poll() is not None:
-                break
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                continue
-        log.close()
+    missing = "diffbench_no_such_serving_module"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="transformers serve needs"):
+        require_module(missing, "transformers serve needs transformers[serving]")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=f"{missing} does not import under CI"):
+        require_module(missing, "transformers serve needs transformers[serving]")
+    assert require_module("json", "always there").dumps([]) == "[]"
 
 
 @pytest.mark.slow

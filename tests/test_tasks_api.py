@@ -12,69 +12,18 @@ import csv
 import json
 import logging
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(base_url, model name) of ``transformers serve`` running a tiny LLaVA on loopback."""
-    pytest.importorskip("fastapi", reason="transformers serve needs transformers[serving]")
-    pytest.importorskip("uvicorn", reason="transformers serve needs transformers[serving]")
-    found = Path(sys.executable).with_name("transformers")
-    cli = str(found) if found.exists() else shutil.which("transformers")
-    if cli is None:
-        pytest.skip("the transformers CLI is not installed")
-    from diffbench.tiny_models import build_tiny_image_text_to_text
-
-    root = tmp_path_factory.mktemp("served")
-    model_dir = str(build_tiny_image_text_to_text(root / "tiny-llava", seed=0))
-    port = free_port()
-    log = open(root / "serve.log", "wb")
-    process = subprocess.Popen([cli, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "warning"})
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"transformers serve exited: {(root / 'serve.log').read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("transformers serve did not answer /health within 180 s")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1", model_dir
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if process.poll() is not None:
-                break
-            try:
-                os.killpg(process.pid, sig)  # its own session: only what it started
-                process.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-        log.close()
+@pytest.fixture
+def served(transformers_server):
+    """The session's ``transformers serve`` (tests/conftest.py: ``transformers_server``)."""
+    return transformers_server
 
 
 def test_vismin_through_an_openai_compatible_server(served, vismin_built, tmp_path, capsys, monkeypatch, caplog):
@@ -123,3 +72,36 @@ def test_vismin_through_an_openai_compatible_server(served, vismin_built, tmp_pa
     message = capsys.readouterr().err.strip().splitlines()
     assert message[-1].startswith("diffbench eval: error: the API refused a request (HTTP 400)")
     assert "not-the-served-model" in message[-1]
+
+
+#: run in a subprocess: the [eval] extra's packages made unimportable, as where only ``pip install diffbench[api]``
+#: was done
+NO_TORCH = """
+import sys
+EVAL_EXTRA = ("torch", "torchvision", "transformers", "accelerate")
+for name in EVAL_EXTRA:
+    sys.modules[name] = None  # `import torch` raises ImportError
+from diffbench.cli import main
+code = main(sys.argv[1:])
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in EVAL_EXTRA and sys.modules[m] is not None)
+assert not loaded, loaded
+sys.exit(code)
+"""
+
+
+def test_an_api_run_imports_no_torch(served, vismin_built, tmp_path):
+    """--api-base needs no torch (nor transformers, accelerate): the run answers, scores and writes its files
+    with them unimportable."""
+    from diffbench.vismin_schema import ANSWER_COLUMNS
+
+    base_url, model = served
+    out = tmp_path / "no-torch"
+    args = ["eval", "vismin", "--api-base", base_url, "--model", model, "--max-new-tokens", "3", "--limit", "2",
+            "--num-workers", "2", "--out", str(out), "--no-progress"]
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OPENAI_API_KEY": "unused", "TRANSFORMERS_VERBOSITY": "error"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out / "vismin_answers.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and all(r[c] for r in rows for c in ANSWER_COLUMNS)
+    assert json.loads((out / "results.json").read_text())["unparseable_answers"] >= 0

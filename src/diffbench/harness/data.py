@@ -119,8 +119,31 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)  # one core a worker; the workers together use them all
 
 
+def torch_available() -> bool:
+    """Whether torch imports (the API path runs without it: ``pip install diffbench[api]``)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None and __import__("torch") is not None
+    except ImportError:
+        return False
+
+
+def plain_batches(samples: SampleImages, batches: list[list[int]], collate):
+    """Without torch (an API run): each batch decoded and collated in this process, in order.
+
+    >>> list(plain_batches(list("abc"), [[0, 2], [1]], "".join))
+    ['ac', 'b']
+    """
+    for batch in batches:
+        yield collate([samples[i] for i in batch])
+
+
 def make_loader(samples: SampleImages, batches: list[list[int]], collate, num_workers: int, pin_memory: bool):
-    """A DataLoader over exactly ``batches`` (lists of row positions), in order."""
+    """A DataLoader over exactly ``batches`` (lists of row positions), in order; without torch (an API
+    run on the ``[api]`` extra alone), :func:`plain_batches`."""
+    if not torch_available():
+        return plain_batches(samples, batches, collate)
     from torch.utils.data import DataLoader
 
     num_workers = min(num_workers, len(batches))

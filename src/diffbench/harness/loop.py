@@ -96,9 +96,7 @@ def ask_api(task, options, dataset, todo, store, procs, out):
 
 def run(options) -> dict:
     """Run ``options.task`` with ``options.model``; returns the results (written to ``options.out``).
-    Non-main processes return ``{}``."""
-    import torch
-
+    Non-main processes return ``{}``. An API run (``api_base``) imports no torch."""
     from diffbench.harness import models, runtime, tasks
     from diffbench.harness.data import BadImagesError, draft_size
     from diffbench.harness.running import predict
@@ -149,6 +147,8 @@ def run(options) -> dict:
                                pin_memory=device.type == "cuda", desc=task.name, show_progress=options.progress)
         del model
         if device.type == "cuda":
+            import torch
+
             torch.cuda.empty_cache()
     if not procs.is_main:
         return {}
