@@ -1,7 +1,11 @@
-"""Load on the demo Space: concurrent gradio_client clients scoring full-size VisMin submissions.
+"""Load on the demo Space: concurrent gradio_client clients scoring full-size VisMin submissions, or
+difference captions of Spot-the-Diff's test size.
 
     .venv/bin/python bench/bench_space_load.py                       # 20 clients x 5 submissions each
     .venv/bin/python bench/bench_space_load.py --clients 40 --rounds 3
+    .venv/bin/python bench/bench_space_load.py --mode captions       # 30 concurrent caption scorings
+
+**VisMin** (``--mode vismin``, the default):
 
 Set-up (not timed): a private HF home; the VisMin sample built at the benchmark's full size (2,084
 samples, upstream's per-category counts, 32x24 images: only ids and categories matter for scoring);
@@ -23,6 +27,18 @@ and the metric imported). Before the charts moved from matplotlib to gr.BarPlot:
 With the leaderboard in SQLite (a content hash a submission, the CSV read as a stream), one run on the
 same loaded machine: 100/100, p50 3.14 s, p95 4.10 s, max 4.41 s, 6.2 submissions/s, 85 ms of server
 CPU a submission: no slower.
+
+**Captions** (``--mode captions``; issue 12: "30 concurrent caption scorings took p50 20 s"): the
+Spot-the-Diff sample built with Spot-the-Diff's test size (n=6,350 pairs, 20 % of them, 1,270, in
+the test split; 32x24 images: only ids and captions matter), the Space launched on it, and one
+predictions file of 1,270 captions (``{id: caption}``, ~80 KB: each the pair's first reference with
+one word replaced, as a system's output differs from the references). Timed after one warm-up
+scoring: ``--clients`` (default 30) clients each send their own file (other captions, as 30 systems
+would) to ``/score_captions`` at once; every answer must be a success on all 1,270 pairs. The Space scores one caption file at a time, in its worker
+process (``diffbench.space.caption_worker``), so a client's latency is its wait in the queue plus its
+own scoring. Then the worst case the Space accepts for that split: one file at the upload limit
+(``caption_upload_limit(1270)``, 5.2 MB), every caption 2,000 characters of random words, scored
+alone within the Space's time bound (``DIFFBENCH_SPACE_CAPTION_TIMEOUT``, 120 s), or stopped there.
 """
 
 from __future__ import annotations
@@ -62,7 +78,7 @@ def prepare(workdir: Path) -> tuple[Path, float]:
     import pandas as pd
 
     from diffbench import building, vismin_submission
-    from diffbench.commands.build import build_configs
+    from diffbench.building import build_configs
 
     build_configs("vismin", ["bench"], "sample", n=FULL_SIZE, seed=0, image_size=(32, 24))
     bench = building.load_built("vismin", "bench", "test")
@@ -98,15 +114,144 @@ def wait_for(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     raise SystemExit(f"the Space did not answer within {timeout:.0f} s")
 
 
+CAPTION_PAIRS = 6350  # the sample's size whose test split (20 %) has Spot-the-Diff's 1,270 test pairs
+
+
+def prepare_captions(workdir: Path, systems: int, worst_chars: int = 2000) -> tuple[list[Path], list[Path], int]:
+    """Build the Spot-the-Diff sample at test size; write ``systems`` realistic predictions files (each
+    its own captions, as different systems' outputs) and the largest one the Space accepts for that
+    split; return them and the split's size."""
+    import json
+    import random
+
+    from diffbench import building
+    from diffbench.building import build_configs
+    from diffbench.space.backend import caption_upload_limit
+
+    build_configs("spot_the_diff", [building.default_config("spot_the_diff")], "sample", n=CAPTION_PAIRS,
+                  seed=0, image_size=(32, 24))
+    test = building.load_built("spot_the_diff", None, "test").select_columns(["id", "captions"])
+    rng = random.Random(0)
+    vocabulary = sorted({w for row in test for c in row["captions"] for w in c.split()})
+    realistic = []
+    for system in range(systems):
+        predictions = {}
+        for row in test:
+            words = (row["captions"][0] or "nothing changed").split()
+            words[rng.randrange(len(words))] = rng.choice(vocabulary)  # a system's caption, not a reference
+            predictions[row["id"]] = " ".join(words)
+        realistic.append(workdir / f"spot_the_diff_test_predictions_{system}.json")
+        realistic[-1].write_text(json.dumps(predictions))
+    words = [w for w in vocabulary if w.isalpha()] + [f"w{k}" for k in range(2000)]  # unseen words too
+
+    def long_caption() -> str:
+        text = ""
+        while len(text) < worst_chars:
+            text += rng.choice(words) + " "
+        return text[:worst_chars].strip()
+
+    def short_tokens() -> str:  # the most tokens 2,000 characters hold: 1,000 one-letter words
+        return " ".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(worst_chars // 2))
+
+    limit = caption_upload_limit(len(test))
+    worst_paths = []
+    for label, make in (("words", long_caption), ("letters", short_tokens)):
+        body = json.dumps({key: make() for key in predictions})
+        assert len(body.encode()) <= limit, (len(body), limit)
+        worst_paths.append(workdir / f"worst_case_{label}.json")
+        worst_paths[-1].write_text(body)
+    return realistic, worst_paths, len(test)
+
+
+def run_captions(workdir: Path, args) -> int:
+    t0 = time.perf_counter()
+    realistic, worst, n = prepare_captions(workdir, systems=args.clients + 2)
+    print(f"set-up: Spot-the-Diff sample, test split {n:,} pairs; {len(realistic)} predictions files of "
+          f"{realistic[0].stat().st_size / 1024:.0f} KB, "
+          f"worst cases {', '.join(f'{p.stat().st_size / 1024 / 1024:.1f}' for p in worst)} MB, "
+          f"in {time.perf_counter() - t0:.1f} s")
+    url, proc = start_space(workdir)  # after the build: the Space loads it, not its own small sample
+    try:
+        return score_captions_load(url, proc, realistic, worst, n, args)
+    finally:
+        stop_space(proc)
+
+
+def score_captions_load(url: str, proc: subprocess.Popen, realistic: list[Path], worst: list[Path], n: int, args) -> int:
+    from gradio_client import Client, handle_file
+
+    def score(client, path):
+        return client.predict(handle_file(str(path)), "spot_the_diff", "test", api_name="/score_captions")
+
+    warm = Client(url, verbose=False)
+    t0 = time.perf_counter()
+    message = score(warm, realistic[-1])[0]
+    assert message.startswith("✓"), message
+    print(f"warm-up scoring (worker process and JVMs started): {time.perf_counter() - t0:.2f} s")
+    t0 = time.perf_counter()
+    message = score(warm, realistic[-2])[0]
+    assert message.startswith("✓"), message
+    print(f"one more file of new captions, alone, warm: {time.perf_counter() - t0:.2f} s")
+
+    clients = [Client(url, verbose=False) for _ in range(args.clients)]
+    latencies, failures, lock = [], [], threading.Lock()
+    start = threading.Barrier(args.clients)
+
+    def work(k: int) -> None:
+        start.wait()
+        t = time.perf_counter()
+        try:
+            got = score(clients[k], realistic[k])[0]  # its own captions: no tokenizer cache shared with another
+            problem = None if got.startswith("✓") and f"{n:,} samples" in got else got
+        except Exception as err:  # noqa: BLE001 -- counted, reported
+            problem = f"{type(err).__name__}: {err}"
+        with lock:
+            (failures.append(f"client {k}: {problem}") if problem else latencies.append(time.perf_counter() - t))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(args.clients)]
+    load0, cpu0 = os.getloadavg(), cpu_seconds(proc.pid)
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - t0
+    print(f"{args.clients} concurrent caption scorings of {n:,} pairs: {len(latencies)}/{args.clients} succeeded in "
+          f"{wall:.1f} s ({wall / max(len(latencies), 1):.2f} s a scoring)")
+    if latencies:
+        print(f"latency: p50 {statistics.median(latencies):.1f} s, p95 {percentile(latencies, 0.95):.1f} s, "
+              f"max {max(latencies):.1f} s, min {min(latencies):.1f} s")
+    print(f"machine: {os.cpu_count()} cores; load average before {load0[0]:.1f}, after {os.getloadavg()[0]:.1f} "
+          f"(the clients, the server and its worker share them); server process CPU "
+          f"{cpu_seconds(proc.pid) - cpu0:.1f} s (its worker and JVMs not counted)")
+
+    for path, what in zip(worst, ("random words", "1,000 one-letter words")):
+        t0 = time.perf_counter()
+        message = score(warm, path)[0]
+        elapsed = time.perf_counter() - t0
+        outcome = "scored" if message.startswith("✓") else f"answered: {message[:160]}"
+        print(f"worst case accepted ({n:,} captions of 2,000 characters, {what}, "
+              f"{path.stat().st_size / 1024 / 1024:.1f} MB): {elapsed:.1f} s, {outcome}")
+    if failures:
+        print("failures:\n  " + "\n  ".join(failures[:10]))
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--mode", choices=("vismin", "captions"), default="vismin")
+    parser.add_argument("--clients", type=int, default=None, help="default: 20 (vismin), 30 (captions)")
     parser.add_argument("--rounds", type=int, default=5, help="submissions each client scores, one after another")
     args = parser.parse_args()
+    if args.clients is None:
+        args.clients = 30 if args.mode == "captions" else 20
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-space-load-"))
     os.environ.update(HF_HOME=str(workdir / "hf"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                       HF_DATASETS_DISABLE_PROGRESS_BARS="1", GRADIO_ANALYTICS_ENABLED="False")
+    if args.mode == "captions":
+        return run_captions(workdir, args)
     t0 = time.perf_counter()
     submission, expected = prepare(workdir)
     print(f"set-up: VisMin sample at full size ({FULL_SIZE:,} samples) and a {submission.stat().st_size / 1024:.0f} KB "
@@ -187,6 +332,37 @@ def main() -> int:
         except ProcessLookupError:
             pass
         log.close()
+
+
+def start_space(workdir: Path) -> tuple[str, subprocess.Popen]:
+    """``diffbench space`` on loopback, offline, with a private leaderboard; its URL once it answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with open(workdir / "space.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "diffbench", "space", "--port", str(port)],
+                                env={**os.environ, "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+                                     "DIFFBENCH_DATA_DIR": str(workdir / "data")},
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    t0 = time.perf_counter()
+    try:
+        wait_for(url, proc)
+    except BaseException:
+        stop_space(proc)
+        raise
+    print(f"Space up in {time.perf_counter() - t0:.1f} s on {url}")
+    return url, proc
+
+
+def stop_space(proc: subprocess.Popen) -> None:
+    """SIGTERM to the Space's process group (it stops its caption worker itself), SIGKILL if need be."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ A thread cannot be stopped in Python, so a scoring that ran past its bound on a 
 alone (its JVMs busy) and held up every later request. Here :class:`CaptionWorker` keeps one child
 process, ``python -m diffbench.space.caption_worker``, that runs
 :func:`diffbench.caption_report.score_predictions`; the child stays alive between requests, so its
-PTB tokenizer JVM and METEOR JVMs stay warm, as in one process. A request that is not answered
+PTB tokenizer JVM and METEOR JVMs stay warm, as in one process (it starts them as it starts, on a
+one-caption scoring, so that the first visitor does not wait for them). A request that is not answered
 within its bound gets the worker's whole process group (the child and its JVMs) killed; the next
 request starts a fresh child.
 
@@ -153,7 +154,12 @@ def _serve() -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the library prints goes to the log, never into the answers
     from diffbench.caption_report import score_predictions
+    from diffbench.caption_scoring import score_captions
 
+    try:  # start the tokenizer and METEOR JVMs now, not in the first visitor's time (25 s on a loaded box)
+        score_captions(["a red cube is gone"], [["the red cube is gone"]])
+    except Exception as err:  # noqa: BLE001 -- the first request meets it again and reports it
+        print(f"diffbench caption worker: warm-up failed: {type(err).__name__}: {err}", file=sys.stderr)
     while True:
         header = requests.read(8)
         if len(header) < 8:
