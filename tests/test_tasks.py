@@ -233,3 +233,13 @@ def test_open_clip_local_weights_are_fingerprinted(tmp_path, monkeypatch):
     (folder / "open_clip_model.safetensors").write_bytes(b"new!")
     assert record.weights_fingerprint(f"open_clip:local-dir:{folder}")["sha256"] != by_dir["sha256"]
     assert record.weights_fingerprint("open_clip:ViT-B-32@openai") == {"source": "open_clip", "spec": "ViT-B-32@openai"}
+
+
+def test_a_run_record_from_before_fast_decode_was_recorded_resumes_only_without_it(tmp_path):
+    from diffbench.harness import outputs
+
+    older = {"task": "vismin", "weights": {"source": "local", "sha256": "0" * 64}}
+    outputs.write_json(tmp_path / outputs.RUN_FILE, older)
+    outputs.check_manifest(tmp_path, {**older, "fast_decode": False})  # the same run: it decoded in full
+    with pytest.raises(outputs.RunMismatchError, match="reduced scale.*fast_decode: False -> True"):
+        outputs.check_manifest(tmp_path, {**older, "fast_decode": True})

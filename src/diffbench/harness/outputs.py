@@ -57,7 +57,8 @@ def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
         elif resolves(old.get("weights"), manifest.get("weights")):
             old["weights"] = manifest["weights"]  # recorded before its first download: now with its commit
         keys = sorted((set(old) | set(manifest)) - set(NOT_COMPARED))
-        differ = [k for k in keys if old.get(k) != manifest.get(k)]
+        # a key an older run.json lacks matches its off value (False, None): e.g. fast_decode, recorded since
+        differ = [k for k in keys if old.get(k) != manifest.get(k) and not (k not in old and not manifest.get(k))]
         if differ:
             why = [REASONS[k] for k in differ if k in REASONS]
             detail = ", ".join(f"{k}: {old.get(k)!r} -> {manifest.get(k)!r}" for k in differ)
