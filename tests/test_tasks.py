@@ -233,6 +233,12 @@ def test_open_clip_local_weights_are_fingerprinted(tmp_path, monkeypatch):
     (folder / "open_clip_model.safetensors").write_bytes(b"new!")
     assert record.weights_fingerprint(f"open_clip:local-dir:{folder}")["sha256"] != by_dir["sha256"]
     assert record.weights_fingerprint("open_clip:ViT-B-32@openai") == {"source": "open_clip", "spec": "ViT-B-32@openai"}
+    # an hf-hub: spec records the cached snapshot's commit; unknown before its first download, then the same run
+    assert record.weights_fingerprint("open_clip:hf-hub:org/not-cached")["revision"] is None
+    spec = {"source": "open_clip", "spec": "hf-hub:org/not-cached"}
+    assert record.resolves({**spec, "revision": None}, {**spec, "revision": "a" * 40})
+    assert not record.resolves({**spec, "revision": "b" * 40}, {**spec, "revision": "a" * 40})
+    assert not record.resolves({**spec, "revision": None}, {**spec, "spec": "hf-hub:org/other", "revision": "a" * 40})
 
 
 def test_a_run_record_from_before_fast_decode_was_recorded_resumes_only_without_it(tmp_path):

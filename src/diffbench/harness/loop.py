@@ -59,7 +59,7 @@ def confirm_weights(run: dict, options, out: Path, procs, resumed: bool) -> None
     resumed run whose download is another commit than its saved predictions' is refused."""
     from diffbench.harness import record
 
-    if run["weights"].get("source") != "hub":
+    if not record.from_hub(run["weights"]):
         return
     loaded = record.weights_fingerprint(options.model, options.revision)
     if loaded == run["weights"]:

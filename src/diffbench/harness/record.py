@@ -116,7 +116,20 @@ def open_clip_fingerprint(spec: str) -> dict:
         local = Path(spec.partition("@")[2]).expanduser()
     if local is not None and (local.is_dir() or local.is_file()):
         fingerprint.update(folder_fingerprint(local))
+    elif spec.startswith("hf-hub:"):  # the commit of the cached snapshot, as a transformers Hub model
+        fingerprint["revision"] = hub_commit(spec.removeprefix("hf-hub:").partition("@")[0], "open_clip_config.json")
     return fingerprint
+
+
+def hub_commit(repo: str, filename: str = "config.json", revision: str | None = None) -> str | None:
+    """The commit of the Hub cache's snapshot of ``repo`` holding ``filename`` (None: not cached)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo, filename, revision=revision)
+    except Exception:  # noqa: BLE001 - a fingerprint is best effort for remote ids; the revision still says
+        return None
+    return Path(cached).parent.name if isinstance(cached, str) else None  # .../snapshots/<commit>/<file>
 
 
 def weights_fingerprint(model: str, revision: str | None = None) -> dict:
@@ -136,16 +149,7 @@ def weights_fingerprint(model: str, revision: str | None = None) -> dict:
     path = Path(model).expanduser()
     if path.is_dir():
         return {"source": "local", **folder_fingerprint(path)}
-    commit = None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model, "config.json", revision=revision)
-        if isinstance(cached, str):
-            commit = Path(cached).parent.name  # .../snapshots/<commit>/config.json
-    except Exception:  # noqa: BLE001 - a fingerprint is best effort for remote ids; the revision still says
-        commit = None
-    return {"source": "hub", "repo": model, "revision": commit or revision}
+    return {"source": "hub", "repo": model, "revision": hub_commit(model, "config.json", revision) or revision}
 
 
 def is_commit(revision) -> bool:
@@ -161,9 +165,15 @@ def resolves(old: dict, new: dict) -> bool:
     >>> resolves({"source": "hub", "repo": "a/b", "revision": "1" * 40}, {"source": "hub", "repo": "a/b", "revision": "0" * 40})
     False
     """
-    return (isinstance(old, dict) and isinstance(new, dict) and old.get("source") == new.get("source") == "hub"
-            and old.get("repo") == new.get("repo") and not is_commit(old.get("revision"))
-            and is_commit(new.get("revision")))
+    if not (isinstance(old, dict) and isinstance(new, dict) and old.get("source") in ("hub", "open_clip")):
+        return False
+    rest = {k: v for k, v in old.items() if k != "revision"} == {k: v for k, v in new.items() if k != "revision"}
+    return rest and not is_commit(old.get("revision")) and is_commit(new.get("revision"))
+
+
+def from_hub(fingerprint: dict) -> bool:
+    """Weights a load may download (a Hub model, an open_clip ``hf-hub:`` spec): their commit is known after."""
+    return fingerprint.get("source") == "hub" or str(fingerprint.get("spec", "")).startswith("hf-hub:")
 
 
 def dataset_fingerprint(dataset, data_files=None) -> str:
