@@ -27,8 +27,14 @@ def test_demo_builds_then_loads_by_bare_name_and_summarises(tmp_path):
     avg = float(run_row.group(1).split("|")[-1])
     assert avg > 22.22, "the embedded default model scores above chance on the sample bench"
     assert (tmp_path / "runs" / "demo-vismin-diffbench-tiny-clip" / "vismin_scores.csv").is_file()
-    table = re.findall(r"^\s+\| (all|add|color|drop|material|move) \| (\d+) \|", out, flags=re.M)
-    assert table and table[0][0] == "all" and len(table) > 2, out[-2000:]
+    # Step 4: CLEVR-Change's official parts, the total on top (the report `diffbench score captions` gives).
+    table = re.findall(r"^\s+\| (total|semantic\\_change|color|material|add|drop|move|distractor) \| (\d+) \|", out,
+                       flags=re.M)
+    parts = [part for part, _ in table]
+    counts = {part: int(n) for part, n in table}
+    assert parts[:2] == ["total", "semantic\\_change"] and parts[-1] == "distractor" and len(parts) > 3, out[-2000:]
+    assert counts["total"] == counts["semantic\\_change"] + counts["distractor"]
+    assert sum(counts[part] for part in parts[2:-1]) == counts["semantic\\_change"]  # one change type a pair
 
 
 def test_cli_lists_its_commands():
