@@ -10,6 +10,7 @@ reference Meteor is one real pycocoevalcap Meteor JVM for the module (each evalu
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -173,3 +174,52 @@ def test_no_jvm_outlives_its_process(tmp_path, ending):
             except (ProcessLookupError, FileNotFoundError):
                 pass
     assert not alive, f"JVMs still running after the process ended: {alive}"
+
+
+def test_meteor_pool_size_follows_spare_cores(monkeypatch):
+    """A JVM more only where a core is spare, or where the job repays its paraphrase-table load."""
+    from diffbench import caption_meteor
+
+    pool = caption_meteor.MeteorPool(workers=4)  # nothing starts until a call
+    monkeypatch.setattr(caption_meteor.os, "cpu_count", lambda: 2)
+    assert pool.workers_for(9_524) == 1
+    assert pool.workers_for(100_000) == 3
+    monkeypatch.setattr(caption_meteor.os, "cpu_count", lambda: 16)
+    assert pool.workers_for(9_524) == 4
+    assert pool.workers_for(600) == 1
+    assert not pool.alive
+
+
+def test_meteor_pool_of_two_jvms_answers_as_pycocoevalcap(coco_files, coco_meteor):
+    """Segments split over two ready JVMs give, line for line, pycocoevalcap's Meteor._stat answers."""
+    from diffbench.caption_meteor import MeteorPool
+
+    gt_path, res_path = coco_files
+    annotations = json.loads(gt_path.read_text())["annotations"]
+    by_pair: dict = {}
+    for a in annotations:
+        by_pair.setdefault(a["image_id"], []).append(a["caption"])
+    hyps = {r["image_id"]: r["caption"] for r in json.loads(res_path.read_text())}
+    tokenizer = PTBTokenizer()
+    try:
+        gts = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in by_pair.items()})
+        res = tokenizer.tokenize({k: [{"caption": hyps[k]}] for k in by_pair})
+    finally:
+        tokenizer.close()
+    segments = [(res[k][0], gts[k]) for k in by_pair]
+    pool = MeteorPool(workers=2)
+    pool.MIN_CHUNK, pool.CHUNK, pool.SEGMENTS_PER_LOAD = 10, 20, 10
+    try:
+        pool.start(len(segments))
+        assert pool._ready[0].wait(300)
+        deadline = time.monotonic() + 300
+        while not pool._ready[1].is_set() and time.monotonic() < deadline:
+            pool.start(len(segments))
+            time.sleep(0.2)
+        assert pool._ready[1].is_set()
+        ours = pool.segment_stats(segments)
+        assert all(server.lines_received > 1 for server in pool.servers)  # both scored, not just the probe
+        assert pool.starts == 2
+    finally:
+        pool.close()
+    assert ours == [coco_meteor._stat(h, refs) for h, refs in segments]

@@ -27,21 +27,32 @@ statistics come from its JVM (:mod:`diffbench.caption_meteor`).
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from itertools import chain
 from dataclasses import dataclass
 
 import numpy as np
 
-N = 4  # n-gram orders of BLEU and CIDEr
+N = 4  # n-gram orders of BLEU and CIDEr (ngram_counts spells the four out)
+
+try:
+    from collections import _count_elements  # the C helper behind Counter.update
+except ImportError:  # pragma: no cover - another Python implementation
+    def _count_elements(mapping, iterable):
+        get = mapping.get
+        for element in iterable:
+            mapping[element] = get(element, 0) + 1
 
 
 def ngram_counts(sentence: str) -> dict[tuple, int]:
     """pycocoevalcap's ``precook``: n-gram counts (n = 1..4) over whitespace tokens, in its insertion order
     (n first, then position: the order CIDEr's sums run in)."""
-    words = sentence.split()
-    counts: Counter = Counter(zip(words))
-    for k in range(2, N + 1):
-        counts.update(zip(*(words[i:] for i in range(k))))
+    w = sentence.split()
+    counts: dict[tuple, int] = {}
+    # Counter.update's C helper straight into a dict (Counter.update's Mapping check costs more here)
+    _count_elements(counts, zip(w))
+    _count_elements(counts, zip(w, w[1:]))
+    _count_elements(counts, zip(w, w[1:], w[2:]))
+    _count_elements(counts, zip(w, w[1:], w[2:], w[3:]))
     return counts
 
 
@@ -108,27 +119,28 @@ class References:
 
 def _references(refs: tuple[str, ...], vocab: Vocabulary) -> References:
     counts = [ngram_counts(r) for r in refs]
-    maxcounts: dict[tuple, int] = {}
-    local, ids, tf = [], [], []
-    vid = vocab.id
-    for j, c in enumerate(counts):
-        for ngram, count in c.items():
-            if count > maxcounts.get(ngram, 0):
-                maxcounts[ngram] = count
-            local.append(j)
-            ids.append(vid(ngram))
-            tf.append(count)
+    if len(counts) == 1:
+        maxcounts = counts[0]  # read only
+    else:
+        maxcounts = dict(counts[0])
+        for c in counts[1:]:
+            for ngram, count in c.items():
+                if count > maxcounts.get(ngram, 0):
+                    maxcounts[ngram] = count
+    sizes = [len(c) for c in counts]
+    total = sum(sizes)
+    ids_array = np.asarray(_ids(list(chain.from_iterable(counts)), vocab), dtype=np.int64)
     lengths = [len(r.split()) for r in refs]
-    ids_array = np.asarray(ids, dtype=np.int64)
     return References(
         counts=counts,
         lengths=lengths,
         maxcounts=maxcounts,
-        local=np.asarray(local, dtype=np.int64),
+        local=np.repeat(np.arange(len(counts), dtype=np.int64), sizes),
         ids=ids_array,
-        tf=np.asarray(tf, dtype=np.float64),
+        tf=np.fromiter(chain.from_iterable(c.values() for c in counts), dtype=np.float64, count=total),
         cider_lens=np.asarray([max(0, n - 1) for n in lengths], dtype=np.float64),
-        df_ids=np.unique(ids_array),
+        # one reference's n-grams are distinct already; bincount needs no order
+        df_ids=ids_array if len(counts) == 1 else np.unique(ids_array),
     )
 
 
