@@ -381,8 +381,11 @@ def test_undecodable_image_is_named(tmp_path, private_cache):
     source = _sample("clevr_dc", tmp_path)
     broken = source / "aft" / "8000.png"
     broken.write_bytes(b"not a png")
-    with pytest.raises(IDCSourceError, match=r"aft/8000.png: not a readable image"):
+    with pytest.raises(IDCSourceError) as raised:
         building.build("clevr_dc", "default", source=str(source))
+    message = str(raised.value)
+    assert message.startswith(f"{broken}: undecodable image (UnidentifiedImageError"), message
+    assert message.endswith(f"(referenced by {source / 'captions.json'}, entry '8000', column 'image_after')"), message
 
 
 def test_hub_source_without_an_official_repo_says_what_to_do(private_cache):
