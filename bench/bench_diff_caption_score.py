@@ -111,7 +111,7 @@ def main() -> None:
     predictions, references, groups = load_corpus(args.annotations)
     score = caption_scoring.score_captions
     print(f"corpus: {len(predictions):,} pairs, {sum(map(len, references)):,} references ({args.annotations.name}); "
-          f"{os.cpu_count()} cores, {len(get_meteor().servers)} METEOR workers")
+          f"{os.cpu_count()} cores, up to {len(get_meteor().servers)} METEOR workers (as many as a call repays)")
     if args.order == "coco-first":
         coco, t_coco = run_pycocoevalcap(predictions, references)
         ours, t_first = timed(score, predictions, references)
