@@ -77,7 +77,10 @@ def space_url(vismin_built, space_tmp):
                 time.sleep(0.5)
         yield url
     finally:
-        # The server and what it started (the METEOR JVM) share a process group: end them all, by that id.
+        # The caption worker runs in its own process group (so that a time bound can kill it with its
+        # JVMs); the server stops it as it exits.
+        workers = _caption_workers_of(proc.pid)
+        # The server and what it started share a process group: end them all, by that id.
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=15)
@@ -92,6 +95,8 @@ def space_url(vismin_built, space_tmp):
         # Stopped by SIGTERM, the server removed its result folders; the leaderboard stays.
         assert not list((tmp / "tmp").glob("diffbench-space-results-*")), list((tmp / "tmp").iterdir())
         assert (tmp / "data" / "leaderboard.sqlite3").is_file()
+        assert workers, "the Space started no caption worker"
+        assert all(_process_group(pid, settle_s=5) == [] for pid in workers), workers
 
 
 @pytest.fixture(scope="module")
@@ -409,6 +414,20 @@ def test_score_difference_captions(client, tmp_path):
     wrong_ids.write_text(json.dumps({"nope": "a caption"}))
     _friendly(client.predict(handle_file(str(wrong_ids)), "omnidiff", "test", api_name="/score_captions")[0],
               "wrong_ids.json", "ids not in the dataset")
+
+
+def _caption_workers_of(parent: int) -> list[int]:
+    """The pids of ``parent``'s child processes running ``diffbench.space.caption_worker`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"diffbench.space.caption_worker" in command:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _process_group(pgid: int, settle_s: float = 0.0) -> list[str]:
