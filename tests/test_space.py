@@ -474,6 +474,21 @@ def test_caption_scoring_time_is_bounded(client, tmp_path):
         worker.close()
 
 
+def test_caption_worker_busy_past_the_bound_is_said_so():
+    """A request that waited its whole bound for another one never ran: it says so, nothing is stopped."""
+    from diffbench.space.caption_worker import CaptionWorker, WorkerTimeout
+
+    worker = CaptionWorker()
+    worker._lock.acquire()  # another request scoring
+    try:
+        with pytest.raises(WorkerTimeout, match="another scoring held the worker") as caught:
+            worker.score({"x": "a caption"}, None, False, timeout_s=0.05)
+        assert caught.value.busy and worker.pid is None  # nothing was started or stopped
+    finally:
+        worker._lock.release()
+        worker.close()
+
+
 def test_leaderboard_persists_counts_once_and_ranks_real_data_only(tmp_path):
     from diffbench.provenance import SYNTHETIC_NOTE
     from diffbench.space.leaderboard import Leaderboard

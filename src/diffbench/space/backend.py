@@ -567,7 +567,10 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
     timeout_s = CAPTION_TIMEOUT_S if timeout_s is None else timeout_s
     try:
         results = caption_worker().score(predictions, rows, allow_missing, timeout_s)
-    except WorkerTimeout:
+    except WorkerTimeout as err:
+        if err.busy:
+            raise UserError(f"{name}: the scorer stayed busy with other files for {timeout_s:g} s; "
+                            "please try again in a minute") from None
         raise UserError(f"{name}: scoring took longer than {timeout_s:g} s here (stopped); score it with "
                         "`diffbench score captions` on your own machine") from None
     except WorkerFailed as err:

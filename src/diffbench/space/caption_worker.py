@@ -37,7 +37,12 @@ SCORED_COLUMNS = ("id", "captions", "change_types", "distractor")
 
 
 class WorkerTimeout(TimeoutError):
-    """The worker did not answer within the bound; it has been stopped."""
+    """No answer within the bound: the worker was stopped (``busy`` False), or another request held it
+    for the whole bound and this one never started (``busy`` True)."""
+
+    def __init__(self, message: str, busy: bool = False):
+        super().__init__(message)
+        self.busy = busy
 
 
 class WorkerFailed(RuntimeError):
@@ -70,7 +75,7 @@ class CaptionWorker:
         :class:`WorkerFailed`."""
         deadline = time.monotonic() + timeout_s
         if not self._lock.acquire(timeout=max(timeout_s, 0)):
-            raise WorkerTimeout("another scoring held the worker for the whole time bound")
+            raise WorkerTimeout("another scoring held the worker for the whole time bound", busy=True)
         try:
             process = self._started()
             request = pickle.dumps((predictions, scored_rows(rows), bool(allow_missing)), protocol=pickle.HIGHEST_PROTOCOL)
