@@ -147,7 +147,7 @@ def test_no_java_gives_the_install_hint(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(JavaNotFoundError, match="install a Java runtime"):
         score_captions(["a"], [["a"]], metrics=["bleu"])
-    with pytest.raises(JavaNotFoundError, match="default-jre-headless"):
+    with pytest.raises(JavaNotFoundError, match="default-jdk-headless"):
         PTBTokenizer().tokenize(["not cached yet, so the JVM is needed"])
 
 

@@ -222,4 +222,4 @@ def test_each_hub_folder_names_the_java_runtime_exactly_when_it_needs_java():
         needs_java = any(line.strip().startswith("diffbench") for line in requirements.splitlines())
         packages = REPO_ROOT / folder / "packages.txt"
         listed = packages.read_text().split() if packages.is_file() else []
-        assert ("default-jre-headless" in listed) == needs_java, folder
+        assert ("default-jdk-headless" in listed) == needs_java, folder

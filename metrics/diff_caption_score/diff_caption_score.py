@@ -15,7 +15,7 @@ and the one METEOR JVM a process may hold, its lock, its statistics cache and it
 same object for this module, the ``diffbench score captions`` command and the demo Space; a second copy
 loaded by evaluate from its module cache would start a second JVM and score with a second cache.
 
-Java is required (``default-jre-headless``): tokenisation identical to PTBTokenizer is not possible
+Java is required (``default-jdk-headless``): tokenisation identical to PTBTokenizer is not possible
 without it, so without Java every metric fails with a clear error instead of drifting silently.
 """
 

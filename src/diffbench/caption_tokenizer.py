@@ -43,8 +43,8 @@ PUNCTUATIONS = frozenset(
 LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\x0b\x0c\u2028\u2029"})
 JAVA_INSTALL_HINT = (
     "the COCO caption metrics run Java (Stanford PTBTokenizer and METEOR 1.5): install a Java runtime "
-    "(Debian/Ubuntu: `apt-get install default-jre-headless`; conda: `conda install openjdk`; "
-    "a Hugging Face Space: add `default-jre-headless` to packages.txt) or point JAVA_HOME at one"
+    "(Debian/Ubuntu: `apt-get install default-jdk-headless`; conda: `conda install openjdk`; "
+    "a Hugging Face Space: add `default-jdk-headless` to packages.txt) or point JAVA_HOME at one"
 )
 DEFAULT_TIMEOUT_S = float(os.environ.get("DIFFBENCH_TOKENIZER_TIMEOUT", "300"))
 _CACHE_LIMIT = 500_000  # distinct strings kept per process (~100 MB at most on long captions)

@@ -9,7 +9,9 @@ Keys (always present): ``dataset``, ``config``, ``source`` (``"hub"``, ``"local"
 ``"unknown"``), ``synthetic`` (``True`` / ``False``, ``None`` when unknown); more per source:
 
 - ``hub``: ``repo_id`` and ``revision`` (the commit read);
-- ``local``: ``folder`` and ``fingerprint`` (``sha256:`` of every file's name, size and bytes);
+- ``local``: ``folder``, ``fingerprint`` (``sha256:``) and ``fingerprint_kind``: ``"stat"`` (the default:
+  every file's relative path, size and modification time, no byte read) or ``"content"`` (every byte,
+  ``--fingerprint content``);
 - ``synthetic``: ``generator`` (the module), ``n``, ``seed``, ``image_size`` ([width, height]),
   ``license`` and ``description`` of the synthetic data;
 
