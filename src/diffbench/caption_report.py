@@ -127,20 +127,33 @@ def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_m
     return results
 
 
-def format_table(results: dict) -> str:
+def format_table(results: dict, *, scale: float = 1, digits: int = 4) -> str:
     """A Markdown table: one row for the total, then one a group (opened by the synthetic-sample note
-    when the results carry a synthetic provenance)."""
+    when the results carry a synthetic provenance). ``scale`` and ``digits`` only change how numbers
+    are shown (the Space shows ×100 with two decimals).
+
+    >>> print(format_table({"CIDEr": 0.43217, "num_samples": 3, "groups": {"a|b": {"CIDEr": 0.5, "num_samples": 1}}},
+    ...                    scale=100, digits=2))
+    | subset | samples | CIDEr |
+    |---|---:|---:|
+    | all | 3 | 43.22 |
+    | a\\|b | 1 | 50.00 |
+    """
     names = [name for metric in METRICS for name in OUTPUT_NAMES[metric] if name in results]
     total = "total" if results.get("evaluation") == "clevr_change_official" else ALL_GROUP
     rows = [(total, results)] + list(results.get("groups", {}).items())
     lines = ["| subset | samples | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
     for label, scores in rows:
-        cells = [f"{scores[name]:.4f}" if isinstance(scores.get(name), float) else "" for name in names]
+        cells = [f"{scale * scores[name]:.{digits}f}" if _is_number(scores.get(name)) else "" for name in names]
         lines.append(f"| {_cell(label)} | {scores.get('num_samples', '')} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     if provenance.is_synthetic(results.get("provenance") or {}):
         table = f"*{provenance.SYNTHETIC_NOTE}*\n\n{table}"
     return table
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _cell(text) -> str:

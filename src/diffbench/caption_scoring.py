@@ -46,8 +46,6 @@ ALL_GROUP = "all"
 __all__ = [
     "ALL_GROUP", "DEFAULT_METRICS", "METRICS", "OUTPUT_NAMES", "SCORERS", "SpiceUnavailableError",
     "normalize_metrics", "pycocoevalcap_dir", "score_captions", "score_corpus",
-    # re-exported from diffbench.caption_report (the dataset join and the files)
-    "score_predictions", "format_table", "write_results",
 ]
 
 
@@ -121,12 +119,3 @@ def score_captions(predictions, references, groups=None, metrics=None, *, sample
     if groups is not None:
         results["groups"] = {label: score(selection) for label, selection in group_selections(groups).items()}
     return results
-
-
-def __getattr__(name: str):
-    # The report layer imports this module; these names are re-exported lazily for older callers.
-    if name in ("score_predictions", "format_table", "write_results"):
-        from diffbench import caption_report
-
-        return getattr(caption_report, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Difference captioning as tasks (OmniDiff, Spot-the-Diff, CLEVR-Change, CLEVR-DC, Image Editing Request):
 a chat model describes what changed between the two images of each pair; the descriptions are scored
-with the COCO caption metrics (:func:`diffbench.caption_scoring.score_predictions`), overall and per
+with the COCO caption metrics (:func:`diffbench.caption_report.score_predictions`), overall and per
 change type.
 
 The prompt is one user turn: the image before, the image after, then :data:`DEFAULT_PROMPT` (or
@@ -106,17 +106,17 @@ class CaptionTask(ChatTask, Task):
         outputs.write_json(out / PREDICTIONS_FILE, [{"image_id": r["id"], "caption": r["caption"]} for r in records])
 
     def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
-        from diffbench import caption_scoring, figures
+        from diffbench import caption_report, figures
         from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
 
         predictions = {r["id"]: r["caption"] for r in records}
-        results = caption_scoring.score_predictions(predictions, dataset)
+        results = caption_report.score_predictions(predictions, dataset)
         protocol = {k: run[k] for k in ("kind", "dtype", *self.protocol(options)) if k in run}
         results = {**results, "model": options.model, "dataset": self.name, "prompt": run["prompt"],
                    "protocol": protocol, "weights": run["weights"], "dataset_fingerprint": run["dataset_fingerprint"],
                    "provenance": run["provenance"], "preset": run.get("preset")}
         outputs.write_json(out / "results.json", results)
-        table = caption_scoring.format_table(results)
+        table = caption_report.format_table(results)
         title = f"{self.name}: {options.model}"
         note = f"\n\n**{SYNTHETIC_NOTE}.**" if is_synthetic(run["provenance"]) else ""
         (out / "results.md").write_text(f"# {title}\n\n{len(records)} pairs; prompt: {run['prompt']!r}; "

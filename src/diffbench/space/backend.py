@@ -639,30 +639,10 @@ def caption_value(value) -> str:
 
 
 def caption_table(results: dict) -> str:
-    """The caption tab's Markdown table: the total, then a row a group, metrics ×100 with two decimals,
-    opened by the synthetic-sample note when the data is the sample (the rows and the note are
-    :func:`diffbench.caption_report.format_table`'s; only the number format differs).
+    """The caption tab's Markdown table: :func:`diffbench.caption_report.format_table`, ×100 with two decimals."""
+    from diffbench.caption_report import format_table
 
-    >>> print(caption_table({"CIDEr": 0.43217, "num_samples": 3, "groups": {"a|b": {"CIDEr": 0.5, "num_samples": 1}}}))
-    | subset | samples | CIDEr |
-    |---|---:|---:|
-    | all | 3 | 43.22 |
-    | a\\|b | 1 | 50.00 |
-    """
-    from diffbench import provenance
-    from diffbench.caption_inputs import METRICS, OUTPUT_NAMES
-    from diffbench.caption_scoring import ALL_GROUP
-
-    names = [name for metric in METRICS for name in OUTPUT_NAMES[metric] if name in results]
-    total = "total" if results.get("evaluation") == "clevr_change_official" else ALL_GROUP
-    lines = ["| subset | samples | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
-    for label, scores in [(total, results), *results.get("groups", {}).items()]:
-        cells = [caption_value(scores[n]) if isinstance(scores.get(n), (int, float)) else "" for n in names]
-        lines.append(f"| {markdown_text(label)} | {scores.get('num_samples', '')} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    if provenance.is_synthetic(results.get("provenance") or {}):
-        table = f"*{provenance.SYNTHETIC_NOTE}*\n\n{table}"
-    return table
+    return format_table(results, scale=CAPTION_SCALE, digits=2)
 
 
 def caption_chart_frame(results: dict, metric: str = "CIDEr") -> pd.DataFrame:
