@@ -223,3 +223,22 @@ def test_meteor_pool_of_two_jvms_answers_as_pycocoevalcap(coco_files, coco_meteo
     finally:
         pool.close()
     assert ours == [coco_meteor._stat(h, refs) for h, refs in segments]
+
+
+def test_a_full_statistics_cache_still_answers_every_line(monkeypatch):
+    """Past the cache's limit it is emptied, and the lines cached before still get their answers."""
+    from diffbench import caption_meteor
+
+    monkeypatch.setattr(caption_meteor, "_STATS_CACHE_LIMIT", 2)
+    cache = {}
+    asked = []
+
+    def score(missing):
+        asked.append(list(missing))
+        return [f"stats of {line}" for line in missing]
+
+    assert caption_meteor.cached_answers(cache, ["a", "b"], score) == ["stats of a", "stats of b"]
+    # "a" and "b" are cached; "c" and "d" push the cache past its limit of 2.
+    assert caption_meteor.cached_answers(cache, ["a", "c", "b", "d"], score) == [
+        "stats of a", "stats of c", "stats of b", "stats of d"]
+    assert asked == [["a", "b"], ["c", "d"]] and cache == {"c": "stats of c", "d": "stats of d"}

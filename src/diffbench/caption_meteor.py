@@ -98,6 +98,25 @@ def aggregate_stats(stats: np.ndarray) -> list[float]:
     return [float(v) for v in effective.sum(axis=0)]
 
 
+def cached_answers(cache: dict, lines: list[str], score) -> list[str]:
+    """The answer to each line: ``score(the lines not in cache)``, the cache for the rest.
+
+    The answers are gathered before the cache is emptied, which it is when it would outgrow
+    ``_STATS_CACHE_LIMIT`` (a long-lived process, such as the Space, scores without bound).
+
+    >>> cache = {"a": "1"}
+    >>> cached_answers(cache, ["a", "b", "a"], lambda missing: [m.upper() for m in missing]), cache
+    (['1', 'B', '1'], {'a': '1', 'b': 'B'})
+    """
+    missing = list(dict.fromkeys(line for line in lines if line not in cache))
+    known = dict(zip(missing, score(missing))) if missing else {}
+    answers = [known[line] if line in known else cache[line] for line in lines]
+    if len(cache) + len(missing) > _STATS_CACHE_LIMIT:
+        cache.clear()
+    cache.update(known)
+    return answers
+
+
 class MeteorServer:
     """One METEOR JVM fed over stdin; safe to share between threads."""
 
@@ -248,12 +267,7 @@ class MeteorServer:
         """Meteor's statistics line for each (tokenised hypothesis, tokenised references)."""
         lines = [meteor_segment_line(h, refs) for h, refs in segments]
         with self._lock:
-            missing = list(dict.fromkeys(line for line in lines if line not in self._stats_cache))
-            known = dict(zip(missing, self.score_lines(missing))) if missing else {}
-            if len(self._stats_cache) + len(missing) > _STATS_CACHE_LIMIT:
-                self._stats_cache.clear()
-            self._stats_cache.update(known)
-            return [known.get(line) or self._stats_cache[line] for line in lines]
+            return cached_answers(self._stats_cache, lines, self.score_lines)
 
     def eval_segments(self, stats: list[str]) -> tuple[list[float], float]:
         """pycocoevalcap's exchange: ``EVAL ||| stats 1 ||| ... ||| stats n`` answers n segment scores, then
@@ -393,12 +407,7 @@ class MeteorPool:
         """Meteor's statistics line for each (tokenised hypothesis, tokenised references)."""
         lines = [meteor_segment_line(h, refs) for h, refs in segments]
         with self._lock:
-            missing = list(dict.fromkeys(line for line in lines if line not in self._stats_cache))
-            known = dict(zip(missing, self._score_in_parallel(missing))) if missing else {}
-            if len(self._stats_cache) + len(missing) > _STATS_CACHE_LIMIT:
-                self._stats_cache.clear()
-            self._stats_cache.update(known)
-            return [known.get(line) or self._stats_cache[line] for line in lines]
+            return cached_answers(self._stats_cache, lines, self._score_in_parallel)
 
     def _score_in_parallel(self, lines: list[str]) -> list[str]:
         self.start(len(lines))
