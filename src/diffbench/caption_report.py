@@ -30,15 +30,13 @@ evaluation harness and the Space call. It joins ``{id: caption}`` to the dataset
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from diffbench import provenance
 from diffbench.caption_inputs import METRICS, OUTPUT_NAMES
 from diffbench.caption_scoring import ALL_GROUP, score_captions
+from diffbench.result_files import markdown_text
 
 #: CLEVR-Change's semantic change types, in the order of the official ``type_mapping.json``.
 CLEVR_CHANGE_TYPES = ("color", "material", "add", "drop", "move")
@@ -145,7 +143,7 @@ def format_table(results: dict, *, scale: float = 1, digits: int = 4) -> str:
     lines = ["| subset | samples | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
     for label, scores in rows:
         cells = [f"{scale * scores[name]:.{digits}f}" if _is_number(scores.get(name)) else "" for name in names]
-        lines.append(f"| {_cell(label)} | {scores.get('num_samples', '')} | " + " | ".join(cells) + " |")
+        lines.append(f"| {markdown_text(label)} | {scores.get('num_samples', '')} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     if provenance.is_synthetic(results.get("provenance") or {}):
         table = f"*{provenance.SYNTHETIC_NOTE}*\n\n{table}"
@@ -156,31 +154,10 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _cell(text) -> str:
-    """Markdown-safe table cell text (labels come from data)."""
-    return re.sub(r"[|<>\\`*_\[\]]", lambda m: "\\" + m.group(0), str(text).replace("\n", " "))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
-
-
 def write_results(results: dict, directory, stem: str = "results", title: str | None = None) -> tuple[Path, Path]:
     """``<stem>.json`` and ``<stem>.md`` (title, then :func:`format_table`) in ``directory``; each file is
     written whole or not at all."""
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"{directory} is a file, not a folder")
-    directory.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
-    markdown = (f"# {title}\n\n" if title else "") + format_table(results) + "\n"
-    _write_atomically(json_path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    _write_atomically(md_path, markdown)
-    return json_path, md_path
+    from diffbench import result_files
+
+    markdown = (f"# {title}\n\n" if title else "") + format_table(results)
+    return result_files.write_results(directory, results, markdown, stem)

@@ -18,9 +18,7 @@ silently. The scores come from the ``vismin_group_score`` metric (``metrics/vism
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from diffbench.result_files import markdown_text
 from diffbench.vismin_schema import ANSWER_COLUMNS, CATEGORIES, SCORE_COLUMNS
 
 KINDS = {"scores": SCORE_COLUMNS, "answers": ANSWER_COLUMNS}
@@ -377,14 +376,9 @@ def score_submission(
 
 def write_results(results: dict, output_dir, table: str | None = None) -> tuple[Path, Path]:
     """``results.json`` and ``results.md`` (``table``, by default :func:`format_table`) in ``output_dir``."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    json_path, table_path = output_dir / "results.json", output_dir / "results.md"
-    for path, text in ((json_path, json.dumps(results, indent=2) + "\n"), (table_path, (table or format_table(results)) + "\n")):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)  # a reader never sees half a file
-    return json_path, table_path
+    from diffbench import result_files
+
+    return result_files.write_results(output_dir, results, table or format_table(results))
 
 
 # -- the paper's table ----------------------------------------------------------------------------
@@ -394,17 +388,6 @@ def published_results() -> pd.DataFrame:
     """The published VisMin tables (project page): one row per model, ``table`` zero-shot or fine-tuned."""
     with resources.files("diffbench").joinpath("reference", "vismin_published_results.csv").open("rb") as f:
         return pd.read_csv(f)
-
-
-def markdown_text(text) -> str:
-    """Text safe inside a Markdown table cell: one line, ``|`` and Markdown/HTML marks escaped.
-
-    >>> print(markdown_text("my | <b>model</b>*"))
-    my \\| &lt;b&gt;model&lt;/b&gt;\\*
-    """
-    text = " ".join(str(text).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
 
 
 def _cell(value) -> str:

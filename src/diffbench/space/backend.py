@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffbench.vismin_submission import markdown_text
+from diffbench.result_files import markdown_text
 
 VISMIN = "vismin"
 CAPTION_SETS = ("omnidiff", "spot_the_diff", "clevr_change", "clevr_dc", "image_editing_request")
