@@ -519,8 +519,9 @@ def test_leaderboard_persists_counts_once_and_ranks_real_data_only(tmp_path):
     assert ">50.00<" in shown and ">2,084<" in shown
 
 
-def test_leaderboard_restores_mirrored_rows(tmp_path):
-    """What the Hub mirror holds (JSON lines, one a new row) puts a lost SQLite file back, each row once."""
+def test_leaderboard_restores_mirrored_rows(tmp_path, caplog):
+    """What the Hub mirror holds (JSON lines, one a new row) puts a lost SQLite file back, each row once;
+    a line cut short is skipped with a warning, never silently."""
     from diffbench.space.leaderboard import Leaderboard, read_records
 
     first = Leaderboard(tmp_path / "a.sqlite3")
@@ -535,6 +536,7 @@ def test_leaderboard_restores_mirrored_rows(tmp_path):
     mirror.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"cut short', encoding="utf-8")
     second = Leaderboard(tmp_path / "b.sqlite3")  # a restart without persistent storage: an empty file
     assert second.restore(read_records(mirror)) == 1 and second.restore(read_records(mirror)) == 0
+    assert f"{mirror}: 1 line(s) that are not JSON skipped" in caplog.text
     row = second.vismin_table().set_index("Model").loc["mirrored"]
     assert row["AVG"] == 40.0 and row["Object G"] == 30.0 and row["Samples"] == 2084
 

@@ -32,6 +32,7 @@ Rules the table keeps:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -133,13 +134,17 @@ class _Mirror:
 
 
 def read_records(path: Path):
-    """The rows of a mirror file (a line cut short by an interruption is skipped)."""
+    """The rows of a mirror file; a line that is not JSON (one cut short by an interruption) is skipped
+    and counted in a warning."""
+    skipped = 0
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             try:
                 yield json.loads(line)
             except json.JSONDecodeError:
-                continue
+                skipped += 1
+    if skipped:
+        logging.getLogger(__name__).warning("%s: %d line(s) that are not JSON skipped", path, skipped)
 
 
 class Leaderboard:
@@ -167,21 +172,30 @@ class Leaderboard:
                                    "cells", "avg", "group_all", "samples"),
                    "caption_runs": ("content_hash", "name", "dataset", "split", "scored_at", "synthetic",
                                     "provenance", "scores", "samples")}
-        added = 0
+        added = skipped = 0
         with self._lock, self._connect() as db:
             for record in records:
                 names = columns.get(record.get("table") if isinstance(record, dict) else None)
                 if not names or not record.get("content_hash"):
+                    skipped += 1
                     continue
                 sql = (f"INSERT OR IGNORE INTO {record['table']} ({', '.join(names)}) "
                        f"VALUES ({', '.join('?' for _ in names)})")
                 added += db.execute(sql, tuple(record.get(n) for n in names)).rowcount
+        if skipped:
+            logging.getLogger(__name__).warning("%d mirrored row(s) without a known table or content hash skipped", skipped)
         return added
 
-    def _connect(self) -> sqlite3.Connection:
+    @contextlib.contextmanager
+    def _connect(self):
+        """A connection for one ``with`` block: committed (or rolled back) and closed at its end."""
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
-        return db
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
+            with db:
+                yield db
+        finally:
+            db.close()
 
     @staticmethod
     def _published_frame() -> pd.DataFrame:
