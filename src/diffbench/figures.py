@@ -143,7 +143,8 @@ def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *
         ax.axhline(level, color="black", linestyle="--", linewidth=0.9, label="chance (published Random Chance row)")
         ax.set_xticks(range(len(groups)), [g.capitalize() if g != "AVG" else g for g in groups], fontsize=8)
         ax.set_title(f"{score} score (chance {level:.2f})", fontsize=10)
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, 115)  # room for a rotated "100.0" label under the title
+        ax.set_yticks(range(0, 101, 20))
         ax.grid(axis="y", linewidth=0.3, alpha=0.6)
         ax.set_axisbelow(True)
     axes[0].set_ylabel("% correct")
