@@ -134,3 +134,15 @@ def transformers_server(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 continue
         log.close()
+
+
+@pytest.fixture(scope="session")
+def coco_meteor():
+    """pycocoevalcap's own Meteor (one JVM for the session: its start costs ~8 s), the parity reference."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    meteor = Meteor()
+    yield meteor
+    meteor.meteor_p.stdin.close()
+    meteor.meteor_p.kill()
+    meteor.meteor_p.wait()

@@ -50,17 +50,6 @@ def clevr_dataset(clevr_rows):
     return datasets.Dataset.from_dict(clevr_rows[0])
 
 
-@pytest.fixture(scope="module")
-def coco_meteor():
-    from pycocoevalcap.meteor.meteor import Meteor
-
-    meteor = Meteor()
-    yield meteor
-    meteor.meteor_p.stdin.close()
-    meteor.meteor_p.kill()
-    meteor.meteor_p.wait()
-
-
 class NoSpice:
     """SPICE downloads CoreNLP at run time: scored 0 in the reference runs, never compared."""
 

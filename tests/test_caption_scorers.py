@@ -35,17 +35,6 @@ class NoSpice:
 
 
 @pytest.fixture(scope="module")
-def coco_meteor():
-    from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
-
-    meteor = CocoMeteor()
-    yield meteor
-    meteor.meteor_p.stdin.close()
-    meteor.meteor_p.kill()
-    meteor.meteor_p.wait()
-
-
-@pytest.fixture(scope="module")
 def coco_files(shared_dir, tmp_path_factory):
     """Spot-the-Diff val in COCO caption format: 250 pairs, blank references included as upstream has them."""
     entries = json.loads((shared_dir / "data" / "spot_the_diff" / "annotations" / "val.json").read_text())

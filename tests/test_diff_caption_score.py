@@ -29,17 +29,6 @@ TOL = 1e-9
 
 
 # -- the reference pipeline ------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def coco_meteor():
-    from pycocoevalcap.meteor.meteor import Meteor
-
-    meteor = Meteor()
-    yield meteor
-    meteor.meteor_p.stdin.close()
-    meteor.meteor_p.kill()
-    meteor.meteor_p.wait()
-
-
 def coco_tokenize(predictions, references):
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer as CocoPTB
 
