@@ -282,19 +282,10 @@ def main() -> int:
     print(f"set-up: VisMin sample at full size ({FULL_SIZE:,} samples) and a {submission.stat().st_size / 1024:.0f} KB "
           f"submission in {time.perf_counter() - t0:.1f} s")
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = open(workdir / "space.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "diffbench", "space", "--port", str(port)],
-                            env={**os.environ, "GRADIO_TEMP_DIR": str(workdir / "gradio"),
-                                 "DIFFBENCH_DATA_DIR": str(workdir / "data")},  # a private leaderboard
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url, proc = start_space(workdir)
     try:
         from gradio_client import Client, handle_file
 
-        t0 = time.perf_counter()
-        wait_for(url, proc)
-        print(f"Space up in {time.perf_counter() - t0:.1f} s on {url}")
         warm = Client(url, verbose=False)
         t0 = time.perf_counter()
         message = warm.predict(handle_file(str(submission)), False, "warm-up", api_name="/score_vismin")[0]
@@ -348,15 +339,7 @@ def main() -> int:
             return 1
         return 0
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
-        log.close()
+        stop_space(proc)
 
 
 def start_space(workdir: Path) -> tuple[str, subprocess.Popen]:
