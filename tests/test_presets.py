@@ -54,7 +54,7 @@ def test_the_paper_protocol_of_the_chat_rows():
     assert (idefics2.max_new_tokens, idefics2.image_handling) == (128, "separate")
     assert idefics2.processor_kwargs == {"do_image_splitting": False}
     assert get_preset("idefics2-vismin").processor_id == "HuggingFaceM4/idefics2-8b"
-    assert get_preset("internvl-1.5").trust_remote_code
+    assert get_preset("internvl-1.5").needs_remote_code
     assert llava.protocol()["answer"] == "generate"
 
 

@@ -119,7 +119,7 @@ class Preset:
     open_clip_equivalent: str | None = None  # the open_clip run the paper made, when model_id is its port
     api_base: str | None = None
     api_key_env: str | None = None
-    trust_remote_code: bool = False
+    needs_remote_code: bool = False  # the row runs code from the model repo: refused without --trust-remote-code
     public_weights: bool = True
     notes: str = ""
 
@@ -223,7 +223,7 @@ _ROWS = (
         backend=TRANSFORMERS_CHAT, model_id="OpenGVLab/InternVL-Chat-V1-5", id_status=VERIFIED,
         evidence=f"{_REPO} evals/vlm/model_factory.py, evals/vlm/internvl.py",
         dtype="bfloat16", answer="generate", max_new_tokens=512, image_handling="separate",
-        trust_remote_code=True,
+        needs_remote_code=True,
         notes="Needs --trust-remote-code. The paper called the remote code's model.chat with its own tiling "
               "(up to 6 448-px tiles + a thumbnail per image, both images' tiles concatenated, ImageNet "
               "mean/std); that path is not the image-text-to-text interface, so results may differ.",
@@ -353,7 +353,7 @@ def markdown_table(presets=None) -> str:
         else:
             protocol.append("similarity scores")
         protocol.append(p.dtype if p.backend != OPENAI_API else "API")
-        if p.trust_remote_code:
+        if p.needs_remote_code:
             protocol.append("needs --trust-remote-code")
         if not p.public_weights:
             protocol.append("no public weights")

@@ -55,7 +55,7 @@ def presets_lines() -> list[str]:
         if preset.image_handling:
             said.append(f"{preset.image_handling} images")
         said.append(preset.dtype if preset.backend != presets.OPENAI_API else "API")
-        if preset.trust_remote_code:
+        if preset.needs_remote_code:
             said.append("needs --trust-remote-code")
         if not preset.public_weights:
             said.append("no public weights")

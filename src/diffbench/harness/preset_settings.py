@@ -58,7 +58,7 @@ def preset_settings(name: str, task: str = "vismin") -> dict:
             settings["processor"] = preset.processor_id
         if kwargs:
             raise ValueError(f"preset {preset.name}: processor settings {sorted(kwargs)} are not supported")
-    if preset.trust_remote_code:
+    if preset.needs_remote_code:
         settings["needs_remote_code"] = True
     return {k: v for k, v in settings.items() if v is not None}
 
