@@ -188,3 +188,10 @@ def test_synthetic_builds_say_so_and_files_are_written_whole(clevr_rows, tmp_pat
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         write_results(results, tmp_path / "file")
+
+
+def test_the_report_names_the_builders_change_types():
+    """The report's CLEVR-Change groups are the builder's vocabulary, in the builder's order."""
+    from diffbench import building
+
+    assert CLEVR_CHANGE_TYPES == building.builder_class("clevr_change").CHANGE_TYPES

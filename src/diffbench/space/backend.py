@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from diffbench.harness.captioning import DATASETS as CAPTION_DATASETS
 from diffbench.result_files import markdown_text
 
 VISMIN = "vismin"
-CAPTION_SETS = ("omnidiff", "spot_the_diff", "clevr_change", "clevr_dc", "image_editing_request")
+CAPTION_SETS = tuple(CAPTION_DATASETS)  # the harness's difference-captioning tasks, in its order
 EXPLORE_SETS = (VISMIN, *CAPTION_SETS)
 ALL_LABELS = "all"
 
