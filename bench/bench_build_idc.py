@@ -15,7 +15,7 @@ process so that peak RSS (``ru_maxrss``) is the step's own:
   than reading its input);
 - ``copy``: read them and write every image's bytes into one file (the floor of a build that copies
   its images: the same bytes in and out, with no Arrow and no checks);
-- ``decode 1 thread``: read and fully decode every image in one thread (``idc_builder.image_problem``,
+- ``decode 1 thread``: read and fully decode every image in one thread (``image_checks.image_file_problem``,
   the check every build now runs): what the checks would cost without threads;
 - ``build``: ``diffbench.building.build("spot_the_diff", "default", source=...)`` into a scratch cache,
   which decodes every image in full (over one thread a core) before it writes;
@@ -65,7 +65,7 @@ COPY = READ.replace("nbytes = 0", "nbytes = 0\nout = open(sys.argv[2], 'wb')").r
 DECODE = """
 import json, resource, sys, time
 from pathlib import Path
-from diffbench.idc_builder import image_problem, pixel_limits
+from diffbench.image_checks import image_file_problem, pixel_limits
 root = Path(sys.argv[1]) / "data"
 start = time.perf_counter()
 rows = 0
@@ -74,7 +74,7 @@ with pixel_limits(89_478_485):
         ids = dict.fromkeys(e["img_id"] for e in json.loads((root / "annotations" / f"{split}.json").read_text()))
         for img_id in ids:
             for name in (f"{img_id}.png", f"{img_id}_2.png"):
-                assert image_problem(str(root / "resized_images" / name)) is None
+                assert image_file_problem(str(root / "resized_images" / name)) is None
             rows += 1
 seconds = time.perf_counter() - start
 print(json.dumps({"rows": rows, "seconds": seconds,

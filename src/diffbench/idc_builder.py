@@ -61,14 +61,8 @@ import pyarrow as pa
 import datasets
 from datasets.builder import Key
 
-# The one image check of every builder (VisMin's too); ``image_problem`` is the name this module gave it.
-from diffbench.image_checks import (  # noqa: F401 - DEFAULT_MAX_IMAGE_PIXELS, pixel_limits: re-exported for builders
-    DEFAULT_MAX_IMAGE_PIXELS,
-    first_problem,
-    image_file_problem,
-    pixel_limits,
-)
-from diffbench.image_checks import image_file_problem as image_problem  # noqa: F401
+# The one image check of every builder (VisMin's too).
+from diffbench.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem, image_file_problem
 
 DOMAINS = ("real", "synthetic")
 CHUNK_ROWS = 128  # rows per Arrow table (and per shard under --num-proc); keeps memory flat
