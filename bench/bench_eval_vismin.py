@@ -146,7 +146,8 @@ def official_loop(model_path, dataset, device, dtype) -> float:
 
 def harness(model_path, data_file, out, device, batch_size, workers, fast_decode, dtype="auto") -> tuple[float, float]:
     """``diffbench eval vismin`` in this process: (seconds end to end, seconds of it loading the model)."""
-    from diffbench.harness import models, vismin
+    from diffbench.harness import loop, models
+    from diffbench.harness.options import RunOptions
 
     load_time = []
     original = models.load
@@ -160,11 +161,11 @@ def harness(model_path, data_file, out, device, batch_size, workers, fast_decode
 
     models.load = timed_load
     try:
-        options = vismin.EvalOptions(model=str(model_path), out=out, device=device, batch_size=batch_size,
-                                     num_workers=workers, fast_decode=fast_decode, data_files=[data_file],
-                                     overwrite=True, progress=False, dtype=dtype)
+        options = RunOptions(task="vismin", model=str(model_path), out=out, device=device, batch_size=batch_size,
+                             num_workers=workers, fast_decode=fast_decode, data_files=[data_file],
+                             overwrite=True, progress=False, dtype=dtype)
         started = time.perf_counter()
-        vismin.run(options)
+        loop.run(options)
         total = time.perf_counter() - started
     finally:
         models.load = original
@@ -227,7 +228,8 @@ def chat_official_loop(model_path, dataset, device, dtype, max_new_tokens) -> tu
 def chat_main(args, dataset, data_file, tmp, device, dtype, workers) -> None:
     import csv
 
-    from diffbench.harness import vismin
+    from diffbench.harness import loop
+    from diffbench.harness.options import RunOptions
     from diffbench.tiny_models import build_tiny_image_text_to_text, words_of
     from diffbench.vismin_schema import ANSWER_COLUMNS
 
@@ -236,12 +238,12 @@ def chat_main(args, dataset, data_file, tmp, device, dtype, workers) -> None:
     sub = dataset.select(range(args.official_n)) if args.official_n else dataset
     official, reference = chat_official_loop(model_path, sub, device, dtype, args.max_new_tokens)
     official *= len(dataset) / len(sub)
-    options = vismin.EvalOptions(model=str(model_path), out=tmp / "out-chat", device=args.device,
-                                 batch_size=args.chat_batch_size, num_workers=workers, data_files=[data_file],
-                                 max_new_tokens=args.max_new_tokens, dtype=str(dtype).removeprefix("torch."),
-                                 overwrite=True, progress=False)
+    options = RunOptions(task="vismin", model=str(model_path), out=tmp / "out-chat", device=args.device,
+                         batch_size=args.chat_batch_size, num_workers=workers, data_files=[data_file],
+                         max_new_tokens=args.max_new_tokens, dtype=str(dtype).removeprefix("torch."),
+                         overwrite=True, progress=False)
     started = time.perf_counter()
-    vismin.run(options)
+    loop.run(options)
     ours = time.perf_counter() - started
     with open(tmp / "out-chat" / "vismin_answers.csv", newline="") as handle:
         answers = [row[c] for row in csv.DictReader(handle) for c in ANSWER_COLUMNS][:len(reference)]

@@ -152,9 +152,10 @@ SHOWN_ROWS = ("(this run)", "Random Chance", "CLIP (ViT-B/32) (zero-shot", "VisM
 def evaluate_default_model(out: Path) -> Path:
     """``diffbench eval vismin`` with the embedded default model into ``out`` (replacing a previous demo run)."""
     from diffbench.default_model import default_model_path
-    from diffbench.harness import vismin
+    from diffbench.harness import loop
+    from diffbench.harness.options import RunOptions
 
-    vismin.run(vismin.EvalOptions(model=str(default_model_path()), out=out, overwrite=True, progress=False))
+    loop.run(RunOptions(task="vismin", model=str(default_model_path()), out=out, overwrite=True, progress=False))
     return out
 
 

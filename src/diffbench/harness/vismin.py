@@ -19,7 +19,6 @@ from pathlib import Path
 
 from diffbench.harness import outputs
 from diffbench.harness.chat import ChatTask
-from diffbench.harness.options import RunOptions
 from diffbench.harness.tasks import Task
 from diffbench.vismin_schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, QUESTION_OPTIONS, SCORE_COLUMNS,
                                      SCORE_NAMES, answer_matches, parse_answer, questions)
@@ -28,9 +27,6 @@ SUBMISSION_FILES = {"contrastive": "vismin_scores.csv", "image-text-to-text": "v
 GENERATIONS_FILE = "generations.jsonl"
 DEFAULT_MAX_NEW_TOKENS = 128  # evals/mllm_inference.py: predict_batch(..., max_new_tokens=128)
 REQUIRED_COLUMNS = ("id", "image_0", "image_1", "text_0", "text_1", "category")
-
-EvalOptions = RunOptions  # the name the demo and the benchmarks use
-
 
 def normalize_rows(dataset, source: str = "the dataset"):
     """Rows with ``id`` = ``<category>/<upstream id>``: the built benchmark as it is; the upstream release
@@ -230,14 +226,6 @@ class VisminChat(ChatTask, VisminTask):
 
 
 VISMIN = VisminFamily()
-
-
-def run(options: RunOptions) -> dict:
-    """Evaluate ``options.model`` on VisMin; returns the results (also written to ``options.out``)."""
-    from diffbench.harness import loop
-
-    options.task = "vismin"
-    return loop.run(options)
 
 
 def per_category(results: dict) -> dict[str, dict[str, float]]:
