@@ -530,3 +530,19 @@ def test_difference_captioning_per_change_type(tiny, tmp_path, eval_cli):
     assert set(results["groups"]) == labels
     assert results["protocol"]["image_handling"] == "combined" and results["provenance"]["synthetic"] is True
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_processes_leave_the_process_group(tmp_path):
+    """Each process destroys its gloo group itself: left to interpreter exit it can abort the process."""
+    script = tmp_path / "leave.py"
+    script.write_text("import torch.distributed as dist\n"
+                      "from diffbench.harness.runtime import processes\n"
+                      "procs = processes('cpu')\n"
+                      "assert procs.count == 2 and dist.is_initialized()\n"
+                      "procs.gather([procs.index])\n"
+                      "procs.close()\n"
+                      "print('left' if not dist.is_initialized() else 'still in the group', flush=True)\n")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)]
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["left", "left"]

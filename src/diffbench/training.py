@@ -590,4 +590,6 @@ def train(config: TrainConfig, log=None) -> TrainResult:
         for leftover in (CHECKPOINT_DIR, f".{CHECKPOINT_DIR}.old"):
             shutil.rmtree(out / leftover, ignore_errors=True)  # the finished model replaces the last epoch's
         log(f"saved to {out} ({step} steps, {seconds:.0f} s)")
+    if accelerator is not None:
+        accelerator.end_training()  # destroys the process group: gloo left to interpreter exit can abort
     return TrainResult(out=out, steps=step, seconds=seconds, losses=losses, scores=scores, resumed_from=resumed_from)

@@ -97,12 +97,21 @@ def ask_api(task, options, dataset, todo, store, procs, out):
 def run(options) -> dict:
     """Run ``options.task`` with ``options.model``; returns the results (written to ``options.out``).
     Non-main processes return ``{}``. An API run (``api_base``) imports no torch."""
+    from diffbench.harness import runtime
+
+    procs = runtime.processes(options.device)
+    try:
+        return _run(options, procs)
+    finally:
+        procs.close()
+
+
+def _run(options, procs) -> dict:
     from diffbench.harness import models, runtime, tasks
     from diffbench.harness.data import BadImagesError, draft_size
     from diffbench.harness.running import predict
 
     family = tasks.get(options.task)
-    procs = runtime.processes(options.device)
     if options.api_base:  # an OpenAI-compatible endpoint answers: a chat model without local weights
         kind = models.ModelKind(models.IMAGE_TEXT_TO_TEXT, "openai-api", None)
     else:

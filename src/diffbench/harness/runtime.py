@@ -39,6 +39,14 @@ class Processes:
         if self.count > 1:
             self.state.wait_for_everyone()
 
+    def close(self) -> None:
+        """Leave the process group while the interpreter is whole. A gloo group left to interpreter
+        shutdown can abort the process (SIGABRT, "terminate called without an active exception";
+        pytorch/pytorch#190489). Local to this process: no barrier, so a process that failed cannot
+        leave the others waiting."""
+        if self.count > 1:
+            self.state.destroy_process_group()
+
 
 def processes(device: str = "auto") -> Processes:
     """The process group when started by ``accelerate launch`` (or ``torchrun``), else one process.
