@@ -78,7 +78,8 @@ def shifted(predictions, k: int, word: str):
 
 
 def slow_path(predictions, references) -> dict:
-    """Our scores the slow way: a tokenizer JVM for the call, one METEOR JVM, empty caches."""
+    """Our scores the slow way: a tokenizer JVM for the call, one METEOR JVM running the jar's own loop,
+    empty caches."""
     from diffbench import caption_scoring
     from diffbench.caption_meteor import MeteorPool
     from diffbench.caption_stats import STATS
@@ -88,13 +89,19 @@ def slow_path(predictions, references) -> dict:
     tokenizer = get_tokenizer()
     saved = tokenizer._cache, tokenizer.keep_alive
     tokenizer._cache, tokenizer.keep_alive = {}, False
-    pool = MeteorPool(workers=1)
+    pool = MeteorPool(workers=1, threaded=False)
     try:
         return caption_scoring.score_captions(predictions, references, meteor_server=pool)
     finally:
         pool.close()
         tokenizer._cache, tokenizer.keep_alive = saved
         assert isinstance(tokenizer, PTBTokenizer)
+
+
+def meteor_layout(pool) -> str:
+    if pool.threaded:
+        return f"one JVM scoring on {pool.servers[0].threads} threads"
+    return f"up to {len(pool.servers)} JVMs (as many as a call repays)"
 
 
 def main() -> None:
@@ -111,7 +118,7 @@ def main() -> None:
     predictions, references, groups = load_corpus(args.annotations)
     score = caption_scoring.score_captions
     print(f"corpus: {len(predictions):,} pairs, {sum(map(len, references)):,} references ({args.annotations.name}); "
-          f"{os.cpu_count()} cores, up to {len(get_meteor().servers)} METEOR workers (as many as a call repays)")
+          f"{os.cpu_count()} cores, METEOR: {meteor_layout(get_meteor())}")
     if args.order == "coco-first":
         coco, t_coco = run_pycocoevalcap(predictions, references)
         ours, t_first = timed(score, predictions, references)

@@ -169,7 +169,7 @@ def test_meteor_pool_size_follows_spare_cores(monkeypatch):
     """A JVM more only where a core is spare, or where the job repays its paraphrase-table load."""
     from diffbench import caption_meteor
 
-    pool = caption_meteor.MeteorPool(workers=4)  # nothing starts until a call
+    pool = caption_meteor.MeteorPool(workers=4, threaded=False)  # the jar's loop, JVMs; nothing starts until a call
     monkeypatch.setattr(caption_meteor.os, "cpu_count", lambda: 2)
     assert pool.workers_for(9_524) == 1
     assert pool.workers_for(100_000) == 3
@@ -196,7 +196,7 @@ def test_meteor_pool_of_two_jvms_answers_as_pycocoevalcap(coco_files, coco_meteo
     finally:
         tokenizer.close()
     segments = [(res[k][0], gts[k]) for k in by_pair]
-    pool = MeteorPool(workers=2)
+    pool = MeteorPool(workers=2, threaded=False)
     pool.MIN_CHUNK, pool.CHUNK, pool.SEGMENTS_PER_LOAD = 10, 20, 10
     try:
         pool.start(len(segments))
@@ -212,6 +212,34 @@ def test_meteor_pool_of_two_jvms_answers_as_pycocoevalcap(coco_files, coco_meteo
     finally:
         pool.close()
     assert ours == [coco_meteor._stat(h, refs) for h, refs in segments]
+
+
+def test_threaded_meteor_jvm_answers_as_pycocoevalcap_line_for_line(coco_files, coco_meteor):
+    """One JVM scoring on 3 threads answers, in request order, what the jar's own loop answers."""
+    from diffbench.caption_meteor import MeteorPool
+
+    gt_path, res_path = coco_files
+    hyps = [r["caption"] for r in json.loads(res_path.read_text())]
+    refs: dict = {}
+    for a in json.loads(gt_path.read_text())["annotations"]:
+        refs.setdefault(a["image_id"], []).append(a["caption"])
+    references = list(refs.values())
+    # every hypothesis against its own and a neighbour's references, raw text with odd cases included
+    segments = [(h, r) for i, h in enumerate(hyps) for r in (references[i], references[i - 1])]
+    segments += [("", ["a car"]), ("a red  car ||| here", ["the car is red", "a red car"]), ("café  été", ["cafe"])]
+    pool = MeteorPool(workers=3)
+    assert pool.threaded and len(pool.servers) == 1, "no javac here: the threaded driver did not compile"
+    try:
+        ours = pool.segment_stats(segments)
+        assert pool.servers[0].command()[-7] == "DiffbenchMeteorServer"
+        corpus = pool.eval_segments(ours)
+    finally:
+        pool.close()
+    assert ours == [coco_meteor._stat(h, r) for h, r in segments]
+    coco_meteor.meteor_p.stdin.write(("EVAL ||| " + " ||| ".join(ours) + "\n").encode())
+    coco_meteor.meteor_p.stdin.flush()
+    expected = [float(coco_meteor.meteor_p.stdout.readline().strip()) for _ in range(len(ours) + 1)]
+    assert corpus == (expected[:-1], expected[-1])
 
 
 def test_a_full_statistics_cache_still_answers_every_line(monkeypatch):

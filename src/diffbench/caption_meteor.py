@@ -1,4 +1,5 @@
-"""METEOR 1.5 (pycocoevalcap's ``meteor-1.5.jar``, ``-l en -norm``) in one long-lived JVM per process.
+"""METEOR 1.5 (pycocoevalcap's ``meteor-1.5.jar``, ``-l en -norm``) in one long-lived JVM per process,
+scoring segments on every core.
 
 The protocol is pycocoevalcap's: ``SCORE ||| ref 1 ||| ... ||| ref n ||| hypothesis`` answers one line
 of sufficient statistics for a segment; ``EVAL ||| stats 1 ||| ... ||| stats n`` answers one score a
@@ -7,6 +8,12 @@ of segment scores). The differences here, none of which changes a number:
 
 - the SCORE lines of a call are written by a writer thread while the caller reads the answers
   (pipelined, not one round trip a segment);
+- with a JDK, the JVM runs a 70-line driver (:data:`THREADED_SERVER_SOURCE`, compiled once into the
+  user cache) instead of the jar's ``-stdio`` loop: the same configuration (``Meteor``'s own argument
+  parser), the same per-line code as that loop (read from the jar's ``Meteor.scoreStdio``), but lines
+  scored by several threads, each with a ``MeteorScorer`` copy sharing the read-only tables (Meteor's
+  own copy constructor, made for this), and answers written in request order. One table load, every
+  core. Without ``javac`` the jar's loop runs, one JVM a worker;
 - segment statistics are kept (bounded cache keyed by the tokenised hypothesis and references), so a
   breakdown by group, or a second call on the same captions, re-scores nothing;
 - a corpus score is one ``EVAL`` of the statistics summed here as Meteor sums them (integer counts, so
@@ -35,10 +42,11 @@ import time
 
 import numpy as np
 
-from diffbench.caption_tokenizer import find_java, pycocoevalcap_dir
+from diffbench.caption_tokenizer import JavaNotFoundError, compiled_class, find_java, pycocoevalcap_dir
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("DIFFBENCH_METEOR_TIMEOUT", "180"))
-JVM_OPTIONS = ("-Xmx2G", "-Dfile.encoding=UTF-8")
+JVM_OPTIONS = ("-Xmx2G", "-XX:+UseParallelGC", "-Dfile.encoding=UTF-8")  # the throughput collector: no concurrent GC threads
+METEOR_ARGS = ("-", "-", "-stdio", "-l", "en", "-norm")  # pycocoevalcap's (meteor/meteor.py)
 _STATS_CACHE_LIMIT = 200_000
 _EOF = object()
 
@@ -51,6 +59,96 @@ def _widen_pipe(stream) -> None:
         fcntl.fcntl(stream.fileno(), 1031, 1 << 20)
     except (ImportError, OSError, ValueError, AttributeError):
         pass
+
+
+#: The threaded driver. ``answer`` is the jar's ``Meteor.scoreStdio`` (pycocoevalcap's build, whose
+#: EVAL answers each statistics line and then their sum) for one line; lines are scored in parallel
+#: and answered in order. A scorer copy shares the synonym and paraphrase tables, which scoring only
+#: reads (``ParaphraseTransducer.translate`` looks up, never adds), and owns its stemmer.
+THREADED_SERVER_SOURCE = """\
+import edu.cmu.meteor.scorer.MeteorConfiguration;
+import edu.cmu.meteor.scorer.MeteorScorer;
+import edu.cmu.meteor.scorer.MeteorStats;
+import java.io.*;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.concurrent.*;
+
+public final class DiffbenchMeteorServer {
+    public static void main(String[] args) throws Exception {
+        int threads = Math.max(1, Integer.getInteger("diffbench.threads", 1));
+        MeteorScorer shared = new MeteorScorer(new MeteorConfiguration(Meteor.createPropertiesFromArgs(args, 2)));
+        ThreadLocal<MeteorScorer> scorer = ThreadLocal.withInitial(() -> new MeteorScorer(shared));
+        ExecutorService pool = Executors.newFixedThreadPool(threads, task -> {
+            Thread thread = new Thread(task, "meteor");
+            thread.setDaemon(true);
+            return thread;
+        });
+        BlockingQueue<Future<String>> answers = new LinkedBlockingQueue<>();
+        PrintStream out = new PrintStream(new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 16),
+                                          false, "UTF-8");
+        Thread writer = new Thread(() -> {
+            try {
+                for (String text; (text = answers.take().get()) != null; ) {
+                    out.print(text);
+                    if (answers.isEmpty()) out.flush();
+                }
+                out.flush();
+            } catch (Throwable error) {  // a line Meteor could not score: die, as the jar's loop does
+                error.printStackTrace();
+                System.exit(1);
+            }
+        }, "writer");
+        writer.start();
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (String line; (line = in.readLine()) != null; ) {
+            String request = line;
+            answers.put(pool.submit(() -> answer(scorer.get(), request)));
+        }
+        answers.put(CompletableFuture.completedFuture(null));
+        writer.join();
+        System.exit(0);
+    }
+
+    static String answer(MeteorScorer scorer, String line) {
+        String nl = System.lineSeparator();
+        if (line.startsWith("SCORE") || line.startsWith("score")) {
+            String[] part = line.split("\\\\|\\\\|\\\\|");
+            if (part.length < 3) return "Error: specify hypothesis and at least one reference" + nl;
+            ArrayList<String> refs = new ArrayList<>();
+            for (int i = 1; i < part.length - 1; i++) refs.add(part[i].trim());
+            return scorer.getMeteorStats(part[part.length - 1].trim(), refs).toString() + nl;
+        }
+        if (line.startsWith("EVAL") || line.startsWith("eval")) {
+            String[] part = line.split("\\\\|\\\\|\\\\|");
+            if (part.length < 2) return "Error: specify Meteor stats" + nl;
+            StringBuilder text = new StringBuilder();
+            MeteorStats total = new MeteorStats();
+            for (int i = 1; i < part.length; i++) {
+                MeteorStats stats = new MeteorStats(part[i].trim());
+                scorer.computeMetrics(stats);
+                text.append(stats.score).append(nl);
+                total.addStats(stats);
+            }
+            scorer.computeMetrics(total);
+            return text.append(total.score).append(nl).toString();
+        }
+        return "Error: specify SCORE or EVAL" + nl;
+    }
+}
+"""
+
+
+def meteor_jar():
+    return pycocoevalcap_dir() / "meteor" / "meteor-1.5.jar"
+
+
+def threaded_driver(java: str | None = None):
+    """The folder of the compiled threaded driver, or ``None`` (no Java, or no ``javac``)."""
+    try:
+        return compiled_class(find_java(java), "DiffbenchMeteorServer", THREADED_SERVER_SOURCE, meteor_jar())
+    except JavaNotFoundError:
+        return None
 
 
 class MeteorError(RuntimeError):
@@ -118,11 +216,17 @@ def cached_answers(cache: dict, lines: list[str], score) -> list[str]:
 
 
 class MeteorServer:
-    """One METEOR JVM fed over stdin; safe to share between threads."""
+    """One METEOR JVM fed over stdin; safe to share between threads.
 
-    def __init__(self, java: str | None = None, timeout: float = DEFAULT_TIMEOUT_S, command: list[str] | None = None):
+    ``threads=None`` runs the jar's own ``-stdio`` loop (pycocoevalcap's command); ``threads=k`` the
+    threaded driver scoring on ``k`` threads (the jar's loop where it cannot be compiled).
+    """
+
+    def __init__(self, java: str | None = None, timeout: float = DEFAULT_TIMEOUT_S, command: list[str] | None = None,
+                 threads: int | None = None):
         self.java = java
         self.timeout = timeout
+        self.threads = threads
         self._command = command
         self._lock = threading.RLock()
         self._process: subprocess.Popen | None = None
@@ -137,8 +241,12 @@ class MeteorServer:
     def command(self) -> list[str]:
         if self._command is not None:
             return list(self._command)
-        jar = pycocoevalcap_dir() / "meteor" / "meteor-1.5.jar"
-        return [find_java(self.java), "-jar", *JVM_OPTIONS, str(jar), "-", "-", "-stdio", "-l", "en", "-norm"]
+        java, jar = find_java(self.java), meteor_jar()
+        driver = threaded_driver(java) if self.threads else None
+        if driver is None:
+            return [java, "-jar", *JVM_OPTIONS, str(jar), *METEOR_ARGS]
+        return [java, *JVM_OPTIONS, f"-Ddiffbench.threads={self.threads}", "-cp", os.pathsep.join([str(driver), str(jar)]),
+                "DiffbenchMeteorServer", *METEOR_ARGS]
 
     @property
     def alive(self) -> bool:
@@ -305,8 +413,8 @@ class MeteorServer:
 
 
 def default_workers() -> int:
-    """METEOR JVMs a process runs: ``$DIFFBENCH_METEOR_WORKERS``, else one a core (at most 8: each holds
-    its own paraphrase table, a few hundred MB)."""
+    """METEOR workers a process runs (threads of one JVM, or JVMs without ``javac``):
+    ``$DIFFBENCH_METEOR_WORKERS``, else one a core, at most 8."""
     value = os.environ.get("DIFFBENCH_METEOR_WORKERS")
     if value:
         return max(1, int(value))
@@ -314,7 +422,11 @@ def default_workers() -> int:
 
 
 class MeteorPool:
-    """Several :class:`MeteorServer` JVMs scoring the segments of one call in parallel; safe to share.
+    """METEOR workers scoring the segments of one call in parallel; safe to share.
+
+    With a JDK (``threaded``, the default where the driver compiles) the pool is one JVM scoring on
+    ``workers`` threads: one paraphrase-table load, shared. Otherwise it is ``workers`` JVMs running the
+    jar's own loop, each loading its own table, used as follows.
 
     A call's segments are cut into chunks that the *ready* JVMs pull from a shared counter, so a JVM
     still loading its tables (6-8 s) never holds work back. The first JVM starts on first use; the
@@ -328,8 +440,15 @@ class MeteorPool:
     CHUNK = 250  # segments a worker takes at a time
     SEGMENTS_PER_LOAD = 40_000  # new segments that repay one more JVM's load without a spare core
 
-    def __init__(self, workers: int | None = None, **server_options):
-        self.servers = [MeteorServer(**server_options) for _ in range(workers or default_workers())]
+    def __init__(self, workers: int | None = None, threaded: bool | None = None, **server_options):
+        workers = workers or default_workers()
+        if threaded is None:
+            threaded = "command" not in server_options and threaded_driver(server_options.get("java")) is not None
+        self.threaded = threaded
+        if threaded:
+            self.servers = [MeteorServer(threads=workers, **server_options)]
+        else:
+            self.servers = [MeteorServer(**server_options) for _ in range(workers)]
         self._ready = [threading.Event() for _ in self.servers]
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()

@@ -11,7 +11,7 @@ each drops into ``COCOEvalCap`` unchanged:
 
 - :mod:`diffbench.caption_tokenizer` (PTBTokenizer, a keep-alive JVM),
   :mod:`diffbench.caption_stats` (per-segment statistics, cached),
-- :mod:`diffbench.caption_bleu`, :mod:`diffbench.caption_meteor` (a pool of METEOR JVMs),
+- :mod:`diffbench.caption_bleu`, :mod:`diffbench.caption_meteor` (one METEOR JVM scoring on every core),
   :mod:`diffbench.caption_rouge`, :mod:`diffbench.caption_cider`, :mod:`diffbench.caption_spice`,
 - :mod:`diffbench.caption_inputs` (checks and bounds), :mod:`diffbench.caption_report` (a built
   dataset's groups, CLEVR-Change's official parts, tables and result files).
@@ -64,7 +64,7 @@ def score_corpus(hyps: list[str], refs: list[tuple[str, ...]], chosen: list[str]
                  meteor_server: MeteorPool | MeteorServer | None = None):
     """Prepared scorers of a tokenised corpus: ``score(selection) -> {name: value, num_samples}``.
 
-    METEOR's segments go to its JVMs while the other statistics are computed here.
+    METEOR's segments go to its JVM while the other statistics are computed here.
     """
     meteor = Meteor(meteor_server) if "meteor" in chosen else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffbench-meteor") as pool:
@@ -111,7 +111,7 @@ def score_captions(predictions, references, groups=None, metrics=None, *, sample
         from diffbench.caption_meteor import get_meteor
 
         server = server or get_meteor()
-        # JVMs load in the background while the captions are tokenised
+        # the JVM loads in the background while the captions are tokenised
         server.start(len(predictions)) if isinstance(server, MeteorPool) else server.start()
     hyps, refs = tokenize_corpus(predictions, references)
     score = score_corpus(hyps, refs, chosen, server)

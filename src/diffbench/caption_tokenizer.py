@@ -124,15 +124,16 @@ def tokenizer_jar() -> Path:
     return pycocoevalcap_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
 
 
-def compiled_server(java: str) -> Path | None:
-    """The folder holding ``DiffbenchPtbServer.class`` (compiled once a user, atomically), or ``None``
-    when no ``javac`` is available or compiling fails."""
+def compiled_class(java: str, name: str, source: str, classpath: Path) -> Path | None:
+    """The folder holding the class ``name`` compiled from ``source`` against ``classpath`` (compiled
+    once a user into the user cache, atomically), or ``None`` when no ``javac`` is available or
+    compiling fails (the callers then run the jar's own command: slower, same output)."""
     import hashlib
 
-    digest = hashlib.sha256(SERVER_SOURCE.encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "diffbench" / "ptb-server"
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "diffbench" / "java" / name
     folder = base / digest
-    if (folder / "DiffbenchPtbServer.class").is_file():
+    if (folder / f"{name}.class").is_file():
         return folder
     javac = Path(java).resolve().parent / "javac"
     javac = str(javac) if javac.is_file() else shutil.which("javac")
@@ -141,13 +142,13 @@ def compiled_server(java: str) -> Path | None:
     try:
         base.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="build-", dir=base) as scratch:
-            source = Path(scratch) / "DiffbenchPtbServer.java"
-            source.write_text(SERVER_SOURCE, encoding="utf-8")
-            done = subprocess.run([javac, "-cp", str(tokenizer_jar()), "-d", scratch, str(source)],
+            source_file = Path(scratch) / f"{name}.java"
+            source_file.write_text(source, encoding="utf-8")
+            done = subprocess.run([javac, "-cp", str(classpath), "-d", scratch, str(source_file)],
                                   capture_output=True, timeout=120)
             if done.returncode != 0:
                 return None
-            source.unlink()
+            source_file.unlink()
             try:
                 os.replace(scratch, folder)
             except OSError:  # another process won the race: its copy is the same
@@ -155,7 +156,12 @@ def compiled_server(java: str) -> Path | None:
             Path(scratch).mkdir(exist_ok=True)  # for TemporaryDirectory's clean-up
     except (OSError, subprocess.SubprocessError):
         return None
-    return folder if (folder / "DiffbenchPtbServer.class").is_file() else None
+    return folder if (folder / f"{name}.class").is_file() else None
+
+
+def compiled_server(java: str) -> Path | None:
+    """The folder holding ``DiffbenchPtbServer.class``, or ``None`` without ``javac``."""
+    return compiled_class(java, "DiffbenchPtbServer", SERVER_SOURCE, tokenizer_jar())
 
 
 class _Server:
