@@ -541,8 +541,9 @@ def test_processes_leave_the_process_group(tmp_path):
                       "assert procs.count == 2 and dist.is_initialized()\n"
                       "procs.gather([procs.index])\n"
                       "procs.close()\n"
-                      "print('left' if not dist.is_initialized() else 'still in the group', flush=True)\n")
+                      "state = 'left' if not dist.is_initialized() else 'still in the group'\n"
+                      f"open(f'{tmp_path}/rank{{procs.index}}', 'w').write(state)\n")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["left", "left"]
+    assert [(tmp_path / f"rank{i}").read_text() for i in (0, 1)] == ["left", "left"]
