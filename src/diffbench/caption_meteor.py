@@ -62,7 +62,8 @@ def _widen_pipe(stream) -> None:
 
 
 #: The threaded driver. ``answer`` is the jar's ``Meteor.scoreStdio`` (pycocoevalcap's build, whose
-#: EVAL answers each statistics line and then their sum) for one line; lines are scored in parallel
+#: EVAL answers each statistics line and then their sum) for one line: its SCORE and EVAL, the two
+#: commands pycocoevalcap sends (the jar's SING is not offered); lines are scored in parallel
 #: and answered in order. A scorer copy shares the synonym and paraphrase tables, which scoring only
 #: reads (``ParaphraseTransducer.translate`` looks up, never adds), and owns its stemmer.
 THREADED_SERVER_SOURCE = """\
