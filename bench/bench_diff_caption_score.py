@@ -30,9 +30,10 @@ bit-identical to pycocoevalcap (largest difference 0):
 
 Where the time goes (CPU seconds): METEOR's paraphrase-table load ~7 (one thread, in the jar's
 ``ParaphraseTransducer``); its scoring of the 9,524 segments ~4 in a fresh JVM, ~2.6 once compiled
-(1.7x faster on 2 threads); our tokenisation and statistics ~3.3 cold, ~1.0 warm. On 2 cores a cold
-call needs >= ~8.5 s of wall time (about 17 CPU-s on 2 cores), a warm one >= ~1.8 s: the targets of
-0.5x and 0.10x are below that floor here.
+(1.7x faster on 2 threads); our tokenisation and statistics ~3.3 cold, ~1.0 warm. CPU of the whole
+call (the process and its JVMs, JIT and GC included, psutil): cold 18.1 CPU-s (10.7 s wall), the next
+call of new captions 7.2 (3.6 s), later ones 3.8-5.5 (2.1-2.9 s). On 2 cores a cold call so needs
+>= 9.0 s and a warm one >= 1.9 s: the targets of 0.5x (8.1 s) and 0.10x (1.6 s) are below that floor.
 """
 
 from __future__ import annotations
