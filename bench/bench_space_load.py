@@ -123,6 +123,18 @@ def prepare(workdir: Path) -> tuple[Path, float]:
     return path, expected
 
 
+def run_together(count: int, work) -> float:
+    """``work(k)`` for k in range(count), each on its own thread, all started at once; the seconds until
+    the last one ends."""
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - t0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc), or NaN elsewhere."""
     try:
@@ -244,14 +256,8 @@ def score_captions_load(url: str, proc: subprocess.Popen, realistic: list[Path],
         with lock:
             (failures.append(f"client {k}: {problem}") if problem else latencies.append(time.perf_counter() - t))
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(args.clients)]
     load0, cpu0 = os.getloadavg(), cpu_seconds(proc.pid)
-    t0 = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - t0
+    wall = run_together(args.clients, work)
     print(f"{args.clients} concurrent caption scorings of {n:,} pairs: {len(latencies)}/{args.clients} succeeded in "
           f"{wall:.1f} s ({wall / max(len(latencies), 1):.2f} s a scoring)")
     if latencies:
@@ -328,14 +334,8 @@ def main() -> int:
                     else:
                         latencies.append(elapsed)
 
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(args.clients)]
         cpu0 = cpu_seconds(proc.pid)
-        t0 = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - t0
+        wall = run_together(args.clients, work)
         server_cpu = cpu_seconds(proc.pid) - cpu0
         total = args.clients * args.rounds
         print(f"{args.clients} concurrent clients x {args.rounds} submissions of {FULL_SIZE:,} rows: "
