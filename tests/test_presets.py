@@ -107,3 +107,15 @@ def test_markdown_table_has_one_line_per_row_with_its_command():
         assert f"`{p.name}`" in line and f"--preset {p.name}`" in line
         assert line.count("|") - line.count("\\|") == 8  # 7 columns: no cell breaks the table
     assert "GEMINI_API_KEY=..." in markdown_table([get_preset("gemini-1.0-pro")])
+
+
+def test_a_given_model_wins_and_the_row_s_checkpoint_is_not_fetched(monkeypatch):
+    """``--preset vismin-clip --model ./vismin-clip-hf`` (the converted folder) downloads nothing: offline
+    the row's 5.1 GB open_clip checkpoint could not be fetched, and it is not needed."""
+    from diffbench.harness.options import RunOptions
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="cannot fetch mair-lab/vismin-clip-vit-large/model.pt"):
+        RunOptions(preset="vismin-clip", out="o")
+    options = RunOptions(preset="vismin-clip", model="vismin-clip-hf", out="o")
+    assert options.model == "vismin-clip-hf" and options.dtype == get_preset("vismin-clip").dtype

@@ -36,18 +36,20 @@ def open_clip_spec(preset) -> str:
     return preset.model_id
 
 
-def preset_settings(name: str, task: str = "vismin") -> dict:
-    """RunOptions fields for preset ``name`` (an unknown name: a ValueError listing the valid ones)."""
+def preset_settings(name: str, task: str = "vismin", with_model: bool = True) -> dict:
+    """RunOptions fields for preset ``name`` (an unknown name: a ValueError listing the valid ones).
+    ``with_model=False`` leaves ``model`` out: a row's open_clip checkpoint is then not downloaded."""
     from diffbench import presets
+    from diffbench.harness.models import OPEN_CLIP_PREFIX
 
     preset = presets.get_preset(name)
     if task != "vismin":
         raise ValueError(f"presets are VisMin's published rows; task {task!r} takes --model")
-    settings = {"model": preset.model_id, "dtype": preset.dtype}
+    settings = {"model": preset.model_id if with_model else None, "dtype": preset.dtype}
     if preset.backend == presets.OPENAI_API:
         settings.update(api_base=preset.api_base, api_key_env=preset.api_key_env)
-    elif preset.backend == presets.OPEN_CLIP:
-        settings["model"] = "open_clip:" + open_clip_spec(preset)
+    elif preset.backend == presets.OPEN_CLIP and with_model:
+        settings["model"] = OPEN_CLIP_PREFIX + open_clip_spec(preset)
     if preset.answer:
         settings.update(answer=preset.answer, max_new_tokens=preset.max_new_tokens,
                         image_handling=preset.image_handling, prompt_template=preset.prompt_template)
@@ -71,7 +73,8 @@ PRESET_FIELDS = ("model", "revision", "processor", "dtype", "answer", "max_new_t
 def apply_preset(options) -> None:
     """Fill ``options``' unset fields from its preset's settings (given values win); a row that runs the
     model repository's code is refused unless ``trust_remote_code``."""
-    settings = preset_settings(options.preset, options.task)
+    # a model the user gave wins: the row's own (an open_clip checkpoint: a download) is not fetched
+    settings = preset_settings(options.preset, options.task, with_model=options.model is None)
     if settings.pop("needs_remote_code", False) and not options.trust_remote_code:
         raise ValueError(f"preset {options.preset} runs code from the model's repository; pass --trust-remote-code "
                          "(trust_remote_code=True) if you trust it")
