@@ -42,12 +42,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from diffbench.provenance import SYNTHETIC_NOTE, describe, is_synthetic
-from diffbench.vismin_schema import CATEGORIES, SCORE_NAMES
+from diffbench.vismin_schema import CATEGORIES, PUBLISHED_SAMPLES, SCORE_NAMES
 
 #: published rows drawn beside a run unless the caller picks others
 DEFAULT_PUBLISHED = ("CLIP (ViT-B/32)", "GPT4-o", "MTurk Human")
 CHANCE_ROW = "Random Chance"
-PUBLISHED_SAMPLES = 2084  # the full benchmark every published row was scored on
 DPI = 200
 RUN_COLOR = "#1f4e9c"
 PUBLISHED_COLORS = ("#9aa5b1", "#e3a857", "#6fb07f", "#c77dba", "#7fb6d6", "#d98b8b")
@@ -112,6 +111,13 @@ def _published_rows(names: Sequence[str]):
 def _avg(cells: Mapping[str, Mapping[str, float]], score: str) -> float:
     values = [float(cells[c][score]) for c in cells if score in cells[c]]
     return sum(values) / len(values) if values else math.nan
+
+
+def per_category(results: Mapping) -> dict[str, dict[str, float]]:
+    """The text / image / group scores of each category of VisMin ``results`` (what the metric and the
+    submission scorer return), as :func:`vismin_figure` takes them."""
+    cells = results["scores"].get("per_category") or {}
+    return {c: {m: cells[c][f"{m}_score"] for m in SCORE_NAMES} for c in CATEGORIES if c in cells}
 
 
 def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *, provenance: Mapping | None,

@@ -28,6 +28,8 @@ ANSWER_COLUMNS = ("Text_Q0", "Text_Q1", "Image_Q0", "Image_Q1")
 EXPECTED_ANSWERS = ("A", "B", "First", "Second")
 #: the three scores of every table cell
 SCORE_NAMES = ("text", "image", "group")
+#: the full benchmark's size: every published row was scored on it
+PUBLISHED_SAMPLES = 2084
 
 #: asked once per image (expected A for image 0, B for image 1)
 TEXT_QUESTION = "Does this image best match: (A) {text_0}, or (B) {text_1}? Choices: A, B."

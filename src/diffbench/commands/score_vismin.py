@@ -48,10 +48,8 @@ def run(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
     json_path, md_path = write_results(results, args.out, table)
-    cells = {c: {s: v[f"{s}_score"] for s in ("text", "image", "group")}
-             for c, v in results["scores"]["per_category"].items()}
     published = args.compare or list(figures.DEFAULT_PUBLISHED)
-    png, svg = figures.vismin_figure(args.out / "results", cells, label=label, provenance=results["provenance"],
+    png, svg = figures.vismin_figure(args.out / "results", figures.per_category(results), label=label, provenance=results["provenance"],
                                      num_samples=results["num_samples"], published=published)
     print(table)
     print(f"\nwrote {json_path}, {md_path}, {png} and {svg}")

@@ -20,8 +20,8 @@ from pathlib import Path
 from diffbench.harness import outputs
 from diffbench.harness.chat import ChatTask
 from diffbench.harness.tasks import Task
-from diffbench.vismin_schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, QUESTION_OPTIONS, SCORE_COLUMNS,
-                                     SCORE_NAMES, answer_matches, parse_answer, questions)
+from diffbench.vismin_schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, PUBLISHED_SAMPLES, QUESTION_OPTIONS,
+                                     SCORE_COLUMNS, answer_matches, parse_answer, questions)
 
 SUBMISSION_FILES = {"contrastive": "vismin_scores.csv", "image-text-to-text": "vismin_answers.csv"}
 GENERATIONS_FILE = "generations.jsonl"
@@ -67,8 +67,8 @@ class VisminFamily(Task):
     dataset = "vismin"
     default_config = "bench"
     kinds = ("contrastive", "image-text-to-text")
-    summary = ("VisMin (2,084 samples, 4 categories): text / image / group scores; contrastive models by "
-               "similarity, chat models by the four official questions")
+    summary = (f"VisMin ({PUBLISHED_SAMPLES:,} samples, 4 categories): text / image / group scores; contrastive "
+               "models by similarity, chat models by the four official questions")
 
     def for_kind(self, kind) -> Task:
         super().for_kind(kind)
@@ -228,11 +228,6 @@ class VisminChat(ChatTask, VisminTask):
 VISMIN = VisminFamily()
 
 
-def per_category(results: dict) -> dict[str, dict[str, float]]:
-    cells = results["scores"].get("per_category") or {}
-    return {c: {m: cells[c][f"{m}_score"] for m in SCORE_NAMES} for c in CATEGORIES if c in cells}
-
-
 def question_table(results: dict) -> str:
     rows = results.get("per_question")
     if not rows:
@@ -256,12 +251,13 @@ def write_reports(out: Path, results: dict, model_name: str) -> None:
     table = format_table(results, model=f"{model_name} (this run)", compare=published)
     protocol = results.get("protocol", {})
     said = ", ".join(f"{k} {v}" for k, v in protocol.items() if k not in ("prompts",) and v is not None)
-    note = ("Published rows: the VisMin paper and project page, on the full benchmark (2,084 samples); "
+    note = ("Published rows: the VisMin paper and project page, on the full benchmark "
+            f"({PUBLISHED_SAMPLES:,} samples); "
             f"this run: {results['num_samples']:,} samples. Protocol: {said}.")
     if is_synthetic(results.get("provenance", {})) and SYNTHETIC_NOTE not in table:
         note += f"\n\n**{SYNTHETIC_NOTE}.**"
     questions_md = question_table(results)
     body = f"# {title}\n\n{table}\n\n{note}\n" + (f"\n{questions_md}\n" if questions_md else "")
     (out / "results.md").write_text(body, encoding="utf-8")
-    figures.vismin_figure(out / "results", per_category(results), label=f"{model_name} (this run)",
+    figures.vismin_figure(out / "results", figures.per_category(results), label=f"{model_name} (this run)",
                           provenance=results.get("provenance"), num_samples=results["num_samples"])

@@ -26,6 +26,7 @@ import numpy as np
 from diffbench.space import backend
 from diffbench.space.leaderboard import CAPTION_COLUMNS, SORTS, VISMIN_COLUMNS, Leaderboard
 from diffbench.result_files import markdown_text
+from diffbench.vismin_schema import PUBLISHED_SAMPLES
 
 log = logging.getLogger("diffbench.space")
 
@@ -288,7 +289,8 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                     results_file = gr.File(label="results.json")
 
             with gr.Tab("Leaderboard", id="leaderboard"):
-                gr.Markdown("The published VisMin results (project page; the full benchmark, 2,084 samples) and "
+                gr.Markdown("The published VisMin results (project page; the full benchmark, "
+                            f"{PUBLISHED_SAMPLES:,} samples) and "
                             "every submission scored here, kept across restarts. Runs on real benchmark data are "
                             "ranked with the published rows; runs on the synthetic sample (or data of unknown "
                             "source) are listed after them and never ranked: *synthetic sample: not comparable "

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from diffbench.provenance import SYNTHETIC_NOTE
-from diffbench.vismin_schema import CATEGORIES, SCORE_NAMES
+from diffbench.vismin_schema import CATEGORIES, PUBLISHED_SAMPLES, SCORE_NAMES
 
 DATA_DIR_ENV = "DIFFBENCH_DATA_DIR"
 SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
@@ -55,7 +55,6 @@ MIRROR_ENV = "DIFFBENCH_LEADERBOARD_REPO"
 DB_NAME = "leaderboard.sqlite3"
 MAX_NAME_CHARS = 80
 SYNTHETIC_MARK = "[synthetic sample] "  # opens the Model cell of a run on the synthetic sample
-PUBLISHED_SAMPLES = 2084
 
 CELL_COLUMNS = tuple(f"{c.capitalize()} {s[0].upper()}" for c in CATEGORIES for s in SCORE_NAMES)
 VISMIN_COLUMNS = ("Model", "AVG", *CELL_COLUMNS, "Group (all samples)", "Samples", "Source")
