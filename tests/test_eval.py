@@ -530,6 +530,9 @@ def test_difference_captioning_per_change_type(tiny, tmp_path, eval_cli):
     assert set(results["groups"]) == labels
     assert results["protocol"]["image_handling"] == "combined" and results["provenance"]["synthetic"] is True
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    from diffbench.provenance import SYNTHETIC_NOTE
+
+    assert (out / "results.md").read_text().count(SYNTHETIC_NOTE) == 1  # said once, above the table
 
 
 def test_processes_leave_the_process_group(tmp_path):

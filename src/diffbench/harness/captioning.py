@@ -107,7 +107,6 @@ class CaptionTask(ChatTask, Task):
 
     def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
         from diffbench import caption_report, figures
-        from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
 
         predictions = {r["id"]: r["caption"] for r in records}
         results = caption_report.score_predictions(predictions, dataset)
@@ -116,11 +115,10 @@ class CaptionTask(ChatTask, Task):
                    "protocol": protocol, "weights": run["weights"], "dataset_fingerprint": run["dataset_fingerprint"],
                    "provenance": run["provenance"], "preset": run.get("preset")}
         outputs.write_json(out / "results.json", results)
-        table = caption_report.format_table(results)
+        table = caption_report.format_table(results)  # opens with the synthetic-sample note where it applies
         title = f"{self.name}: {options.model}"
-        note = f"\n\n**{SYNTHETIC_NOTE}.**" if is_synthetic(run["provenance"]) else ""
         (out / "results.md").write_text(f"# {title}\n\n{len(records)} pairs; prompt: {run['prompt']!r}; "
-                                        f"max new tokens {run['max_new_tokens']}\n\n{table}{note}\n", encoding="utf-8")
+                                        f"max new tokens {run['max_new_tokens']}\n\n{table}\n", encoding="utf-8")
         figures.caption_figure(out / "results", change_type_scores(results), provenance=run["provenance"],
                                title=title, num_samples=len(records))
         return results
