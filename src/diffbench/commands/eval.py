@@ -103,7 +103,7 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args) -> int:
-    from diffbench.harness import loop, tasks
+    from diffbench.harness import loop, outputs, tasks
 
     tasks.get(args.name)  # an unknown task is an error before anything loads
     options = options_from_args(args)
@@ -111,8 +111,6 @@ def run(args) -> int:
     if results:
         out = options.out
         print((out / "results.md").read_text(encoding="utf-8"))
-        files = [p for p in ("vismin_scores.csv", "vismin_answers.csv", "captions.json", "generations.jsonl",
-                             "results.json", "results.md", "results.png", "results.svg", "run.json")
-                 if (out / p).exists()]
+        files = [p for p in (*outputs.OUTPUT_FILES, outputs.RUN_FILE) if (out / p).exists()]
         print(f"wrote {out}/{{{','.join(files)}}}")
     return 0

@@ -93,9 +93,6 @@ class Task:
         """Score, write results.json / results.md / the figure; returns the results."""
         raise NotImplementedError
 
-    def files(self) -> list[str]:
-        return [self.predictions_file, "results.json", "results.md", "results.png"]
-
 
 def registry() -> dict[str, Task]:
     from diffbench.harness.captioning import caption_tasks

@@ -221,9 +221,6 @@ class VisminChat(ChatTask, VisminTask):
         results["unparseable_answers"] = sum(s["unparseable"] for s in stats.values())
         outputs.write_jsonl(out / GENERATIONS_FILE, lines)
 
-    def files(self) -> list[str]:
-        return [self.predictions_file, GENERATIONS_FILE, "results.json", "results.md", "results.png"]
-
 
 VISMIN = VisminFamily()
 
