@@ -41,11 +41,8 @@ def add_parser(subparsers) -> None:
 def run_open_clip(args) -> int:
     from diffbench.backends.open_clip_convert import convert_open_clip
 
-    try:
-        out = convert_open_clip(args.source, args.out, checkpoint=args.checkpoint, model_config=args.model_config,
-                                tokenizer=args.tokenizer, quick_gelu=args.quick_gelu, dtype=args.dtype,
-                                overwrite=args.overwrite)
-    except FileExistsError as err:
-        raise ValueError(str(err)) from None
+    out = convert_open_clip(args.source, args.out, checkpoint=args.checkpoint, model_config=args.model_config,
+                            tokenizer=args.tokenizer, quick_gelu=args.quick_gelu, dtype=args.dtype,
+                            overwrite=args.overwrite)  # an --out in the way: FileExistsError, exit 2 (diffbench.cli)
     print(f"wrote {out} (transformers CLIPModel + CLIPProcessor); run it with: diffbench eval vismin --model {out}")
     return 0

@@ -14,7 +14,6 @@ the total, then one row a group (CLEVR-Change: the official evaluation's parts).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 
@@ -38,10 +37,8 @@ def add_parser(targets) -> None:
 def run(args) -> int:
     from diffbench import building
     from diffbench.caption_inputs import max_predictions_bytes, normalize_metrics, read_predictions
-    from diffbench.caption_meteor import MeteorError
     from diffbench.caption_report import format_table, score_predictions, write_results
     from diffbench.caption_spice import check_available
-    from diffbench.caption_tokenizer import JavaNotFoundError, TokenizerError
 
     metrics = normalize_metrics(args.metrics)  # a bad or unavailable metric fails before any work
     if "spice" in metrics:
@@ -52,13 +49,8 @@ def run(args) -> int:
         raise FileNotFoundError(f"no predictions file {args.predictions}")
     dataset = building.load_built(args.dataset, args.config, args.split)
     predictions = read_predictions(args.predictions, max_bytes=max_predictions_bytes(len(dataset)))
-    try:
-        results = score_predictions(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing)
-    except JavaNotFoundError as err:
-        raise ValueError(str(err)) from None
-    except (MeteorError, TokenizerError) as err:  # internal: one line, exit 1
-        print(f"diffbench score: internal error: {err}", file=sys.stderr)
-        return 1
+    # no Java: exit 2, one line; a METEOR or tokenizer failure: exit 1, one line (diffbench.cli.main)
+    results = score_predictions(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing)
     results = {"dataset": args.dataset, "config": args.config, "split": args.split,
                "predictions": str(args.predictions), **results}
     title = f"{args.dataset} ({args.split}): {args.predictions.name}"
