@@ -187,7 +187,7 @@ class DataStore:
         md = markdown_text
         source = data_note(split)
         if name == VISMIN:
-            category = self.dataset(name)[split_name].features["category"].int2str(row["category"])
+            category = split.features["category"].int2str(row["category"])
             caption = (
                 f"**{md(row['id'])}** · category **{md(category)}** · split {md(split_name)}\n\n"
                 f"| | caption |\n|---|---|\n| image 0 (left) | {md(row['text_0'])} |\n"
