@@ -170,3 +170,21 @@ def test_a_difference_captioning_set_publishes_with_its_splits_and_card(tmp_path
     assert front["configs"] == [{"config_name": "default", "data_files": [
         {"split": s, "path": f"default/{s}-*"} for s in ("train", "validation", "test")], "default": True}]
     assert "arXiv" in card or "arxiv" in card
+
+
+def test_a_publish_clears_what_a_killed_publish_left_and_not_a_running_one_s(vismin_built, tmp_path):
+    staging = tmp_path / ".hub.publishing"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = staging / f"{gone.stdout.strip()}-0000aaaa" / "new"  # its process has exited
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as running:
+        try:
+            busy = staging / f"{running.pid}-0000bbbb" / "new"
+            for folder in (killed, busy):
+                folder.mkdir(parents=True)
+                (folder / "part.parquet").write_bytes(b"shard")
+            out = publishing.publish("vismin", tmp_path / "hub", configs=["bench"])
+            assert (out / publishing.MARKER).is_file()
+            assert not killed.parent.exists()
+            assert (busy / "part.parquet").read_bytes() == b"shard"
+        finally:
+            running.kill()

@@ -21,8 +21,10 @@ it, never a folder ``publish`` did not write, and ``out_dir`` naming a file is a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
 import time
 import uuid
@@ -180,10 +182,11 @@ def publish(name: str, out_dir: Path, configs: list[str] | None = None, max_shar
     check_out_dir(out_dir, overwrite)
     loaded = load_configs(name, configs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in out_dir.parent.glob(f".{out_dir.name}.publishing-*"):  # an interrupted publish's
-        building.restore_interrupted(leftover)
-        shutil.rmtree(leftover, ignore_errors=True)
-    holder = out_dir.parent / f".{out_dir.name}.publishing-{uuid.uuid4().hex[:8]}"
+    # one folder a publish, named by its process: what a killed publish left is restored and removed, a
+    # running one's is left alone (building.clean_staging, as for builds)
+    staging = out_dir.parent / f".{out_dir.name}.publishing"
+    building.clean_staging(staging)
+    holder = staging / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     scratch = holder / "new"
     try:
         for config, dataset_dict in loaded.items():
@@ -200,6 +203,8 @@ def publish(name: str, out_dir: Path, configs: list[str] | None = None, max_shar
         building.replace_directory(scratch, out_dir, holder / "old")
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            staging.rmdir()  # unless another publish is using it
     return out_dir
 
 
