@@ -222,12 +222,9 @@ def folder_fingerprint(path: Path, kind: str = "stat") -> str:
 
 
 def planned_provenance(name: str, config: str, source: str, repo_id: str | None = None,
-                       revision: str | None = None, fingerprint: str | None = "stat") -> dict:
-    """The provenance of building ``name/config`` from ``source`` (``"hub"`` or a local folder).
-
-    A local folder's record holds ``fingerprint`` (:func:`folder_fingerprint` of kind ``fingerprint``)
-    and ``fingerprint_kind``; ``fingerprint=None`` leaves both out.
-    """
+                       revision: str | None = None) -> dict:
+    """The provenance of building ``name/config`` from ``source`` (``"hub"`` or a local folder), without
+    the local folder's fingerprint (:func:`build` adds it from the snapshot it takes)."""
     import datasets
 
     import diffbench
@@ -239,8 +236,6 @@ def planned_provenance(name: str, config: str, source: str, repo_id: str | None 
                 "repo_id": repo_id or _official_repo(name, config), "revision": revision}
     folder = Path(source).expanduser().resolve()
     record.update(source="local", synthetic=False, folder=str(folder))
-    if fingerprint and folder.exists():
-        record.update(fingerprint=folder_fingerprint(folder, fingerprint), fingerprint_kind=fingerprint)
     return record
 
 
@@ -410,7 +405,7 @@ def build(name: str, config: str, num_proc: int | None = None, *, overwrite: boo
     if local is not None and local.exists():
         source_snapshot = source_snapshot or folder_fingerprint(local, "stat")  # first: any later change is seen
     record = dict(provenance_record) if provenance_record else planned_provenance(
-        name, config, source, config_kwargs.get("repo_id"), config_kwargs.get("revision"), fingerprint=None)
+        name, config, source, config_kwargs.get("repo_id"), config_kwargs.get("revision"))
     record.update(dataset=name, config=config)
     if record.get("source") == "local" and "fingerprint" not in record and source_snapshot:
         record.update(fingerprint=source_snapshot if fingerprint == "stat" else folder_fingerprint(local, fingerprint),
@@ -516,7 +511,7 @@ def build_configs(name: str, configs: list[str], source: str, num_proc=None, rep
         if source == "sample":
             plans[config] = {**samples.sample_provenance(name, **sample_options), "dataset": name, "config": config}
         else:
-            plans[config] = planned_provenance(name, config, source, repo_id, revision, fingerprint=None)
+            plans[config] = planned_provenance(name, config, source, repo_id, revision)
         if not overwrite:
             check_replaceable(name, config, plans[config])
     summaries = []
