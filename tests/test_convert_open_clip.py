@@ -283,6 +283,7 @@ def test_overwrite_replaces_only_a_converted_folder_and_a_file_out_is_one_line(t
     assert main(args + ["--out", str(converted)]) == 0  # new: written
     assert main(args + ["--out", str(converted), "--quick-gelu"]) == 0  # ours: replaced
     assert json.loads((converted / "config.json").read_text())["vision_config"]["hidden_act"] == "quick_gelu"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".converted.")]  # nor the old folder
 
 
 def test_bad_checkpoints_say_what_is_wrong_and_write_nothing(tmp_path, tokenizer_dir):

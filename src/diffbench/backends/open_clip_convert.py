@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -525,9 +524,13 @@ def convert_open_clip(source, out_dir, *, checkpoint=None, model_config=None, to
                               tokenizer=text_tokenizer)
     if dtype != "keep":
         config.dtype = dtype
+    from diffbench.building import replace_directory
+
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    holder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = holder / "new"
     try:
+        staging.mkdir()
         config.save_pretrained(staging)
         save_file(weights, str(staging / "model.safetensors"), metadata={"format": "pt"})
         processor.save_pretrained(staging)
@@ -540,9 +543,7 @@ def convert_open_clip(source, out_dir, *, checkpoint=None, model_config=None, to
         (staging / CONVERSION_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
         if out_dir.exists():
             check_out_dir(out_dir, overwrite)  # still one of ours, just before it goes
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        replace_directory(staging, out_dir, holder / "old")  # an exchange: never a moment without a folder
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
     return out_dir
