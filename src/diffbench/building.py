@@ -65,7 +65,12 @@ class NotBuiltError(FileNotFoundError):
 
 
 class SourceConflictError(ValueError):
-    """A build would replace a build of the same configuration made from another source."""
+    """A build would replace a build of the same configuration made from another source (``existing``:
+    that build's provenance record)."""
+
+    def __init__(self, message: str, existing: dict):
+        super().__init__(message)
+        self.existing = existing
 
 
 @dataclass
@@ -246,7 +251,7 @@ def check_replaceable(name: str, config: str, planned: dict) -> None:
         return
     raise SourceConflictError(
         f"{name}/{config} is already built from {provenance.describe(existing)}; building it from "
-        f"{provenance.describe(planned)} would replace it: pass --overwrite to replace it"
+        f"{provenance.describe(planned)} would replace it: pass --overwrite to replace it", existing
     )
 
 

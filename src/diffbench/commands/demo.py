@@ -62,7 +62,7 @@ def demo_cache() -> Path:
 
 def conflicting_builds(n: int | None, seed: int) -> list[str]:
     """Why building the demo's samples would replace a user's builds (one line each; empty when it would not)."""
-    from diffbench import building, samples
+    from diffbench import building, provenance, samples
 
     plans = [("vismin", config, samples.sample_provenance("vismin", n=n, seed=seed, image_size=VISMIN_IMAGE_SIZE))
              for config in ("bench", "train", "pairs")]
@@ -73,7 +73,7 @@ def conflicting_builds(n: int | None, seed: int) -> list[str]:
         try:
             building.check_replaceable(name, config, {**plan, "dataset": name, "config": config})
         except building.SourceConflictError as err:
-            conflicts.append(str(err).split("; building it from")[0])
+            conflicts.append(f"{name}/{config} is already built from {provenance.describe(err.existing)}")
     return conflicts
 
 
@@ -166,7 +166,7 @@ def run(args) -> int:
 
 def _run(args) -> int:
     from diffbench import provenance
-    from diffbench.building import build_configs, load_built
+    from diffbench.building import build_configs
     from diffbench.caption_report import format_table
     from diffbench.commands.install_metrics import install_metrics
 
@@ -198,7 +198,7 @@ def _run(args) -> int:
     for line in (out / "results.md").read_text(encoding="utf-8").splitlines():
         if line.startswith(("| Model", "|---")) or any(key in line for key in SHOWN_ROWS):
             print("   " + line)
-    if provenance.is_synthetic(provenance.of_dataset(load_built("vismin", "bench", "test"))):
+    if provenance.is_synthetic(json.loads((out / "results.json").read_text(encoding="utf-8"))["provenance"]):
         print(f"   ({provenance.SYNTHETIC_NOTE}: the run scored the synthetic sample, the published rows the real bench)")
     print(f"   (every published row, the submission CSV and a plot: {out})")
 
