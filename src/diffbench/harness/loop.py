@@ -142,14 +142,15 @@ def _run(options, procs) -> dict:
         model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
                                        options.revision, options.allow_pickle, options.processor)
         confirm_weights(run, options, out, procs, resumed=bool(done))
-        if procs.is_main:
-            outputs.update_environment(out, image_backend(processor) if processor is not None else
-                                       {"image_processor": "open_clip", **getattr(model, "preprocess_cfg", {})})
         batch_size = options.batch_size or task.default_batch_size
         runner = runtime.ChunkedRunner(task.chunk_size(batch_size), log)
         collate, step = task.build_step(model, processor, device, dtype, runner, options)
-        if procs.is_main and getattr(task, "processor_settings", None):
-            outputs.update_environment(out, {"processor_settings": task.processor_settings})
+        if procs.is_main:  # what is known once the model is loaded, in one write of run.json
+            environment = (image_backend(processor) if processor is not None else
+                           {"image_processor": "open_clip", **getattr(model, "preprocess_cfg", {})})
+            if getattr(task, "processor_settings", None):
+                environment["processor_settings"] = task.processor_settings
+            outputs.update_record(out, environment, section="environment")
         draft = draft_size(processor.image_processor) if options.fast_decode and processor is not None else None
         workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
         records, bad = predict(task.samples(dataset, draft), todo, batch_size, collate, step, store, procs, workers,

@@ -69,19 +69,12 @@ def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
     write_json(path, manifest)
 
 
-def update_record(out: Path, values: dict) -> None:
-    """Set top-level keys of run.json (the weights' commit, known once a Hub model is downloaded)."""
+def update_record(out: Path, values: dict, section: str | None = None) -> None:
+    """Set keys of run.json: top-level ones (the weights' commit, known once a Hub model is downloaded), or
+    those of its ``section`` (``environment``: what is known once the model is loaded)."""
     path = out / RUN_FILE
     manifest = json.loads(path.read_text())
-    manifest.update(values)
-    write_json(path, manifest)
-
-
-def update_environment(out: Path, values: dict) -> None:
-    """Add ``values`` to run.json's ``environment`` (what is known once the model is loaded)."""
-    path = out / RUN_FILE
-    manifest = json.loads(path.read_text())
-    manifest.setdefault("environment", {}).update(values)
+    (manifest.setdefault(section, {}) if section else manifest).update(values)
     write_json(path, manifest)
 
 
