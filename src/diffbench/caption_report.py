@@ -36,7 +36,7 @@ from pathlib import Path
 from diffbench import provenance
 from diffbench.caption_inputs import METRICS, OUTPUT_NAMES
 from diffbench.caption_scoring import ALL_GROUP, score_captions
-from diffbench.result_files import markdown_text
+from diffbench.text import markdown_text
 
 #: CLEVR-Change's semantic change types, in the order of the official ``type_mapping.json``.
 CLEVR_CHANGE_TYPES = ("color", "material", "add", "drop", "move")

@@ -9,10 +9,14 @@ How a command ends (the same for every command):
 
 - exit 0: done;
 - exit 2, one line on stderr: the user's input or set-up is wrong (a bad file, a missing build, an
-  unknown name, a missing optional dependency: the line names the extra to install);
+  unknown name, a missing optional dependency: the line names the extra to install), or the machine
+  refused (a full disk, a read-only folder, an unreachable server: :func:`environment_problem`);
 - exit 1, one line on stderr: a fault of ours; ``--debug`` (or ``DIFFBENCH_DEBUG=1``) prints the
   traceback as well;
 - exit 130: interrupted (Ctrl-C).
+
+Every line printed passes :func:`diffbench.text.one_line`: an escape sequence in a file name, an id
+or a server's message is shown as text, never run by the terminal.
 
     >>> main(["--version"])  # doctest: +ELLIPSIS
     diffbench 0...
@@ -22,10 +26,13 @@ How a command ends (the same for every command):
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
 import traceback
+
+from diffbench.text import one_line
 
 DEBUG_ENV = "DIFFBENCH_DEBUG"
 #: the user's to fix: their files and folders, their options (ValueError covers the library's checks)
@@ -65,18 +72,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def one_line(message: object) -> str:
-    """A message on one line: its lines joined with ``; ``.
-
-    >>> one_line("bad file\\n  row 3: empty id\\n")
-    'bad file; row 3: empty id'
-    """
-    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
-    return "; ".join(lines)
-
-
 def _debug(args) -> bool:
     return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes")
+
+
+#: what the machine says when it refuses a write: the user's to fix (free space, a writable folder)
+ENVIRONMENT_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                      errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                      errno.EPERM: "operation not permitted", errno.EMFILE: "too many open files",
+                      errno.ENAMETOOLONG: "a file name is too long"}
+
+
+def _transport_error(err: BaseException) -> bool:
+    """A network failure of httpx (or huggingface_hub's httpx2): nothing answered, or the answer broke off."""
+    return any(cls.__name__ == "TransportError" and cls.__module__.split(".")[0] in ("httpx", "httpx2")
+               for cls in type(err).__mro__)
+
+
+def environment_problem(err: BaseException) -> str | None:
+    """One line saying what the machine or the network refused, or ``None`` when ``err`` is something else.
+
+    >>> environment_problem(OSError(errno.ENOSPC, "No space left on device", "/out/results.json"))
+    'the disk is full: /out/results.json (No space left on device); free some space and run it again'
+    >>> environment_problem(KeyError("x")) is None
+    True
+    """
+    if _transport_error(err):
+        return (f"the network failed ({type(err).__name__}: {err}); this step needs the server to answer: "
+                "check the address and your connection, or run it where the network is reachable")
+    if type(err).__name__ == "OfflineModeIsEnabled" or (isinstance(err, ConnectionError)):
+        return f"{err}; this step needs the network (HF_HUB_OFFLINE is set, or no connection)"
+    if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:
+        where = f": {err.filename}" if err.filename else ""
+        fix = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+               errno.EROFS: "choose a writable folder (or cache: HF_HOME)"}.get(err.errno, "check the folder's permissions")
+        return f"{ENVIRONMENT_ERRNOS[err.errno]}{where} ({err.strerror}); {fix} and run it again"
+    return None
 
 
 def _is_setup_error(err: BaseException) -> bool:
@@ -111,33 +142,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `diffbench ... | head`: the reader left, nothing is wrong
         sys.stderr.close()
         return 0
-    except ModuleNotFoundError as err:
-        message = _missing_extra(err, args.command)
-        if message is None:
-            return _internal(prefix, err, args)
-        print(f"{prefix}: error: {message}", file=sys.stderr)
-        return 2
-    except USER_ERRORS as err:
-        # Bad input is the user's to fix: one clear line, no traceback.
+    except Exception as err:  # noqa: BLE001 -- every failure: one line, the traceback on request
         if _debug(args):
             traceback.print_exc()
-        print(f"{prefix}: error: {one_line(err)}", file=sys.stderr)
-        return 2
-    except Exception as err:  # noqa: BLE001 -- every other failure: one line, the traceback on request
-        if _is_setup_error(err):
-            print(f"{prefix}: error: {one_line(err)}", file=sys.stderr)
+        problem = user_problem(err, args.command)
+        if problem is not None:  # the user's to fix: one clear line, no traceback
+            print(f"{prefix}: error: {one_line(problem)}", file=sys.stderr)
             return 2
-        return _internal(prefix, err, args)
+        hint = "" if _debug(args) else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
+        print(f"{prefix}: internal error: {type(err).__name__}: {one_line(err)}{hint}", file=sys.stderr)
+        return 1
 
 
-def _internal(prefix: str, err: BaseException, args) -> int:
-    if _debug(args):
-        traceback.print_exc()
-        hint = ""
-    else:
-        hint = f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
-    print(f"{prefix}: internal error: {type(err).__name__}: {one_line(err)}{hint}", file=sys.stderr)
-    return 1
+def user_problem(err: BaseException, command: str | None = None) -> str | None:
+    """What the user can fix, said in one line (exit 2), or ``None`` for a fault of ours (exit 1):
+    a missing extra, the machine or the network refusing, bad input, no Java."""
+    if isinstance(err, ModuleNotFoundError):
+        return _missing_extra(err, command)
+    environment = environment_problem(err)
+    if environment is not None:
+        return environment
+    if isinstance(err, USER_ERRORS) or _is_setup_error(err):
+        return str(err)
+    return None
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The result files every scoring writes, written one way: whole or not at all, labels escaped.
+"""The result files every scoring writes, written one way: whole or not at all.
 
 ``results.json`` (the numbers, full precision, with provenance) and ``results.md`` (the table) beside
 it; ``diffbench score vismin``, ``diffbench score captions`` and the harness all write through here.
@@ -14,20 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
-
-
-def markdown_text(text) -> str:
-    """Text safe inside a Markdown table cell: one line, ``|`` and Markdown/HTML marks escaped.
-
-    >>> print(markdown_text("my | <b>model</b>*"))
-    my \\| &lt;b&gt;model&lt;/b&gt;\\*
-    """
-    text = " ".join(str(text).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffbench.result_files import markdown_text
+from diffbench.text import markdown_text
 from diffbench.vismin_schema import ANSWER_COLUMNS, CATEGORIES, SCORE_COLUMNS
 
 KINDS = {"scores": SCORE_COLUMNS, "answers": ANSWER_COLUMNS}

@@ -25,7 +25,7 @@ import numpy as np
 
 from diffbench.space import backend
 from diffbench.space.leaderboard import CAPTION_COLUMNS, SORTS, VISMIN_COLUMNS, Leaderboard
-from diffbench.result_files import markdown_text
+from diffbench.text import markdown_text
 from diffbench.vismin_schema import PUBLISHED_SAMPLES
 
 log = logging.getLogger("diffbench.space")

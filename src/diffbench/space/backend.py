@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from diffbench.harness.captioning import DATASETS as CAPTION_DATASETS
-from diffbench.result_files import markdown_text
+from diffbench.text import markdown_text
 
 VISMIN = "vismin"
 CAPTION_SETS = tuple(CAPTION_DATASETS)  # the harness's difference-captioning tasks, in its order
