@@ -147,3 +147,92 @@ def test_the_library_never_imports_the_commands():
                    for n in names):
                 offenders.append(f"{relative}:{node.lineno}")
     assert not offenders, offenders
+
+
+# -- issue 23: the machine's refusals are the user's to fix; text from users never runs in a terminal -----
+
+
+def _mount_tmpfs(path, options: str) -> bool:
+    """A tmpfs at ``path`` (tests run as root on CI; elsewhere the test is skipped, saying why)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def _umount(path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_full_disk_is_exit_2_saying_so(tmp_path):
+    full = tmp_path / "full"
+    if not _mount_tmpfs(full, "size=64k"):
+        pytest.skip("mounting a 64 KB tmpfs needs root")
+    try:
+        (full / "filler").write_bytes(b"\0" * 60_000)
+        try:  # fill the last blocks
+            (full / "rest").write_bytes(b"\0" * 65_536)
+        except OSError:
+            pass
+        done = _run("build", "omnidiff", "--source", "sample", "--n", "12", "--image-size", "32",
+                    env={"HF_DATASETS_CACHE": str(full / "cache")})
+    finally:
+        _umount(full)
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line and "internal error" not in line, line
+    assert "the disk is full" in line and "free some space" in line, line
+
+
+def test_a_read_only_cache_is_exit_2_saying_so(tmp_path):
+    read_only = tmp_path / "ro"
+    if not _mount_tmpfs(read_only, "ro,size=64k"):
+        pytest.skip("mounting a read-only tmpfs needs root")
+    try:
+        done = _run("build", "omnidiff", "--source", "sample", "--n", "12", "--image-size", "32",
+                    env={"HF_DATASETS_CACHE": str(read_only / "cache")})
+    finally:
+        _umount(read_only)
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line and "internal error" not in line, line
+    assert "read-only" in line and str(read_only) in line, line
+
+
+def test_an_unreachable_server_is_exit_2(monkeypatch, capsys):
+    import httpx
+
+    def fail():
+        httpx.get("http://127.0.0.1:9/", timeout=2)  # the discard port: nothing listens
+
+    _with_command(monkeypatch, fail)
+    assert cli.main(["boom"]) == 2
+    err = capsys.readouterr().err
+    assert "the network failed (ConnectError" in err and "internal error" not in err
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\u202egnp.exe"
+
+
+def test_escape_sequences_in_a_submission_never_reach_the_terminal(tmp_path, capsys, vismin_built):
+    """A submission id holding ANSI/OSC sequences and a bidi override: the error line shows them as text."""
+    submission = tmp_path / "scores.csv"
+    submission.write_text(f"id,T0_I0,T0_I1,T1_I0,T1_I1\nobject/0{ESCAPES},1,0,0,1\n", encoding="utf-8")
+    assert cli.main(["score", "vismin", str(submission), "--allow-missing", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert "\\x1b]0;pwned\\x07" in err and "\\u202egnp.exe" in err
+
+
+def test_escape_sequences_in_a_label_never_reach_the_terminal_or_the_table(tmp_path, capsys, vismin_built):
+    from diffbench.building import load_built
+
+    bench = load_built("vismin", "bench", "test")
+    submission = tmp_path / "scores.csv"
+    rows = "".join(f"{i},0.9,0.1,0.2,0.8\n" for i in bench["id"])
+    submission.write_text("id,T0_I0,T0_I1,T1_I0,T1_I1\n" + rows, encoding="utf-8")
+    out = tmp_path / "out"
+    assert cli.main(["score", "vismin", str(submission), "--name", f"my{ESCAPES}", "--out", str(out)]) == 0
+    shown = capsys.readouterr().out + (out / "results.md").read_text(encoding="utf-8")
+    assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
+    assert "my\\\\x1b" in shown  # the escape, itself escaped for Markdown

@@ -102,6 +102,9 @@ def environment_problem(err: BaseException) -> str | None:
                 "check the address and your connection, or run it where the network is reachable")
     if type(err).__name__ == "OfflineModeIsEnabled" or (isinstance(err, ConnectionError)):
         return f"{err}; this step needs the network (HF_HUB_OFFLINE is set, or no connection)"
+    if isinstance(err, OSError) and err.errno is None and str(err).startswith("Not enough disk space"):
+        # datasets' own free-space check before a build (no errno, no path): the datasets cache is full
+        return f"the disk is full ({err}) in the datasets cache (HF_DATASETS_CACHE / HF_HOME); free some space and run it again"
     if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:
         where = f": {err.filename}" if err.filename else ""
         fix = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",

@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from diffbench.provenance import SYNTHETIC_NOTE, describe, is_synthetic
+from diffbench.text import printable
 from diffbench.vismin_schema import CATEGORIES, PUBLISHED_SAMPLES, SCORE_NAMES
 
 #: published rows drawn beside a run unless the caller picks others
@@ -128,6 +129,7 @@ def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *
     if not categories:
         raise ValueError("no VisMin category scores to draw")
     rows, chance = _published_rows(list(published))
+    label = printable(label)  # the user's text: no control character drawn (or missing from the font)
     series = [(label, RUN_COLOR, {c: dict(per_category[c]) for c in categories})]
     for n, (name, row) in enumerate(rows):
         cells = {c: {s: float(row[f"{c}_{s}"]) for s in SCORE_NAMES} for c in categories}
@@ -196,5 +198,5 @@ def caption_figure(stem: Path, groups: Mapping[str, Mapping[str, float]], *, pro
     lines = [describe_provenance(provenance)]
     if num_samples is not None:
         lines.insert(0, f"{num_samples:,} samples")
-    _header(fig, title or "Difference captioning", [" · ".join(lines)], provenance)
+    _header(fig, printable(title or "Difference captioning"), [" · ".join(lines)], provenance)
     return _save(fig, stem)
