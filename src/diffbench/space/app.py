@@ -8,7 +8,8 @@ Every handler answers a visitor's mistake with a message (a ``gr.Warning`` toast
 in the tab), never a traceback; an unexpected error is logged on the server with its traceback and
 shown as one line. Whatever a visitor typed or uploaded is escaped wherever it is shown (Markdown,
 HTML toasts). API names (for ``gradio_client``): ``/explore``, ``/explore_labels``, ``/load_sample``,
-``/compare``, ``/score_vismin`` (file, allow_missing, name), ``/score_captions``, ``/leaderboard`` (sort).
+``/compare``, ``/score_vismin`` (file, allow_missing, name), ``/score_captions``, ``/leaderboard`` (sort),
+``/leaderboard_notes`` (what the board says above its tables: a damaged file, rows that cannot be read).
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
 
     def caption_board():
         return Leaderboard.styled(leaderboard.caption_table())
+
+    def board_notes() -> str:
+        """What the board says above its tables (a damaged file kept aside, rows it cannot read), one
+        warning a line; empty when all is well."""
+        return "\n\n".join(f"⚠ {markdown_text(note)}" for note in leaderboard.notes())
+
     if warm:
         threading.Thread(target=_warm, args=(store,), name="diffbench-space-warm", daemon=True).start()
 
@@ -219,6 +226,9 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
     def show_leaderboard(sort_by):
         return vismin_board(sort_by), caption_board()
 
+    def show_board_and_notes(sort_by):
+        return *show_leaderboard(sort_by), board_notes()
+
     # -- layout ---------------------------------------------------------------------------------
 
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:  # Gradio's copies of files: an hour
@@ -297,6 +307,7 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                             "to published results*. A file scored twice counts once. T / I / G: text, image and "
                             "group score (%); AVG: the mean of the 12 cells, as published.")
                 sort_by = gr.Dropdown(list(SORTS), value="AVG", label="Sort by")
+                notes = gr.Markdown(board_notes(), elem_id="board-notes")  # above the tables: seen first
                 vismin_table = gr.Dataframe(value=vismin_board(), headers=list(VISMIN_COLUMNS), label="VisMin",
                                             interactive=False, column_widths=VISMIN_WIDTHS, pinned_columns=2,
                                             elem_id="vismin-board", max_height=900)
@@ -335,8 +346,9 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                              [score_message, score_table, score_chart, results_file, caption_table],
                              api_name="score_captions", concurrency_limit=1, concurrency_id="captions")
         sort_by.change(show_leaderboard, sort_by, board_outputs, api_name="leaderboard")
-        refresh.click(show_leaderboard, sort_by, board_outputs, api_visibility="private")
-        demo.load(show_leaderboard, sort_by, board_outputs, api_visibility="private")
+        gr.api(board_notes, api_name="leaderboard_notes")
+        refresh.click(show_board_and_notes, sort_by, [*board_outputs, notes], api_visibility="private")
+        demo.load(show_board_and_notes, sort_by, [*board_outputs, notes], api_visibility="private")
     return demo
 
 

@@ -19,20 +19,36 @@ Rules the table keeps:
   already stands;
 - a run on the synthetic sample (or on data of unknown source) is never ranked among the published
   rows: it is listed after them, its Source says :data:`diffbench.provenance.SYNTHETIC_NOTE`;
-- names are the visitor's text: stored as given (trimmed, at most :data:`MAX_NAME_CHARS`), shown as
-  plain text by the table, escaped wherever Markdown shows them;
+- names are the visitor's text: stored on one line without control or bidirectional-override
+  characters (:func:`clean_name`: a U+202E would reverse what follows it on the board), trimmed, at most
+  :data:`MAX_NAME_CHARS`; shown as plain text by the table (stripped again: rows stored before this
+  rule), escaped wherever Markdown shows them;
 - numbers are shown with two decimals (:meth:`Leaderboard.styled`).
+
+What the board does with a file it cannot read (the Space must start whatever the file holds):
+
+- a row that cannot be read (``cells`` or ``scores`` not a JSON object, a score that is not a number) is
+  left out, and :meth:`Leaderboard.notes` names the file, the table, the rowid, the content hash, the
+  name and the field; every other row is shown;
+- a file SQLite finds damaged at start (not a database, truncated, failing ``PRAGMA quick_check``) is
+  renamed ``leaderboard.sqlite3.damaged-<UTC time>`` (with its ``-wal``, which would otherwise be
+  replayed into the new file) and a fresh file is started: keep-and-start-fresh rather than read-only,
+  because nothing can be read from the damaged file anyway, the Space's job is to take new scores,
+  and the Hub mirror, when set, restores its rows into the fresh file. The published rows are shown
+  throughout, and :meth:`Leaderboard.notes` says where the damaged file was kept;
+- a file that stops being readable while the Space runs: the published rows, and a note.
 
     >>> import tempfile
     >>> board = Leaderboard(Path(tempfile.mkdtemp()) / "board.sqlite3")
     >>> table = board.vismin_table()
-    >>> list(table.columns[:3]), table.iloc[0]["Model"]
-    (['Model', 'AVG', 'Object T'], 'MTurk Human')
+    >>> list(table.columns[:3]), table.iloc[0]["Model"], board.notes()
+    (['Model', 'AVG', 'Object T'], 'MTurk Human', [])
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -47,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from diffbench.provenance import SYNTHETIC_NOTE
+from diffbench.text import one_line, printable, strip_unsafe
 from diffbench.vismin_schema import CATEGORIES, PUBLISHED_SAMPLES, SCORE_NAMES
 
 DATA_DIR_ENV = "DIFFBENCH_DATA_DIR"
@@ -70,6 +87,12 @@ CREATE TABLE IF NOT EXISTS caption_runs (
     content_hash TEXT PRIMARY KEY, name TEXT NOT NULL, dataset TEXT, split TEXT, scored_at TEXT NOT NULL,
     synthetic INTEGER, provenance TEXT NOT NULL, scores TEXT NOT NULL, samples INTEGER);
 """
+_VISMIN_ROWS = ("SELECT rowid, content_hash, name, scored_at, synthetic, cells, avg, group_all, samples "
+                "FROM vismin_runs ORDER BY scored_at, rowid")
+_CAPTION_ROWS = ("SELECT rowid, content_hash, name, dataset, split, scored_at, synthetic, scores, samples "
+                 "FROM caption_runs ORDER BY scored_at, rowid")
+_DAMAGE_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (named in sqlite3 from Python 3.11 on)
+_DAMAGE_MESSAGES = ("database disk image is malformed", "file is not a database")  # Python 3.10: no codes
 
 
 def data_dir() -> Path:
@@ -86,14 +109,23 @@ def data_dir() -> Path:
     return folder
 
 
+def _safe_line(text) -> str:
+    """``text`` on one line (whitespace runs made one space), without control or invisible format
+    characters (:func:`diffbench.text.strip_unsafe`), trimmed, cut to :data:`MAX_NAME_CHARS`."""
+    spaced = " ".join(str(text).split())  # line breaks and tabs become spaces before controls are removed
+    return " ".join(strip_unsafe(spaced).split())[:MAX_NAME_CHARS]
+
+
 def clean_name(name, fallback: str) -> str:
-    """A leaderboard name: one line, trimmed, at most :data:`MAX_NAME_CHARS` characters.
+    """A leaderboard name: one line without control or bidirectional-override characters, trimmed, at
+    most :data:`MAX_NAME_CHARS` characters; ``fallback`` (cleaned the same way) when nothing is left.
 
     >>> clean_name("  my\\nmodel ", "x"), clean_name("", "scores.csv")
     ('my model', 'scores.csv')
+    >>> clean_name("evil\\x00 \\u202egnp.exe", "x"), clean_name("\\u202e\\x00 ", "scores")
+    ('evil gnp.exe', 'scores')
     """
-    text = " ".join(str(name or "").split())[:MAX_NAME_CHARS]
-    return text or " ".join(str(fallback).split())[:MAX_NAME_CHARS]
+    return _safe_line(name or "") or _safe_line(fallback)
 
 
 @dataclass(frozen=True)
@@ -146,6 +178,46 @@ def read_records(path: Path):
         logging.getLogger(__name__).warning("%s: %d line(s) that are not JSON skipped", path, skipped)
 
 
+def _is_damage(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite refused the file for what it holds (damaged, not a database), rather than for
+    access, space or a lock: only such a file is kept aside and replaced."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DAMAGE_CODES  # the primary code of an extended one
+    return any(message in str(err) for message in _DAMAGE_MESSAGES)
+
+
+def _json_object(text, field: str) -> dict:
+    """A stored JSON column read back; ValueError naming ``field`` when it is not a JSON object."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} is not JSON: \"{printable(str(text)[:40])}\"") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{field} is not a JSON object")
+    return value
+
+
+def _number(value, field: str):
+    """A stored score or count (a number, or None for a gap); ValueError naming ``field`` otherwise."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{field} is not a number: \"{printable(str(value)[:40])}\"")
+
+
+def _shown_name(name) -> str:
+    """A stored name as the board shows it: cleaned again (rows stored before :func:`clean_name` stripped
+    control and bidi characters, or restored from the mirror, may hold them)."""
+    if not isinstance(name, str):
+        raise ValueError("name is not text")
+    return clean_name(name, "(no name)")
+
+
+def _shown_text(value):
+    """A stored text cell (dataset, split, time) without control or invisible format characters."""
+    return None if value is None else strip_unsafe(value)
+
+
 class Leaderboard:
     """Published VisMin rows plus the runs in the SQLite file at ``path`` (thread-safe; one
     connection a call, so any thread may use it)."""
@@ -154,8 +226,8 @@ class Leaderboard:
         self.path = Path(path) if path is not None else data_dir() / DB_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        self._logged: set[tuple[str, int]] = set()  # unreadable rows already logged
+        self._start_notes = self._open_or_start_fresh()
         self._published = self._published_frame()
         repo = mirror_repo if mirror_repo is not None else os.environ.get(MIRROR_ENV)
         self._mirror = _Mirror(repo, self.path.parent / "mirror") if repo else None
@@ -184,6 +256,57 @@ class Leaderboard:
         if skipped:
             logging.getLogger(__name__).warning("%d mirrored row(s) without a known table or content hash skipped", skipped)
         return added
+
+    def _open_or_start_fresh(self) -> list[str]:
+        """Create the tables. A file SQLite finds damaged is kept aside and a fresh one started (see the
+        module docstring); returns what the board says about it (nothing when the file is sound)."""
+        damage = self._damage()
+        notes = []
+        if damage is not None:
+            kept = self._keep_aside()
+            notes.append(f"{self.path}: the leaderboard file cannot be read ({damage}); it was kept as "
+                         f"{kept.name} and a new file started: the runs scored here before are not shown")
+            logging.getLogger(__name__).warning(notes[-1])
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+        return notes
+
+    def _damage(self) -> str | None:
+        """Why SQLite cannot use the file (damaged, not a database), or None when it can (or it is new).
+        Read-only, so that the file and its WAL are kept as found (closing a writable connection
+        checkpoints the WAL into the file, or deletes it). Any other refusal (no access, a lock) is the
+        machine's problem: raised, naming the file."""
+        if not self.path.exists():
+            return None
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            try:
+                findings = [str(row[0]) for row in db.execute("PRAGMA quick_check")]
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as err:
+            if not _is_damage(err):
+                raise type(err)(f"{self.path}: {err}") from err
+            return str(err)
+        return None if findings == ["ok"] else one_line("\n".join(findings[:3]))
+
+    def _keep_aside(self) -> Path:
+        """Rename the damaged file to ``<name>.damaged-<UTC time>``, with its WAL when it has one (left
+        behind, it would be replayed into the fresh file; beside the kept copy, SQLite reads it with it).
+        The ``-shm`` index is derived from the WAL and rebuilt on open: removed."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        kept = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for n in itertools.count(2):  # two starts within a second
+            if not kept.exists():
+                break
+            kept = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{n}")
+        os.replace(self.path, kept)
+        wal, index = Path(f"{self.path}-wal"), Path(f"{self.path}-shm")
+        if wal.exists() and wal.stat().st_size:
+            os.replace(wal, f"{kept}-wal")
+        for leftover in (wal, index):  # an empty WAL and the index: the damage check's own
+            leftover.unlink(missing_ok=True)
+        return kept
 
     @contextlib.contextmanager
     def _connect(self):
@@ -272,33 +395,65 @@ class Leaderboard:
     # -- showing --------------------------------------------------------------------------------
 
     @staticmethod
-    def _source(scored_at: str, synthetic) -> str:
+    def _source(scored_at, synthetic) -> str:
+        scored_at = _shown_text(scored_at)
         if synthetic is None:
             return f"scored here {scored_at} · data of unknown source: not ranked"
         if synthetic:
             return f"scored here {scored_at} · {SYNTHETIC_NOTE}"
         return f"scored here {scored_at}"
 
-    def _vismin_runs(self) -> pd.DataFrame:
-        with self._connect() as db:
-            rows = db.execute("SELECT name, scored_at, synthetic, cells, avg, group_all, samples FROM vismin_runs "
-                              "ORDER BY scored_at, rowid").fetchall()
+    def notes(self) -> list[str]:
+        """What the board says besides its rows, one line each, naming the file (and the table, row and
+        field): a damaged file kept aside at start, a file that cannot be read now, each row left out."""
+        notes = [*self._start_notes, *self._vismin_runs()[1], *self._caption_runs()[1]]
+        return list(dict.fromkeys(notes))  # a file unreadable now is said once, not once a table
+
+    def _select(self, sql: str) -> tuple[list, list[str]]:
+        """The rows ``sql`` selects, or none and a note when the file cannot be read now."""
+        try:
+            with self._connect() as db:
+                return db.execute(sql).fetchall(), []
+        except sqlite3.DatabaseError as err:
+            return [], [f"{self.path}: the leaderboard file cannot be read ({err}); the runs scored here are not shown"]
+
+    def _unreadable(self, table: str, rowid: int, content_hash, name, err: ValueError) -> str:
+        """The note for a row left out (logged once a process, not at every refresh)."""
+        note = (f"{self.path}: {table} row {rowid} (content_hash {printable(content_hash)}, "
+                f"name \"{printable(str(name)[:MAX_NAME_CHARS])}\") cannot be read: {err}; it is left out")
+        if (table, rowid) not in self._logged:
+            self._logged.add((table, rowid))
+            logging.getLogger(__name__).warning(note)
+        return note
+
+    def _vismin_runs(self) -> tuple[pd.DataFrame, list[str]]:
+        """The VisMin runs that can be read, and a note for each row that cannot."""
+        rows, notes = self._select(_VISMIN_ROWS)
         records = []
-        for name, scored_at, synthetic, cells, avg, group_all, samples in rows:
-            synthetic = None if synthetic is None else bool(synthetic)
-            records.append({
-                "Model": (SYNTHETIC_MARK if synthetic else "") + name,  # first, where a narrow column shows it
-                "AVG": avg, "Source": self._source(scored_at, synthetic), **json.loads(cells),
-                "Group (all samples)": group_all, "Samples": samples,
-                "_ranked": synthetic is False,  # real data of known source only
-            })
-        return pd.DataFrame(records, columns=[*VISMIN_COLUMNS, "_ranked"])
+        for rowid, content_hash, name, *values in rows:
+            try:
+                records.append(self._vismin_record(name, *values))
+            except ValueError as err:
+                notes.append(self._unreadable("vismin_runs", rowid, content_hash, name, err))
+        return pd.DataFrame(records, columns=[*VISMIN_COLUMNS, "_ranked"]), notes
+
+    def _vismin_record(self, name, scored_at, synthetic, cells, avg, group_all, samples) -> dict:
+        cells = _json_object(cells, "cells")
+        synthetic = None if synthetic is None else bool(synthetic)
+        return {
+            "Model": (SYNTHETIC_MARK if synthetic else "") + _shown_name(name),  # first, where a narrow column shows it
+            "AVG": _number(avg, "avg"), "Source": self._source(scored_at, synthetic),
+            **{column: _number(cells.get(column), f"cells[{column!r}]") for column in CELL_COLUMNS},
+            "Group (all samples)": _number(group_all, "group_all"), "Samples": _number(samples, "samples"),
+            "_ranked": synthetic is False,  # real data of known source only
+        }
 
     def vismin_table(self, sort_by: str = "AVG") -> pd.DataFrame:
         """Published rows and real-data runs ranked together by ``sort_by``; then the runs that are not
-        comparable (synthetic sample, unknown source), sorted the same way."""
+        comparable (synthetic sample, unknown source), sorted the same way. Rows that cannot be read are
+        left out (:meth:`notes` names them)."""
         sort_by = sort_by if sort_by in SORTS else "AVG"
-        runs = self._vismin_runs()
+        runs, _ = self._vismin_runs()
         table = pd.concat([self._published, runs], ignore_index=True) if len(runs) else self._published.copy()
         for column in VISMIN_COLUMNS:
             if column not in ("Model", "Source"):
@@ -309,18 +464,29 @@ class Leaderboard:
                                                               kind="stable", key=key) for flag in (True, False)]
         return pd.concat(parts, ignore_index=True).drop(columns="_ranked")
 
-    def caption_table(self) -> pd.DataFrame:
-        """Caption runs, newest last; metrics ×100 (as papers print them)."""
-        with self._connect() as db:
-            rows = db.execute("SELECT name, dataset, split, scored_at, synthetic, scores, samples FROM caption_runs "
-                              "ORDER BY scored_at, rowid").fetchall()
+    def _caption_runs(self) -> tuple[list[dict], list[str]]:
+        """The caption runs that can be read, and a note for each row that cannot."""
+        rows, notes = self._select(_CAPTION_ROWS)
         records = []
-        for name, dataset, split, scored_at, synthetic, scores, samples in rows:
-            scores = json.loads(scores)
-            synthetic = None if synthetic is None else bool(synthetic)
-            records.append({"Name": (SYNTHETIC_MARK if synthetic else "") + name, "Dataset": dataset, "Split": split,
-                            **{m: (None if scores.get(m) is None else 100 * float(scores[m])) for m in CAPTION_METRICS},
-                            "Samples": samples, "Source": self._source(scored_at, synthetic)})
+        for rowid, content_hash, name, *values in rows:
+            try:
+                records.append(self._caption_record(name, *values))
+            except ValueError as err:
+                notes.append(self._unreadable("caption_runs", rowid, content_hash, name, err))
+        return records, notes
+
+    def _caption_record(self, name, dataset, split, scored_at, synthetic, scores, samples) -> dict:
+        scores = _json_object(scores, "scores")
+        metrics = {m: _number(scores.get(m), f"scores[{m!r}]") for m in CAPTION_METRICS}
+        synthetic = None if synthetic is None else bool(synthetic)
+        return {"Name": (SYNTHETIC_MARK if synthetic else "") + _shown_name(name), "Dataset": _shown_text(dataset),
+                "Split": _shown_text(split), **{m: None if v is None else 100 * v for m, v in metrics.items()},
+                "Samples": _number(samples, "samples"), "Source": self._source(scored_at, synthetic)}
+
+    def caption_table(self) -> pd.DataFrame:
+        """Caption runs, newest last; metrics ×100 (as papers print them). Rows that cannot be read are
+        left out (:meth:`notes` names them)."""
+        records, _ = self._caption_runs()
         frame = pd.DataFrame(records, columns=list(CAPTION_COLUMNS))
         for column in (*CAPTION_METRICS, "Samples"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
