@@ -22,6 +22,12 @@ on a held-out synthetic VisMin bench (new scenes, a seed the training data did n
 benchmark. Scores come from the ``vismin_group_score`` metric (``metrics/vismin_group_score/``), the
 scorer of every VisMin result in diffbench: training has no rule of its own.
 
+What can go wrong ends in one line naming the file or the setting (a ``ValueError``, exit 2 in the CLI)
+and leaves nothing half-written: a model that is neither a folder nor cached (offline) is refused before
+any work (the harness's own checks, :func:`check_model`); a damaged ``trainer_state.pt`` is named, never
+unpickled; a loss or parameter that stops being finite stops the run at that step
+(:class:`TrainingDiverged`) before anything of it is saved; the final model is staged and moved in whole.
+
     >>> import numpy as np
     >>> sims = np.array([[0.9, 0.1, 0.2, 0.8],   # right both ways
     ...                  [0.5, 0.6, 0.1, 0.7],   # text right; image wrong (T0_I1 0.6 > T0_I0 0.5)
@@ -36,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -44,10 +51,15 @@ from pathlib import Path
 
 import numpy as np
 
+from diffbench.harness import models
+from diffbench.result_files import write_atomically
+
 TINY_CLIP = "tiny-clip"  # --model value: a fresh tiny CLIP (diffbench.tiny_models), trained from scratch
 HELD_OUT = "held-out"  # --eval value: a synthetic bench generated for the evaluation (the default)
 HELD_OUT_SEED = 1_000_003  # far from the seeds a sample build uses (SEED for the bench, SEED + 1 for pairs)
 CHECKPOINT_DIR = "checkpoint"  # under OUT: the model, its processor and trainer_state.pt of the last epoch
+FINAL_STAGING = ".final.tmp"  # under OUT: the finished model is written here, then moved into OUT whole
+TRAINER_STATE_KEYS = ("config", "step", "losses", "seconds", "optimizer", "scheduler", "torch_rng")
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -312,6 +324,7 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (default: torch's choice); 1 is best on a busy machine
     resume: bool = False  # continue from OUT/checkpoint (saved at the end of every epoch)
     progress: bool = True  # a tqdm progress bar on stderr
+    allow_pickle: bool = False  # load pickle weights (pytorch_model.bin), which can run code: only if trusted
 
     def validate(self) -> None:
         """Raise ValueError naming the option for a value that cannot work.
@@ -320,6 +333,10 @@ class TrainConfig:
         Traceback (most recent call last):
         ...
         ValueError: --batch-size must be a positive whole number, got 0
+        >>> TrainConfig(model="tiny-clip", weight_decay=float("inf")).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: --weight-decay must be a finite number, 0 or more, got inf
         """
         positive_ints = {"--batch-size": self.batch_size, "--eval-n": self.eval_n,
                          "--tiny-image-size": self.tiny_image_size, "--tiny-hidden-size": self.tiny_hidden_size,
@@ -337,12 +354,17 @@ class TrainConfig:
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"--warmup is a fraction of the steps, from 0 up to (not including) 1, got {self.warmup}")
-        if self.weight_decay < 0:
-            raise ValueError(f"--weight-decay must not be negative, got {self.weight_decay}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):  # nan fails both comparisons
+            raise ValueError(f"--weight-decay must be a finite number, 0 or more, got {self.weight_decay}")
         if self.num_workers < 0:
             raise ValueError(f"--num-workers must not be negative, got {self.num_workers}")
         if self.eval not in (None, HELD_OUT):
             parse_data_spec(self.eval)
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the parameters stopped being finite: the settings (learning rate, weight decay,
+    precision) are at fault, not the code, so it is the user's to fix (exit 2 in the CLI)."""
 
 
 @dataclass
@@ -403,12 +425,76 @@ def _init_model(config: TrainConfig, dataset, scratch: Path) -> str:
     ))
 
 
+def hub_model_missing(model_id: str, err: BaseException) -> str:
+    """One line for a ``--model`` that is no local folder, is not in the local Hub cache, and could not be
+    downloaded now (offline, or the Hub unreachable or without that repo), with what to do."""
+    from huggingface_hub import constants
+
+    why = ("the Hub is off (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE
+           else f"the Hub did not provide it ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
+    return (f"{model_id}: no such local folder, and not in the local Hub cache ({constants.HF_HUB_CACHE}); {why}; "
+            f"download it where the network is reachable (hf download {model_id}), or pass --model a local model folder")
+
+
+def check_model(model_id: str, allow_pickle: bool = False) -> None:
+    """Refuse, before any work, a ``--model`` that cannot train: no such folder, a Hub model neither cached
+    nor downloadable, not a contrastive model, corrupt or (unless allowed) pickle-only weights.
+
+    The checks are the harness's (:mod:`diffbench.harness.models`, the ones ``diffbench eval`` makes).
+    """
+    if model_id == TINY_CLIP:
+        return
+    try:
+        kind = models.detect_kind(model_id)
+    except FileNotFoundError as err:  # not a folder, and AutoConfig found nothing in the cache or on the Hub
+        raise models.ModelLoadError(hub_model_missing(model_id, err)) from None
+    if kind.kind != models.CONTRASTIVE:
+        raise models.ModelKindError(f"{model_id} is an {kind.kind} model ({kind.model_type}); "
+                                    "training needs a contrastive (CLIP-like) model")
+    models.check_loadable(model_id, allow_pickle)
+
+
+def _load_model(path: str, allow_pickle: bool):
+    """``(model, processor)`` in float32 (what AdamW keeps; ``--mixed-precision`` is accelerate's autocast)."""
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    try:
+        model = AutoModel.from_pretrained(path, dtype=torch.float32, use_safetensors=None if allow_pickle else True)
+        processor = AutoProcessor.from_pretrained(path, **_processor_kwargs())
+    except OSError as err:
+        if err.errno is not None:  # the machine refused (disk, permissions): the CLI says so
+            raise
+        # config cached but a weight or tokenizer file not (offline), no safetensors (no --allow-pickle), ...
+        raise models.ModelLoadError(f"{path}: cannot load the model ({str(err).splitlines()[0]})") from None
+    return model, processor
+
+
 def find_checkpoint(out: Path) -> Path | None:
     """The checkpoint folder under ``out``, if a run saved one (also the previous one when a save was cut short)."""
     for name in (CHECKPOINT_DIR, f".{CHECKPOINT_DIR}.old"):
         if (Path(out) / name / "trainer_state.pt").is_file():
             return Path(out) / name
     return None
+
+
+class _disk_errors:
+    """safetensors reports a failed write (a full disk, a file-size limit) as a ``SafetensorError`` whose text
+    ends in ``(os error N)``: raised again as the ``OSError`` it is, naming ``folder``, so the CLI can say
+    what the machine refused rather than "internal error"."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, traceback):
+        found = re.search(r"\(os error (\d+)\)", str(err)) if err is not None and not isinstance(err, OSError) else None
+        if found and type(err).__name__ == "SafetensorError":
+            code = int(found[1])
+            raise OSError(code, os.strerror(code), str(self.folder)) from None
+        return False
 
 
 def save_checkpoint(out: Path, model, processor, optimizer, scheduler, state: dict) -> Path:
@@ -419,16 +505,59 @@ def save_checkpoint(out: Path, model, processor, optimizer, scheduler, state: di
     out = Path(out)
     staging, final, old = out / f".{CHECKPOINT_DIR}.tmp", out / CHECKPOINT_DIR, out / f".{CHECKPOINT_DIR}.old"
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    processor.save_pretrained(staging)
-    torch.save({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state()}, staging / "trainer_state.pt")
+    try:
+        with _disk_errors(staging):
+            model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        torch.save({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, staging / "trainer_state.pt")
+    except BaseException:  # a full disk, Ctrl-C: the previous checkpoint stays as it was
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
     os.replace(staging, final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _damaged_checkpoint(path: Path, what: str) -> ValueError:
+    return ValueError(f"{path}: the checkpoint is damaged ({what}); delete {path.parent} and train again "
+                      "without --resume, or give another --out")
+
+
+def read_trainer_state(checkpoint: Path) -> dict:
+    """``trainer_state.pt`` of a checkpoint, read with ``weights_only`` (no code is ever unpickled); a damaged
+    or foreign file is a one-line ValueError naming it, never torch's advice to unpickle it anyway."""
+    import torch
+
+    path = Path(checkpoint) / "trainer_state.pt"
+    try:
+        state = torch.load(path, weights_only=True)
+    except OSError:  # unreadable (permissions, disk): the CLI names the file and the cause
+        raise
+    except Exception as err:  # noqa: BLE001 - UnpicklingError, zip RuntimeError, EOFError: a broken file
+        raise _damaged_checkpoint(path, f"it cannot be read: {type(err).__name__}") from None
+    if not isinstance(state, dict):
+        raise _damaged_checkpoint(path, f"it holds a {type(state).__name__}, not a diffbench trainer state")
+    missing = [key for key in TRAINER_STATE_KEYS if key not in state]
+    if missing or not isinstance(state["config"], dict):
+        raise _damaged_checkpoint(path, f"not a diffbench trainer state: no valid {', '.join(missing) or 'config'}")
+    return state
+
+
+def _restore(saved: dict, checkpoint: Path, optimizer, scheduler) -> tuple[int, list[float], float]:
+    """Put the optimizer, schedule and RNG back as they were; ``(step, losses, seconds)`` of the saved run."""
+    import torch
+
+    try:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        return int(saved["step"]), [float(v) for v in saved["losses"]], float(saved["seconds"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:  # a state that does not fit this model
+        raise _damaged_checkpoint(checkpoint / "trainer_state.pt", f"{type(err).__name__} restoring it") from None
 
 
 def _check_out_folder(config: TrainConfig) -> Path | None:
@@ -456,20 +585,204 @@ def _check_resumable(config: TrainConfig, saved: dict, checkpoint: Path) -> None
                          "resume with the same settings, or give another --out")
 
 
-def train(config: TrainConfig, log=None) -> TrainResult:
-    """Fine-tune (or, with ``model="tiny-clip"``, train from scratch) and ``save_pretrained`` to ``config.out``."""
-    import tempfile
+def parameters_finite(parameters) -> bool:
+    """Whether every parameter is finite: one sum a tensor (a NaN or an infinity carries through a sum;
+    finite values overflow it only near float32's limit, so a non-finite sum is confirmed value by value).
 
+    >>> import torch
+    >>> parameters_finite([torch.ones(3), torch.full((2,), 3e38)]), parameters_finite([torch.tensor([0.0, float("nan")])])
+    (True, False)
+    """
+    import torch
+
+    tensors = [p.detach() for p in parameters]
+    if not tensors or bool(torch.isfinite(torch.stack([t.sum().float() for t in tensors])).all()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def divergence_message(step: int, steps: int, what: str, config: TrainConfig, lr: float) -> str:
+    """One line: where training diverged, what was (not) kept, which settings to change."""
+    settings = f"lower --lr (now {lr:g}) or --weight-decay (now {config.weight_decay:g})"
+    if config.mixed_precision != "no":
+        settings += f", or train in full precision (--mixed-precision no; now {config.mixed_precision})"
+    checkpoint = find_checkpoint(Path(config.out))
+    kept = (f" (the checkpoint of an earlier epoch stays in {checkpoint}: delete it, or give another --out, to start "
+            "again)" if checkpoint is not None else "")
+    return f"training diverged at step {step} of {steps}: {what}; {settings}; no model was saved{kept}"
+
+
+@dataclass
+class _Loop:
+    """What the step loop and the final save need (built once by :func:`train`)."""
+
+    config: TrainConfig
+    model: object
+    processor: object
+    optimizer: object
+    scheduler: object
+    loader: object
+    accelerator: object | None
+    device: object
+    steps: int
+    steps_per_epoch: int
+    lr: float
+    is_main: bool
+
+    def unwrap(self):
+        return self.model if self.accelerator is None else self.accelerator.unwrap_model(self.model)
+
+
+def _check_finite(loop: _Loop, loss: float, step: int) -> None:
+    """Stop the run (:class:`TrainingDiverged`) once the loss or a parameter is NaN or infinite; under several
+    processes all of them stop together (none is left waiting in a collective)."""
+    import torch
+
+    finite_loss = math.isfinite(loss)
+    finite_parameters = parameters_finite(loop.unwrap().parameters())
+    finite = finite_loss and finite_parameters
+    if loop.accelerator is not None and loop.accelerator.num_processes > 1:
+        flag = torch.tensor(0.0 if finite else 1.0, device=loop.accelerator.device)
+        finite = float(loop.accelerator.reduce(flag, reduction="sum")) == 0
+    if finite:
+        return
+    what = (f"the loss is {loss}" if not finite_loss else
+            "the parameters are no longer finite" if not finite_parameters else "another process's loss is not finite")
+    raise TrainingDiverged(divergence_message(step, loop.steps, what, loop.config, loop.lr))
+
+
+def _run_steps(loop: _Loop, step: int, losses: list[float], seconds_before: float) -> tuple[int, float]:
+    """Train from ``step`` to ``loop.steps`` (appending to ``losses``), saving a checkpoint at the end of every
+    epoch; ``(steps done, seconds of training in all)``."""
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoModel, AutoProcessor, get_cosine_schedule_with_warmup
+
+    config, model, optimizer, scheduler, accelerator = (loop.config, loop.model, loop.optimizer, loop.scheduler,
+                                                        loop.accelerator)
+    model.train()
+    started = time.perf_counter()
+    max_log_scale = math.log(100.0)
+    # In a log file (no terminal) the bar is redrawn every 30 s rather than every second.
+    bar = tqdm(total=loop.steps, initial=step, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=not (loop.is_main and config.progress))
+    with bar:
+        while step < loop.steps:
+            for batch in loop.loader:
+                texts = batch.pop("texts")
+                batch = {k: v.to(loop.device) for k, v in batch.items()}
+                loss = contrastive_loss(model(**batch).logits_per_text, texts)
+                if accelerator is not None:
+                    accelerator.backward(loss)
+                else:
+                    loss.backward()
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                scale = getattr(loop.unwrap(), "logit_scale", None)
+                if scale is not None:
+                    with torch.no_grad():
+                        scale.clamp_(max=max_log_scale)  # CLIP's cap on the temperature
+                losses.append(float(loss.detach()))
+                step += 1
+                _check_finite(loop, losses[-1], step)  # before anything of this step can be saved
+                recent = losses[-20:]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", epoch=f"{step / loop.steps_per_epoch:.1f}",
+                                refresh=False)
+                bar.update(1)
+                if step % loop.steps_per_epoch == 0 and step < loop.steps:
+                    if accelerator is not None:
+                        accelerator.wait_for_everyone()
+                    if loop.is_main:
+                        state = {"config": asdict(config), "step": step, "losses": losses,
+                                 "seconds": seconds_before + time.perf_counter() - started}
+                        with _quiet_transformers():
+                            save_checkpoint(config.out, loop.unwrap(), loop.processor, optimizer, scheduler, state)
+                if step >= loop.steps:
+                    break
+    return step, seconds_before + time.perf_counter() - started
+
+
+def save_final(out: Path, model, processor, record: dict) -> None:
+    """The finished model, its processor and ``training_log.json`` into ``out``, whole or not at all: written
+    into ``out/.final.tmp`` first, then moved in file by file (renames, which cannot half-happen), the log
+    (the mark of a finished run) last. A failed write removes the staging folder and leaves ``out`` as it was."""
+    out = Path(out)
+    staging = out / FINAL_STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with _quiet_transformers(), _disk_errors(staging):
+            model.save_pretrained(staging)
+            processor.save_pretrained(staging)
+        (staging / "training_log.json").write_text(json.dumps(record, indent=1) + "\n")
+        names = sorted(p.name for p in staging.iterdir() if p.name != "training_log.json") + ["training_log.json"]
+        for name in names:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _finish(loop: _Loop, dataset, step: int, seconds: float, losses: list[float], resumed_from: int, log) -> dict | None:
+    """Save the model (main process), score it if asked, remove the epoch checkpoints; the scores."""
+    config, out = loop.config, Path(loop.config.out)
+    if loop.accelerator is not None:
+        loop.accelerator.wait_for_everyone()
+    if not loop.is_main:
+        return None
+    trained = loop.unwrap()
+    record = {"config": asdict(config), "lr": loop.lr, "steps": step, "seconds": round(seconds, 1),
+              "resumed_from_step": resumed_from, "pairs": len(dataset), "losses": [round(v, 5) for v in losses]}
+    save_final(out, trained, loop.processor, record)
+    scores = None
+    if config.eval:
+        image_size = dataset[0]["image_0"].size
+        scores = evaluate_on(trained, loop.processor, config.eval, n=config.eval_n, image_size=image_size)
+        write_atomically(out / "eval.json", json.dumps(scores, indent=1) + "\n")
+        where = (f"a held-out synthetic bench ({config.eval_n} samples, seed {HELD_OUT_SEED}, "
+                 f"{image_size[0]}x{image_size[1]})" if config.eval == HELD_OUT else config.eval)
+        note = ""
+        if scores["provenance"].get("synthetic"):
+            from diffbench.provenance import SYNTHETIC_NOTE
+
+            note = f"\n({SYNTHETIC_NOTE})"
+        log(f"scored on {where}:\n{format_scores(scores)}{note}")
+    for leftover in (CHECKPOINT_DIR, f".{CHECKPOINT_DIR}.old", f".{CHECKPOINT_DIR}.tmp"):
+        shutil.rmtree(out / leftover, ignore_errors=True)  # the finished model replaces the last epoch's
+    log(f"saved to {out} ({step} steps, {seconds:.0f} s)")
+    return scores
+
+
+def _start(config: TrainConfig, checkpoint: Path | None, dataset) -> tuple[object, object, dict | None]:
+    """``(model, processor, saved trainer state or None)``: the checkpoint's, the model asked for, or a fresh tiny CLIP."""
+    import tempfile
+
+    with _quiet_transformers(), tempfile.TemporaryDirectory(prefix="diffbench-train-init-") as scratch:
+        if checkpoint is not None:
+            saved = read_trainer_state(checkpoint)
+            _check_resumable(config, saved["config"], checkpoint)
+            models.check_loadable(str(checkpoint), allow_pickle=False)  # a corrupt model file is named
+            return (*_load_model(str(checkpoint), allow_pickle=False), saved)
+        return (*_load_model(_init_model(config, dataset, Path(scratch)), config.allow_pickle), None)
+
+
+def train(config: TrainConfig, log=None) -> TrainResult:
+    """Fine-tune (or, with ``model="tiny-clip"``, train from scratch) and ``save_pretrained`` to ``config.out``.
+
+    Everything that can refuse the run does so before the first step: the options, the output folder, the
+    model (:func:`check_model`), the training and evaluation data. A loss or parameter that stops being
+    finite ends the run with :class:`TrainingDiverged` and nothing saved after the last good epoch.
+    """
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
 
     from diffbench.harness.contrastive import text_padding
 
     config.validate()
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    out = Path(config.out)
     checkpoint = _check_out_folder(config)
+    if checkpoint is None:
+        check_model(config.model, config.allow_pickle)
+    if config.eval not in (None, HELD_OUT):
+        load_pairs(config.eval)  # a benchmark not built is refused now, not after hours of training
     if config.threads:
         torch.set_num_threads(config.threads)
     accelerator = _make_accelerator(config)
@@ -477,17 +790,7 @@ def train(config: TrainConfig, log=None) -> TrainResult:
     torch.manual_seed(config.seed)
     dataset = load_pairs(config.data)
     lr = config.lr if config.lr is not None else (5e-4 if config.model == TINY_CLIP else 1e-5)
-
-    saved = None
-    with _quiet_transformers(), tempfile.TemporaryDirectory(prefix="diffbench-train-init-") as scratch:
-        if checkpoint is not None:
-            saved = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
-            _check_resumable(config, saved["config"], checkpoint)
-            path = str(checkpoint)
-        else:
-            path = _init_model(config, dataset, Path(scratch))
-        model = AutoModel.from_pretrained(path)
-        processor = AutoProcessor.from_pretrained(path, **_processor_kwargs())
+    model, processor, saved = _start(config, checkpoint, dataset)
     text_kwargs = text_padding(model, processor)
     sampler = PairBatchSampler(len(dataset), config.batch_size, config.hard_negatives, config.seed)
     loader = torch.utils.data.DataLoader(
@@ -496,6 +799,7 @@ def train(config: TrainConfig, log=None) -> TrainResult:
     )
     steps_per_epoch = len(sampler)
     steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    device = None
     if accelerator is None:
         device = torch.device("cuda" if torch.cuda.is_available() and not config.cpu else "cpu")
         model.to(device)
@@ -503,18 +807,13 @@ def train(config: TrainConfig, log=None) -> TrainResult:
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup * steps), steps)
     step, losses, seconds_before = 0, [], 0.0
     if saved is not None:
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["torch_rng"])
-        step, losses, seconds_before = int(saved["step"]), list(saved["losses"]), float(saved["seconds"])
+        step, losses, seconds_before = _restore(saved, checkpoint, optimizer, scheduler)
         sampler.epoch = step // steps_per_epoch  # the next epoch's shuffle, as the first run would have drawn it
     if accelerator is not None:
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         device = accelerator.device
-        unwrap = accelerator.unwrap_model
-    else:
-        unwrap = lambda m: m  # noqa: E731
-    resumed_from = step
+    loop = _Loop(config, model, processor, optimizer, scheduler, loader, accelerator, device, steps, steps_per_epoch,
+                 lr, is_main)
     if is_main:
         n_params = sum(p.numel() for p in model.parameters())
         batching = "hard negatives (both halves of each pair a batch)" if config.hard_negatives else "pairs apart"
@@ -522,74 +821,12 @@ def train(config: TrainConfig, log=None) -> TrainResult:
         log(f"training {config.model} ({n_params / 1e6:.2f} M parameters) on {config.data}: {len(dataset):,} pairs, "
             f"{steps} steps of {config.batch_size} pairs ({steps_per_epoch} an epoch), {batching}, lr {lr:g}, "
             f"device {device}{resumed}")
-
-    model.train()
-    started = time.perf_counter()
-    max_log_scale = math.log(100.0)
-    # In a log file (no terminal) the bar is redrawn every 30 s rather than every second.
-    bar = tqdm(total=steps, initial=step, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=not (is_main and config.progress))
-    with bar:
-        while step < steps:
-            for batch in loader:
-                texts = batch.pop("texts")
-                batch = {k: v.to(device) for k, v in batch.items()}
-                outputs = model(**batch)
-                loss = contrastive_loss(outputs.logits_per_text, texts)
-                if accelerator is not None:
-                    accelerator.backward(loss)
-                else:
-                    loss.backward()
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                scale = getattr(unwrap(model), "logit_scale", None)
-                if scale is not None:
-                    with torch.no_grad():
-                        scale.clamp_(max=max_log_scale)  # CLIP's cap on the temperature
-                losses.append(float(loss.detach()))
-                step += 1
-                recent = losses[-20:]
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", epoch=f"{step / steps_per_epoch:.1f}", refresh=False)
-                bar.update(1)
-                if step % steps_per_epoch == 0 and step < steps:
-                    if accelerator is not None:
-                        accelerator.wait_for_everyone()
-                    if is_main:
-                        state = {"config": asdict(config), "step": step, "losses": losses,
-                                 "seconds": seconds_before + time.perf_counter() - started}
-                        with _quiet_transformers():
-                            save_checkpoint(out, unwrap(model), processor, optimizer, scheduler, state)
-                if step >= steps:
-                    break
-    seconds = seconds_before + time.perf_counter() - started
-
-    scores = None
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-    if is_main:
-        trained = unwrap(model)
-        with _quiet_transformers():
-            trained.save_pretrained(out)
-            processor.save_pretrained(out)
-        record = {"config": asdict(config), "lr": lr, "steps": step, "seconds": round(seconds, 1),
-                  "resumed_from_step": resumed_from, "pairs": len(dataset), "losses": [round(v, 5) for v in losses]}
-        (out / "training_log.json").write_text(json.dumps(record, indent=1) + "\n")
-        if config.eval:
-            image_size = dataset[0]["image_0"].size
-            scores = evaluate_on(trained, processor, config.eval, n=config.eval_n, image_size=image_size)
-            (out / "eval.json").write_text(json.dumps(scores, indent=1) + "\n")
-            where = (f"a held-out synthetic bench ({config.eval_n} samples, seed {HELD_OUT_SEED}, "
-                     f"{image_size[0]}x{image_size[1]})" if config.eval == HELD_OUT else config.eval)
-            note = ""
-            if scores["provenance"].get("synthetic"):
-                from diffbench.provenance import SYNTHETIC_NOTE
-
-                note = f"\n({SYNTHETIC_NOTE})"
-            log(f"scored on {where}:\n{format_scores(scores)}{note}")
-        for leftover in (CHECKPOINT_DIR, f".{CHECKPOINT_DIR}.old"):
-            shutil.rmtree(out / leftover, ignore_errors=True)  # the finished model replaces the last epoch's
-        log(f"saved to {out} ({step} steps, {seconds:.0f} s)")
-    if accelerator is not None:
-        accelerator.end_training()  # destroys the process group: gloo left to interpreter exit can abort
-    return TrainResult(out=out, steps=step, seconds=seconds, losses=losses, scores=scores, resumed_from=resumed_from)
+    resumed_from = step
+    try:
+        step, seconds = _run_steps(loop, step, losses, seconds_before)
+        scores = _finish(loop, dataset, step, seconds, losses, resumed_from, log)
+    finally:
+        if accelerator is not None:
+            accelerator.end_training()  # destroys the process group: gloo left to interpreter exit can abort
+    return TrainResult(out=Path(config.out), steps=step, seconds=seconds, losses=losses, scores=scores,
+                       resumed_from=resumed_from)

@@ -12,6 +12,11 @@ different batches. A progress bar shows the steps; a checkpoint is saved at the 
 processor and a ``training_log.json``; at the end the model is scored on a held-out synthetic VisMin
 bench (or ``--eval NAME:CONFIG``, a built one; ``--eval none`` skips it) by the ``vismin_group_score``
 metric, into ``eval.json``.
+
+Everything that can refuse the run does so before the first step, in one line (exit 2): a model folder that
+does not exist, a Hub model that is not cached while the Hub cannot be reached, a damaged checkpoint. A
+loss that stops being finite (too high a ``--lr`` or ``--weight-decay``) stops the run with exit 2 and
+saves no model.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--tiny-image-size", type=int, default=48, help="input size of a tiny-clip (default: 48)")
     parser.add_argument("--tiny-hidden-size", type=int, default=64, help="width of a tiny-clip (default: 64)")
     parser.add_argument("--tiny-layers", type=int, default=3, help="layers of each tiny-clip tower (default: 3)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load pickle weights (pytorch_model.bin, which can run code when loaded) if the model has no "
+                             "safetensors; only for models you trust")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is much faster on a machine other jobs share)")
     parser.set_defaults(func=run)
@@ -65,7 +73,7 @@ def run(args) -> int:
         mixed_precision=args.mixed_precision, cpu=args.cpu,
         eval=None if args.eval == "none" else args.eval, tiny_image_size=args.tiny_image_size,
         tiny_hidden_size=args.tiny_hidden_size, tiny_layers=args.tiny_layers, threads=args.threads,
-        eval_n=args.eval_n, resume=args.resume, progress=args.progress,
+        eval_n=args.eval_n, resume=args.resume, progress=args.progress, allow_pickle=args.allow_pickle,
     )
     config.validate()
     result = train(config)
