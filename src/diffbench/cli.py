@@ -80,7 +80,8 @@ def _debug(args) -> bool:
 ENVIRONMENT_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
                       errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
                       errno.EPERM: "operation not permitted", errno.EMFILE: "too many open files",
-                      errno.ENAMETOOLONG: "a file name is too long"}
+                      errno.ENAMETOOLONG: "a file name is too long",
+                      errno.EFBIG: "a file is larger than this process may write (ulimit -f)"}
 
 
 def _transport_error(err: BaseException) -> bool:
