@@ -184,7 +184,7 @@ def test_synthetic_builds_say_so_and_files_are_written_whole(clevr_rows, tmp_pat
     json_path, md_path = write_results(results, tmp_path / "out", title="t")
     assert json.loads(json_path.read_text())["provenance"]["n"] == 60
     assert provenance.SYNTHETIC_NOTE in md_path.read_text()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.json", "results.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".diffbench-files.json", "results.json", "results.md"]
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         write_results(results, tmp_path / "file")

@@ -105,7 +105,7 @@ def test_cli_writes_into_out_only_and_takes_a_name(bench, keys, tmp_path, capsys
     path = write(random_scores(keys), tmp_path / "scores.csv")
     assert main(["score", "vismin", str(path), "--out", "runs/a", "--name", "my | model"]) == 0
     assert sorted(p.name for p in (tmp_path / "runs" / "a").iterdir()) == [
-        "results.json", "results.md", "results.png", "results.svg"]
+        ".diffbench-files.json", "results.json", "results.md", "results.png", "results.svg"]  # and their manifest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "scores.csv"]  # nothing in the cwd
     assert "| my \\| model | " in capsys.readouterr().out  # the label cannot break the table
 

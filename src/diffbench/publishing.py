@@ -12,8 +12,17 @@ synthetic build describes the synthetic data and its licence, not the upstream's
 
 The folder is written beside its destination and swapped into place when complete (atomically where
 the file system can), so an interrupted publish leaves nothing half-written at ``out_dir``. Every
-published folder holds a marker file (:data:`MARKER`); ``overwrite`` replaces only a folder holding
-it, never a folder ``publish`` did not write, and ``out_dir`` naming a file is an error.
+published folder holds a marker file (:data:`MARKER`) listing the files that publish wrote;
+``overwrite`` replaces those, and only in a folder holding the marker: never a folder ``publish`` did
+not write, and ``out_dir`` naming a file is an error.
+
+What the user added to a published folder stays (a ``.git`` of the Hub repo, notes): just before the
+swap those entries are moved into the new folder, with a journal (:data:`KEPT_JOURNAL`), so the swap
+brings them back in the same step; a publish killed in between has them put back by the next one. An
+entry of the user's at a path the new publish writes is refused, by name (it would be replaced). A
+marker of an older publish, which listed no files, counts every file as publish's only when the folder
+holds nothing but what a publish writes (its card, index and parquet shards); else it is refused,
+naming the rest. ``push`` uploads only the files publish wrote.
 
     >>> shard_count(num_bytes=1_200, max_shard_bytes=500)
     3
@@ -22,9 +31,11 @@ it, never a folder ``publish`` did not write, and ``out_dir`` naming a file is a
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
+import re
 import shutil
 import time
 import uuid
@@ -32,12 +43,14 @@ from pathlib import Path
 
 import yaml
 
-from diffbench import building, provenance
+from diffbench import building, provenance, result_files
 from diffbench.hub_folders import hub_folder
 
 MAX_SHARD_BYTES = 500 * 1000 * 1000  # the Hub's recommendation for parquet shards
 MARKER = ".diffbench-publish"  # in every folder publish writes: what --overwrite may replace
 PROVENANCE_INDEX = "diffbench_provenance.json"  # config -> provenance, beside the card
+KEPT_JOURNAL = "kept.json"  # in a publish's staging folder: the user's entries moved into the new folder
+SHARD_NAME = re.compile(r"[\w.-]+-\d{5}-of-\d{5}\.parquet")  # what an older marker's configs held
 
 
 def shard_count(num_bytes: int, max_shard_bytes: int = MAX_SHARD_BYTES) -> int:
@@ -159,48 +172,185 @@ def provenance_section(records: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def check_out_dir(out_dir: Path, overwrite: bool) -> None:
-    """Refuse an ``out_dir`` publish must not write: a file, or a non-empty folder publish did not write."""
+def check_out_dir(out_dir: Path, overwrite: bool) -> list[str]:
+    """Refuse an ``out_dir`` publish must not write: a file, or a non-empty folder publish did not write (or
+    whose older marker lists no files while other files are there). Returns the entries there that are
+    the user's, to keep."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} exists and is not a folder: --out must name a folder")
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return
+        return []
     if not overwrite:
-        raise ValueError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+        raise ValueError(f"{out_dir} exists and is not empty; pass --overwrite to replace what an earlier publish "
+                         "wrote there")
     if not (out_dir / MARKER).is_file():
         raise ValueError(f"{out_dir} was not written by diffbench publish (no {MARKER} in it): refusing to replace "
                          "it; choose another --out")
+    marker = read_marker(out_dir)
+    kept = foreign_entries(out_dir, published_files(out_dir, marker))
+    if kept and "files" not in marker:
+        raise ValueError(f"{out_dir} was written by an older diffbench publish, which did not list its files, and "
+                         f"also holds {_names(kept)}: refusing to replace it; move those out, or choose another --out")
+    return kept
+
+
+def read_marker(folder: Path) -> dict:
+    """The marker of a published folder (:data:`MARKER`)."""
+    path = folder / MARKER
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{path}: not a diffbench publish marker ({err}); refusing to replace {folder}") from None
+    if not isinstance(marker, dict) or not isinstance(marker.get("files", []), list):
+        raise ValueError(f"{path}: not a diffbench publish marker; refusing to replace {folder}")
+    return marker
+
+
+def published_files(folder: Path, marker: dict | None = None) -> set[str]:
+    """The files (relative paths) a publish wrote into ``folder``: its marker's list; for an older marker,
+    which has none, what a publish of its configs writes (card, index, ``<config>/*.parquet`` shards)."""
+    marker = read_marker(folder) if marker is None else marker
+    if "files" in marker:
+        return {str(f) for f in marker["files"]} | {MARKER}
+    configs = [c for c in marker.get("configs", []) if isinstance(c, str) and c and "/" not in c]
+    shards = {f"{c}/{p.name}" for c in configs for p in (folder / c).glob("*.parquet") if SHARD_NAME.fullmatch(p.name)}
+    return {"README.md", PROVENANCE_INDEX, MARKER, *shards}
+
+
+def foreign_entries(folder: Path, ours: set[str]) -> list[str]:
+    """The entries of ``folder`` that are not among ``ours`` (relative file paths), outermost first: a folder
+    holding none of ``ours`` is one entry (``.git``); one holding some is looked into."""
+    parents = {"/".join(parts[:i]) for parts in (p.split("/") for p in ours) for i in range(1, len(parts))}
+    found = []
+
+    def walk(current: Path, prefix: str) -> None:
+        for entry in sorted(os.scandir(current), key=lambda e: e.name):
+            relative = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if relative in parents:
+                    walk(Path(entry.path), relative + "/")
+                else:
+                    found.append(relative)
+            elif relative not in ours:
+                found.append(relative)
+
+    walk(folder, "")
+    return found
+
+
+def _names(entries: list[str], shown: int = 8) -> str:
+    more = f" and {len(entries) - shown} more" if len(entries) > shown else ""
+    return ", ".join(entries[:shown]) + more
+
+
+def arrange_kept(out_dir: Path, scratch: Path, kept: list[str]) -> list[str]:
+    """The user's entries as they move into the new folder: a folder of theirs where the new publish has a
+    folder too goes entry by entry. An entry where the new publish writes a file is refused, by name (it
+    would be replaced)."""
+    moves, clashes, pending = [], [], list(kept)
+    while pending:
+        relative = pending.pop(0)
+        source, target = out_dir / relative, scratch / relative
+        parts = relative.split("/")
+        ancestors = [scratch.joinpath(*parts[:i]) for i in range(1, len(parts))]
+        if any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in ancestors):
+            clashes.append(relative)
+        elif _real_dir(target) and _real_dir(source):
+            pending[:0] = [f"{relative}/{name}" for name in sorted(os.listdir(source))]
+        elif os.path.lexists(target):
+            clashes.append(relative)
+        else:
+            moves.append(relative)
+    if clashes:
+        raise ValueError(f"{out_dir} holds {_names(clashes)}, which diffbench publish did not write, where the new "
+                         "publish writes: refusing to replace them; move them out, or choose another --out")
+    return moves
+
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _carry_over(out_dir: Path, scratch: Path, kept: list[str], holder: Path) -> None:
+    """Move the user's entries into the new folder, journaled first, so that the swap keeps them."""
+    result_files.write_atomically(holder / KEPT_JOURNAL,  # whole or absent: a full disk stops it before any move
+                                  json.dumps({"from": str(out_dir), "to": str(scratch), "entries": kept}))
+    for relative in kept:
+        target = scratch / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(out_dir / relative, target)
+
+
+def put_back(holder: Path) -> None:
+    """Return the user's entries that a publish moved into its new folder, when that folder was never
+    swapped into place (the publish failed or was killed first)."""
+    journal = holder / KEPT_JOURNAL
+    if not journal.is_file():
+        return
+    entry = json.loads(journal.read_text(encoding="utf-8"))
+    origin, moved_to = Path(entry["from"]), Path(entry["to"])
+    for relative in entry["entries"]:
+        source, target = moved_to / relative, origin / relative
+        if os.path.lexists(source) and origin.is_dir() and not os.path.lexists(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(source, target)
+    journal.unlink()
+
+
+def clean_staging(staging: Path) -> None:
+    """What killed publishes left: the old folder put back (two-rename swaps), the user's entries put back
+    into it, then removed (:func:`diffbench.building.clean_staging`; a running publish's is left alone)."""
+    for holder in staging.glob("*-*"):
+        pid = holder.name.split("-", 1)[0]
+        if holder.is_dir() and pid.isdigit() and not building._pid_alive(int(pid)):
+            building.restore_interrupted(holder)
+            put_back(holder)
+    building.clean_staging(staging)
+
+
+def write_shards(loaded: dict, scratch: Path, max_shard_bytes: int) -> None:
+    """Each config's splits as parquet shards under ``scratch/<config>/``."""
+    for config, dataset_dict in loaded.items():
+        for split, dataset in dataset_dict.items():
+            n = shard_count(dataset.data.nbytes, max_shard_bytes)
+            (scratch / config).mkdir(parents=True, exist_ok=True)
+            for index in range(n):
+                shard = dataset.shard(num_shards=n, index=index, contiguous=True)
+                shard.to_parquet(str(scratch / config / f"{split}-{index:05d}-of-{n:05d}.parquet"))
 
 
 def publish(name: str, out_dir: Path, configs: list[str] | None = None, max_shard_bytes: int = MAX_SHARD_BYTES,
             overwrite: bool = False) -> Path:
     """Write the built ``configs`` of ``name`` (default: every built one) to ``out_dir``.
 
-    ``overwrite`` replaces a folder that an earlier publish wrote (it holds :data:`MARKER`), nothing else.
+    ``overwrite`` replaces the files an earlier publish wrote (listed in its :data:`MARKER`), and keeps the
+    rest of the folder.
     """
     out_dir = Path(out_dir).expanduser().resolve()
     check_out_dir(out_dir, overwrite)
     loaded = load_configs(name, configs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # one folder a publish, named by its process: what a killed publish left is restored and removed, a
-    # running one's is left alone (building.clean_staging, as for builds)
+    # running one's is left alone (as for builds)
     staging = out_dir.parent / f".{out_dir.name}.publishing"
-    building.clean_staging(staging)
+    clean_staging(staging)
     holder = staging / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     scratch = holder / "new"
     try:
-        for config, dataset_dict in loaded.items():
-            for split, dataset in dataset_dict.items():
-                n = shard_count(dataset.data.nbytes, max_shard_bytes)
-                (scratch / config).mkdir(parents=True, exist_ok=True)
-                for index in range(n):
-                    shard = dataset.shard(num_shards=n, index=index, contiguous=True)
-                    shard.to_parquet(str(scratch / config / f"{split}-{index:05d}-of-{n:05d}.parquet"))
+        write_shards(loaded, scratch, max_shard_bytes)
         write_card(name, loaded, scratch)
-        marker = {"dataset": name, "configs": list(loaded), "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        files = sorted(p.relative_to(scratch).as_posix() for p in scratch.rglob("*") if p.is_file())
+        marker = {"dataset": name, "configs": list(loaded), "files": files,
+                  "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (scratch / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
-        check_out_dir(out_dir, overwrite)  # again: the folder may have changed while the shards were written
-        building.replace_directory(scratch, out_dir, holder / "old")
+        kept = check_out_dir(out_dir, overwrite)  # again: the folder may have changed while the shards were written
+        kept = arrange_kept(out_dir, scratch, kept)
+        try:
+            _carry_over(out_dir, scratch, kept, holder)
+            building.replace_directory(scratch, out_dir, holder / "old")
+        except BaseException:
+            put_back(holder)  # an error, not a kill (the journal's case): the user's entries go back at once
+            raise
     finally:
         shutil.rmtree(holder, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -208,14 +358,27 @@ def publish(name: str, out_dir: Path, configs: list[str] | None = None, max_shar
     return out_dir
 
 
+def check_online() -> None:
+    """Refuse a push before any work when the Hub cannot be reached by configuration (``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise ValueError("--push needs the network to reach the Hub, and HF_HUB_OFFLINE is set: unset it, or "
+                         "publish without --push")
+
+
 def push(folder: Path, repo_id: str, private: bool = False, revision: str | None = None) -> str:
-    """Upload a published folder to a Hub dataset repo (created if missing); returns the commit URL."""
+    """Upload the files a publish wrote into ``folder`` (not the marker, nor what the user keeps there) to a
+    Hub dataset repo (created if missing); returns the commit URL."""
     from huggingface_hub import HfApi
 
+    check_online()
+    files = sorted(published_files(Path(folder)) - {MARKER})
     api = HfApi()
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     commit = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, repo_type="dataset", revision=revision, ignore_patterns=[MARKER],
+        folder_path=str(folder), repo_id=repo_id, repo_type="dataset", revision=revision,
+        allow_patterns=[glob.escape(f) for f in files], ignore_patterns=[MARKER],
         commit_message=f"Upload {Path(folder).name} with diffbench publish",
     )
     return str(commit)

@@ -14,6 +14,8 @@ official code) and chat models (``AutoModelForImageTextToText``: greedy generati
 lenient parser, or ``--answer likelihood``); the difference-captioning tasks take chat models.
 ``--out`` receives the official submission file, ``results.json``, ``results.md``, ``results.png``
 and ``run.json`` (the protocol, versions, weights and data fingerprints); the same command again resumes.
+Files of those names that diffbench did not write there are refused before any work (``--overwrite``
+replaces them); the submission file and the report move in as one set (:mod:`diffbench.result_files`).
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load pickle weights (pytorch_model.bin, .pt) when there are no safetensors: "
                              "unpickling can run code, so only for checkpoints you trust")
-    parser.add_argument("--overwrite", action="store_true", help="discard saved predictions in --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard saved predictions in --out, and replace output files there that diffbench "
+                             "did not write")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.set_defaults(func=run)
 

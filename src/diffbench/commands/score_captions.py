@@ -8,8 +8,9 @@ PREDICTIONS.json maps the dataset's ``id`` to a generated caption: an object ``{
 a list of ``{"id" | "image_id": ..., "caption": ...}`` (CLEVR-Change's official ``"000123.png"`` /
 ``"000123.png_n"`` keys work too). The dataset is the one ``diffbench build NAME`` put in the cache.
 Writes ``DIR/results.json`` (with the data's provenance) and ``DIR/results.md`` and prints the table:
-the total, then one row a group (CLEVR-Change: the official evaluation's parts). The work is
-:func:`diffbench.caption_report.score_predictions`.
+the total, then one row a group (CLEVR-Change: the official evaluation's parts). The two are one set
+(:mod:`diffbench.result_files`): over files of those names that diffbench did not write only with
+``--overwrite``. The work is :func:`diffbench.caption_report.score_predictions`.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ def add_parser(targets) -> None:
     parser.add_argument("--allow-missing", action="store_true", help="score the rows that have a prediction")
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR",
                         help=f"folder for results.json and results.md (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results files in --out that diffbench did not write (or that changed since)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from diffbench import building
+    from diffbench import building, result_files
     from diffbench.caption_inputs import max_predictions_bytes, normalize_metrics, read_predictions
     from diffbench.caption_report import format_table, score_predictions, write_results
     from diffbench.caption_spice import check_available
@@ -45,6 +48,7 @@ def run(args) -> int:
         check_available()
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
+    result_files.prepare(args.out, result_files.REPORT_FILES, args.overwrite)  # before the scoring's minutes
     if not args.predictions.is_file():
         raise FileNotFoundError(f"no predictions file {args.predictions}")
     dataset = building.load_built(args.dataset, args.config, args.split)
@@ -54,7 +58,8 @@ def run(args) -> int:
     results = {"dataset": args.dataset, "config": args.config, "split": args.split,
                "predictions": str(args.predictions), **results}
     title = f"{args.dataset} ({args.split}): {args.predictions.name}"
-    json_path, md_path = write_results(results, args.out, title=title)
+    with result_files.staged(args.out, overwrite=args.overwrite) as folder:
+        json_path, md_path = (args.out / path.name for path in write_results(results, folder, title=title))
     print(format_table(results))
     print(f"\nwrote {json_path} and {md_path}")
     return 0

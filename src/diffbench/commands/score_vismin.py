@@ -6,7 +6,8 @@
 
 Prints the paper's table and writes ``results.json`` (with the data's provenance), ``results.md`` and
 the figure ``results.png`` / ``results.svg`` (this run beside the compared published rows, chance
-marked) to ``--out`` (default: ``./vismin-results``).
+marked) to ``--out`` (default: ``./vismin-results``), as one set (:mod:`diffbench.result_files`): over
+files of those names that diffbench did not write only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def add_parser(targets) -> None:
     parser.add_argument("--allow-missing", action="store_true", help="score a submission that lacks some samples")
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR",
                         help=f"folder for results.json, results.md and the figure (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results files in --out that diffbench did not write (or that changed since)")
     parser.add_argument("--name", default=None, help="the run's label in the table and figure (default: the file name)")
     parser.add_argument("--compare", action="append", default=[], metavar="MODEL",
                         help="add a published model's row, e.g. 'CLIP (ViT-B/32)' (repeatable)")
@@ -33,9 +36,12 @@ def add_parser(targets) -> None:
 
 
 def run(args) -> int:
-    from diffbench import figures
+    from diffbench import figures, result_files
     from diffbench.vismin_submission import CoverageError, format_table, score_submission, write_results
 
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder")
+    result_files.prepare(args.out, result_files.REPORT_FILES, args.overwrite)  # before any work
     try:
         results = score_submission(args.predictions, config=args.config, parser=args.parser,
                                    allow_missing=args.allow_missing)
@@ -45,12 +51,13 @@ def run(args) -> int:
         raise
     label = args.name or args.predictions.stem
     table = format_table(results, model=label, compare=args.compare)  # checks --compare before writing
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; give a folder")
-    json_path, md_path = write_results(results, args.out, table)
     published = args.compare or list(figures.DEFAULT_PUBLISHED)
-    png, svg = figures.vismin_figure(args.out / "results", figures.per_category(results), label=label, provenance=results["provenance"],
-                                     num_samples=results["num_samples"], published=published)
+    with result_files.staged(args.out, overwrite=args.overwrite) as folder:
+        written = [*write_results(results, folder, table),
+                   *figures.vismin_figure(folder / "results", figures.per_category(results), label=label,
+                                          provenance=results["provenance"], num_samples=results["num_samples"],
+                                          published=published)]
     print(table)
+    json_path, md_path, png, svg = (args.out / path.name for path in written)
     print(f"\nwrote {json_path}, {md_path}, {png} and {svg}")
     return 0

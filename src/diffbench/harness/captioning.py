@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from diffbench import result_files
 from diffbench.harness import outputs
 from diffbench.harness.chat import ChatTask
 from diffbench.harness.tasks import Task
@@ -106,6 +107,8 @@ class CaptionTask(ChatTask, Task):
         outputs.write_json(out / PREDICTIONS_FILE, [{"image_id": r["id"], "caption": r["caption"]} for r in records])
 
     def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
+        """captions.json, results.json, results.md and the figure: one set, moved into ``out`` together
+        (:func:`diffbench.result_files.staged`)."""
         from diffbench import caption_report, figures
 
         predictions = {r["id"]: r["caption"] for r in records}
@@ -114,13 +117,15 @@ class CaptionTask(ChatTask, Task):
         results = {**results, "model": options.model, "dataset": self.name, "prompt": run["prompt"],
                    "protocol": protocol, "weights": run["weights"], "dataset_fingerprint": run["dataset_fingerprint"],
                    "provenance": run["provenance"], "preset": run.get("preset")}
-        outputs.write_json(out / "results.json", results)
         table = caption_report.format_table(results)  # opens with the synthetic-sample note where it applies
         title = f"{self.name}: {options.model}"
-        (out / "results.md").write_text(f"# {title}\n\n{len(records)} pairs; prompt: {run['prompt']!r}; "
-                                        f"max new tokens {run['max_new_tokens']}\n\n{table}\n", encoding="utf-8")
-        figures.caption_figure(out / "results", change_type_scores(results), provenance=run["provenance"],
-                               title=title, num_samples=len(records))
+        with result_files.staged(out, overwrite=options.overwrite, names=outputs.OUTPUT_FILES) as folder:
+            self.write_predictions(folder, records)
+            outputs.write_json(folder / "results.json", results)
+            result_files.write_file(folder / "results.md", f"# {title}\n\n{len(records)} pairs; prompt: "
+                                    f"{run['prompt']!r}; max new tokens {run['max_new_tokens']}\n\n{table}\n")
+            figures.caption_figure(folder / "results", change_type_scores(results), provenance=run["provenance"],
+                                   title=title, num_samples=len(records))
         return results
 
 

@@ -11,6 +11,11 @@
     results.json             the metric's results
     results.md               the paper's table layout, with the published rows beside
     results.png, .svg        scores per category / change type
+    .diffbench-files.json    the files diffbench wrote here, with their sha256 (:mod:`diffbench.result_files`)
+
+The submission file and the report are moved in as one set (:func:`diffbench.result_files.staged`); a
+run refuses to start over files of those names that diffbench did not write (``--overwrite`` replaces
+them).
 
 A run interrupted at any point resumes where it stopped: the next run with the same ``--out`` reads
 the saved predictions and computes only the missing samples. A complete submission file means nothing
@@ -20,9 +25,12 @@ is left to compute: the run only re-scores it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
+
+from diffbench import result_files
 
 PROGRESS_DIR = "progress"
 
@@ -44,11 +52,13 @@ class RunMismatchError(ValueError):
 
 def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
     """Write ``run.json``; an existing one must describe the same run (unless ``overwrite``), apart from
-    its ``environment``. A refusal names what differs and why it matters."""
+    its ``environment``. A refusal names what differs and why it matters. Files of the outputs' names that
+    diffbench did not write are refused before any work (unless ``overwrite``)."""
+    result_files.prepare(out, OUTPUT_FILES, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RUN_FILE
     if path.exists() and not overwrite:
-        old = json.loads(path.read_text())
+        old = read_run(path)
         from diffbench.harness.record import resolves
 
         if resolves(manifest.get("weights"), old.get("weights")):
@@ -67,6 +77,19 @@ def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
     if overwrite:
         clear(out)
     write_json(path, manifest)
+
+
+def read_run(path: Path) -> dict:
+    """An existing ``run.json``; one that is not a run record is refused, naming it."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise RunMismatchError(f"{path} is not a run record ({err}); use another --out, or --overwrite to compute "
+                               "afresh") from None
+    if not isinstance(old, dict):
+        raise RunMismatchError(f"{path} is not a run record (not a JSON object); use another --out, or --overwrite "
+                               "to compute afresh")
+    return old
 
 
 def update_record(out: Path, values: dict, section: str | None = None) -> None:
@@ -95,16 +118,20 @@ class ProgressStore:
         self._handle = None
 
     def load(self) -> dict[str, dict]:
-        """Saved predictions by sample id. A line cut short by an interruption is ignored."""
+        """Saved predictions by sample id. A last line cut short by an interruption (no newline) is ignored;
+        any other line that is not a prediction is an error naming the file and line."""
         saved = {}
         for path in sorted(self.dir.glob("*.jsonl")):
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
+            lines = path.read_bytes().split(b"\n")
+            for number, line in enumerate(lines, 1):
+                cut = number == len(lines)  # after the last newline: empty, or a line cut short
+                record = _record(line)
+                if record is not None:
                     saved[record["id"]] = record
+                elif line.strip() and not cut:
+                    shown = line[:60].decode("utf-8", "replace")
+                    raise ValueError(f"{path}, line {number}: not a saved prediction (a JSON object with an id): "
+                                     f"{shown!r}; remove the line (its sample is predicted again) or pass --overwrite")
         return saved
 
     def append(self, records: list[dict]) -> None:
@@ -118,12 +145,19 @@ class ProgressStore:
         os.fsync(self._handle.fileno())
 
     def _repair_tail(self) -> None:
-        """End a file whose last line was cut short with a newline, so appended lines stay whole."""
-        if self.path.exists() and self.path.stat().st_size:
-            with open(self.path, "rb+") as handle:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    handle.write(b"\n")
+        """Before appending: drop a last line cut short (or end a whole one with its newline), so that every
+        line but the last stays a whole record."""
+        if not self.path.exists() or not self.path.stat().st_size:
+            return
+        data = self.path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        with open(self.path, "rb+") as handle:
+            if _record(data.rsplit(b"\n", 1)[-1]) is not None:
+                handle.seek(0, os.SEEK_END)
+                handle.write(b"\n")
+            else:
+                handle.truncate(data.rfind(b"\n") + 1)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -140,15 +174,25 @@ class ProgressStore:
             pass
 
 
+def _record(line: bytes) -> dict | None:
+    """A saved prediction (a JSON object with an ``id``), or ``None`` when ``line`` is not one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("id"), (str, int)) or isinstance(record["id"], bool):
+        return None
+    return record
+
+
 def write_csv(path: Path, records: list[dict], columns: list[str]) -> None:
-    """The official submission CSV (``id`` first); written to a temp file and renamed into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", *columns])
-        for record in records:
-            writer.writerow([record["id"], *(_csv_value(record[c]) for c in columns)])
-    tmp.replace(path)
+    """The official submission CSV (``id`` first), written whole (:func:`diffbench.result_files.write_file`)."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["id", *columns])
+    for record in records:
+        writer.writerow([record["id"], *(_csv_value(record[c]) for c in columns)])
+    result_files.write_file(path, text.getvalue())
 
 
 def _csv_value(value):
@@ -161,15 +205,10 @@ def read_csv(path: Path) -> dict[str, dict]:
 
 
 def write_json(path: Path, value) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """``value`` as indented JSON, written whole (:func:`diffbench.result_files.write_file`)."""
+    result_files.write_file(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(path: Path, records) -> None:
-    """One JSON object a line; written to a temp file and renamed into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    """One JSON object a line, written whole (:func:`diffbench.result_files.write_file`)."""
+    result_files.write_file(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))

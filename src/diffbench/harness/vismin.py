@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diffbench import result_files
 from diffbench.harness import outputs
 from diffbench.harness.chat import ChatTask
 from diffbench.harness.tasks import Task
@@ -111,15 +112,20 @@ class VisminTask(VisminFamily):
         return score_submission(out / self.predictions_file, dataset=dataset, config=run["config"])
 
     def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
+        """The submission file, results.json, results.md, the figure (and generations.jsonl): one set, moved
+        into ``out`` together (:func:`diffbench.result_files.staged`)."""
         from diffbench.default_model import display_name
 
-        results = self.score(out, dataset, run)
-        protocol = {k: run[k] for k in ("kind", "dtype", "similarity", *self.protocol(options)) if k in run}
-        results.update(model=options.model, model_kind=run["kind"], protocol=protocol, weights=run["weights"],
-                       dataset_fingerprint=run["dataset_fingerprint"], provenance=run["provenance"],
-                       preset=run.get("preset"))
-        self.add_details(out, dataset, records, results)
-        write_reports(out, results, display_name(options.model))
+        with result_files.staged(out, overwrite=options.overwrite, names=outputs.OUTPUT_FILES) as folder:
+            self.write_predictions(folder, records)
+            results = self.score(folder, dataset, run)
+            results["submission"] = str(Path(out) / self.predictions_file)  # where it is once moved in
+            protocol = {k: run[k] for k in ("kind", "dtype", "similarity", *self.protocol(options)) if k in run}
+            results.update(model=options.model, model_kind=run["kind"], protocol=protocol, weights=run["weights"],
+                           dataset_fingerprint=run["dataset_fingerprint"], provenance=run["provenance"],
+                           preset=run.get("preset"))
+            self.add_details(folder, dataset, records, results)
+            write_reports(folder, results, display_name(options.model))
         return results
 
     def add_details(self, out, dataset, records, results) -> None:
@@ -237,7 +243,13 @@ def question_table(results: dict) -> str:
 
 def write_reports(out: Path, results: dict, model_name: str) -> None:
     """results.json; results.md: this run in the paper's layout with every published row below it (and,
-    for a chat model, per-question accuracy); results.png / .svg: the figure."""
+    for a chat model, per-question accuracy); results.png / .svg: the figure. Into a staging folder of
+    :func:`diffbench.result_files.staged` (the report moves in with its submission file); given any other
+    folder, the four are one set of their own."""
+    if not result_files.in_staging(out):
+        with result_files.staged(out) as folder:
+            write_reports(folder, results, model_name)
+        return
     from diffbench import figures
     from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
     from diffbench.vismin_submission import format_table, published_results
@@ -255,6 +267,6 @@ def write_reports(out: Path, results: dict, model_name: str) -> None:
         note += f"\n\n**{SYNTHETIC_NOTE}.**"
     questions_md = question_table(results)
     body = f"# {title}\n\n{table}\n\n{note}\n" + (f"\n{questions_md}\n" if questions_md else "")
-    (out / "results.md").write_text(body, encoding="utf-8")
+    result_files.write_file(out / "results.md", body)
     figures.vismin_figure(out / "results", figures.per_category(results), label=f"{model_name} (this run)",
                           provenance=results.get("provenance"), num_samples=results["num_samples"])
