@@ -271,3 +271,93 @@ def test_cli_bomb_is_one_line(bomb_png, tmp_path):
     [line] = done.stderr.strip().splitlines()
     assert re.fullmatch(r"diffbench build: error: .*test-00000-of-00001\.parquet, row 3, column 'image_0': image of "
                         r"400,000,000 pixels exceeds the limit of 89,478,485 pixels \(max_image_pixels\)", line), line
+
+
+# -- issue 23: ids past the int64 range or below 0, text that is no UTF-8 ----------------------------------
+
+
+def _with_column(rows: list[dict], name: str, values: list, column_type: pa.DataType) -> pa.Table:
+    table = pa.Table.from_pylist(rows)
+    index = table.schema.get_field_index(name)
+    return table.set_column(index, pa.field(name, column_type), pa.array(values, column_type))
+
+
+def _write_table(folder: Path, table: pa.Table, form: str) -> Path:
+    """``table`` as the Hub's parquet export (``data/test-00000-of-00001.parquet``) or as a ``save_to_disk``
+    Arrow stream (``test/data-00000-of-00001.arrow``); the file written."""
+    if form == "parquet":
+        path = folder / "data" / "test-00000-of-00001.parquet"
+        path.parent.mkdir(parents=True)
+        pq.write_table(table, path)
+    else:
+        path = folder / "test" / "data-00000-of-00001.arrow"
+        path.parent.mkdir(parents=True)
+        with pa.ipc.new_stream(path, table.schema) as writer:
+            writer.write_table(table)
+    return path
+
+
+@pytest.mark.parametrize(("value", "id_type", "message"), [
+    (2**64 - 1, pa.uint64(), "id 18446744073709551615 is out of the int64 range (upstream type int64, this column uint64)"),
+    (2**63, pa.uint64(), "id 9223372036854775808 is out of the int64 range"),
+    (-1, pa.int64(), "id -1 is negative (upstream type int64): ids are non-negative integers or digit strings"),
+    (-1, pa.int8(), "id -1 is negative (upstream type int64): ids are non-negative integers or digit strings"),
+    ("-1", pa.string(), "id '-1' is not a whole number (upstream type int64): ids are non-negative integers or digit "
+                        "strings"),
+    ("1" * 5000, pa.string(), f"id {'1' * 60!r}... (5,000 characters) is out of the int64 range"),
+    ("0" * 4990 + "7", pa.string(), None),  # zeros do not count: id 7 (a duplicate of another category's 7 is fine)
+    ("9223372036854775808", pa.string(), "id '9223372036854775808' is out of the int64 range"),
+], ids=["uint64-max", "uint64-2^63", "int64-minus-1", "int8-minus-1", "string-minus-1", "5000-digits",
+        "5000-chars-of-zeros", "string-2^63"])
+def test_ids_outside_int64_or_below_zero_name_file_row_and_column(value, id_type, message, tmp_path, private_cache):
+    rows = bench_rows()
+    ids = [str(r["id"]) if id_type == pa.string() else r["id"] for r in rows]
+    ids[5] = value
+    bad = _write_table(tmp_path / "bad", _with_column(rows, "id", ids, id_type), "parquet").parents[1]
+    if message is None:
+        building.build("vismin", "bench", source=str(bad), overwrite=True)
+        assert sorted(building.load_built("vismin", "bench", "test")["upstream_id"]) == sorted(
+            int(i.lstrip("0") or "0") for i in ids)
+        return
+    text = _build_good_then(bad, private_cache, tmp_path)
+    _where(text, bad, 5, "id")
+    assert message in text, text
+
+
+def test_a_uint64_id_column_within_range_builds(tmp_path, private_cache):
+    rows = bench_rows()
+    source = _write_table(tmp_path / "src", _with_column(rows, "id", [r["id"] for r in rows], pa.uint64()),
+                          "parquet").parents[1]
+    building.build("vismin", "bench", source=str(source))
+    assert sorted(building.load_built("vismin", "bench", "test")["upstream_id"]) == sorted(r["id"] for r in rows)
+
+
+@pytest.mark.parametrize("form", ["arrow", "parquet"])
+@pytest.mark.parametrize("column", ["text_0", "text_1", "category"])
+def test_text_that_is_not_utf8_names_file_row_and_column(form, column, tmp_path, private_cache):
+    """Arrow reads a string column without checking its UTF-8: the bad byte would be built in, silently
+    (text), or fail later naming nothing (category)."""
+    rows = bench_rows()
+    values = [r[column].encode() for r in rows]
+    values[5] = b"a \xff\xfe caption"
+    table = _with_column(rows, column, values, pa.binary())
+    table = table.set_column(table.schema.get_field_index(column), pa.field(column, pa.string()),
+                             table.column(column).combine_chunks().view(pa.string()))
+    path = _write_table(tmp_path / "bad", table, form)
+    text = _build_good_then(path.parents[1], private_cache, tmp_path)
+    assert f"{path}, row 5, column {column!r}: text is not valid UTF-8 (byte 0xff at byte 2: invalid start byte)" in text
+
+
+def test_an_image_path_that_is_not_utf8_names_its_row(tmp_path, private_cache):
+    rows = bench_rows()
+    table = pa.Table.from_pylist(rows)
+    images = table.column("image_1").combine_chunks()
+    paths = [(p or "").encode() for p in images.field("path").to_pylist()]
+    paths[3] = b"img\xc3(.png"
+    rebuilt = pa.StructArray.from_arrays([images.field("bytes"), pa.array(paths, pa.binary()).view(pa.string())],
+                                         names=["bytes", "path"])
+    table = table.set_column(table.schema.get_field_index("image_1"), "image_1", rebuilt)
+    path = _write_table(tmp_path / "bad", table, "arrow")
+    text = _build_good_then(path.parents[1], private_cache, tmp_path)
+    assert f"{path}, row 3, column 'image_1': text is not valid UTF-8 (byte 0xc3 at byte 3: invalid continuation " \
+           "byte)" in text, text

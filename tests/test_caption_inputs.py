@@ -180,3 +180,31 @@ def test_pipeline_on_arbitrary_text_equals_pycocoevalcap_or_refuses(data):
     else:  # pycocoevalcap's CIDEr fails (max() of no document frequency): every vector is 0 here
         assert ours["CIDEr"] == 0.0
     assert 0.0 <= ours["METEOR"] <= 1.0 and ours["num_samples"] == len(data)
+
+
+# -- issue 23: an integer too long for Python (json.loads fails on it, naming neither file nor entry) --------
+
+DIGITS = "7" * 5000
+
+
+@pytest.mark.parametrize("text, message", [
+    (f'[{{"id": "p0", "caption": "a"}}, {{"id": {DIGITS}, "caption": "b"}}]',
+     "entry 1: the id must be a string or an integer, got an integer of 5,000 digits \\(field 'id'\\)"),
+    (f'[{{"image_id": -{DIGITS}, "caption": "b"}}]',
+     "entry 0: the id must be a string or an integer, got an integer of 5,000 digits \\(field 'image_id'\\)"),
+    (f'{{"p0": {DIGITS}}}', "id 'p0': the caption must be a string, got an integer of 5,000 digits"),
+    (f'[{{"id": "p0", "prediction": {DIGITS}}}]',
+     "entry 0 \\(id 'p0'\\): the caption must be a string, got an integer of 5,000 digits"),
+], ids=["id", "negative-image_id", "caption-of-an-object", "caption-of-an-entry"])
+def test_a_5000_digit_integer_names_file_entry_and_field(tmp_path, text, message):
+    path = tmp_path / "predictions.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=message) as caught:
+        read_predictions(path)
+    assert one_line(caught.value) and str(caught.value).startswith(f"{path}: ") and len(str(caught.value)) < 500
+
+
+def test_integers_python_reads_are_read_as_before(tmp_path):
+    path = tmp_path / "predictions.json"
+    path.write_text(f'[{{"id": {"7" * 4000}, "caption": "a"}}, {{"id": 12, "caption": "b"}}]', encoding="utf-8")
+    assert read_predictions(path) == {"7" * 4000: "a", "12": "b"}

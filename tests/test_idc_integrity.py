@@ -294,3 +294,65 @@ def test_num_proc_2_builds_the_same_rows(name, sources, good, monkeypatch):
     assert len(list(summary.path.glob("*-train-*.arrow"))) == 2  # written by two jobs
     two = {split: d["id"] for split, d in building.load_built(name).items()}
     assert two == one
+
+
+# -- issue 23: integers and digit strings too long for Python ---------------------------------------------
+
+DIGITS = "1" * 5000  # past Python's int<->str limit (4,300 digits): int() and json.loads fail naming nothing
+BIG = "__5000_DIGITS__"  # written into the JSON as a bare 5,000-digit integer (json.dumps cannot write one)
+
+
+def _edit_raw(path: Path, change) -> None:
+    """:func:`_edit`, then :data:`BIG` (a JSON string) turned into a bare 5,000-digit integer literal."""
+    _edit(path, change)
+    path.write_text(path.read_text().replace(f'"{BIG}"', DIGITS))
+
+
+def _omnidiff_line(source: Path) -> None:
+    lines = (source / "test.jsonl").read_text().splitlines()
+    lines[1] = lines[1].replace(json.dumps(json.loads(lines[1])["id"]), DIGITS, 1)
+    (source / "test.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _clevr_dc_key(source: Path) -> None:
+    _edit(source / "captions.json", lambda c: c.update({DIGITS: c["0"]}))
+
+
+def _clevr_change_name(source: Path) -> None:
+    _edit(source / "type_mapping.json", lambda t: t["color"].insert(0, DIGITS + ".png"))
+
+
+@pytest.mark.parametrize("name, edit, expected", [
+    ("spot_the_diff", lambda s: _edit_raw(s / "data/annotations/test.json", lambda e: e[1].update(img_id=BIG)),
+     "test.json, entry 1, column 'img_id': expected a non-empty string, got an integer of 5,000 digits"),
+    ("image_editing_request", lambda s: _edit_raw(s / "valid.json", lambda e: e[1].update(uid=BIG)),
+     "valid.json, entry 1, column 'uid': expected a non-empty string, got an integer of 5,000 digits"),
+    ("omnidiff", _omnidiff_line,
+     "test.jsonl, line 2, column 'id': expected a non-empty string, got an integer of 5,000 digits"),
+    ("clevr_dc", lambda s: _edit_raw(s / "split.json", lambda t: t["test"].insert(0, BIG)),
+     "split.json, 'test' entry 0: expected an image number, got an integer of 5,000 digits"),
+    ("clevr_dc", _clevr_dc_key,
+     f"captions.json, entry {'1' * 60!r}... (5,000 characters): expected a key naming an image number (at most 18 "
+     "digits)"),
+    ("clevr_change", lambda s: _edit_raw(s / "splits.json", lambda t: t["test"].insert(0, BIG)),
+     "splits.json, 'test' entry 0: expected an index into images/, got an integer of 5,000 digits"),
+    ("clevr_change", _clevr_change_name,
+     f"type_mapping.json, 'color' entry 0: expected a numbered image name like '000123.png', got {'1' * 60!r}... "
+     "(5,004 characters)"),
+], ids=["spot_the_diff-img_id", "image_editing_request-uid", "omnidiff-id", "clevr_dc-split-number",
+        "clevr_dc-captions-key", "clevr_change-split-index", "clevr_change-type-mapping-name"])
+def test_a_5000_digit_id_names_file_entry_and_column(name, edit, expected, sources, good, tmp_path):
+    source = _copy(sources, name, tmp_path)
+    edit(source)
+    message = _fails(name, source, good, [expected])
+    assert len(message) < 1000, message  # the number is named, not printed
+
+
+def test_a_5000_digit_string_id_is_normalised_without_int(sources, good, tmp_path):
+    """Spot-the-Diff ids are digit strings: normalising one (``"07"`` is ``"7"``) must not call int()."""
+    source = _copy(sources, "spot_the_diff", tmp_path)
+    _edit(source / "data/annotations/test.json", lambda e: e[0].update(img_id="0" + DIGITS))
+    _edit(source / "data/annotations/val.json", lambda e: e[0].update(img_id=DIGITS))
+    # Normalised, the two are one id: the duplicate is the error (before any image file is looked for).
+    _fails("spot_the_diff", source, good, ["test.json, entry 0: duplicate id", "(5,001 characters) (the same as",
+                                           "after normalisation), first seen at", "val.json, entry 0"])

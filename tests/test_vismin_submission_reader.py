@@ -224,3 +224,73 @@ def test_metric_on_arbitrary_answers_gives_a_result_or_one_line(columns, parser)
         return
     assert parser in ("lenient", "strict") and all(isinstance(v, str) for c in columns for v in c)
     assert 0 <= result["group_score"] <= 100 and result["num_samples"] == len(columns[0])
+
+
+# -- issue 23: physical line numbers ---------------------------------------------------------------
+
+# What comes before the bad row: each moves it down the file without adding a data row.
+BEFORE_THE_BAD_ROW = {
+    "blank-lines": "object/0,1,0,0,1\n\n\n",
+    "quoted-newline": 'object/0,1,0,"0\n",1\n',  # one row over two lines
+    "crlf-and-blank": "object/0,1,0,0,1\r\n\r\n",
+    "all-of-them": 'object/0,1,0,0,1\n\nobject/1,"1\n",0,0,1\n\n"object/2",1,0,"0\n\n",1\n\n',
+}
+# A bad row and the error it must give, ``{line}`` where its line goes: the line the row starts on.
+BAD_ROWS = {
+    "not-a-number": ("attribute/0,1,x,0,1", "line {line} (id 'attribute/0'), column T0_I1: 'x' is not a finite number"),
+    "fields": ("attribute/0,1,0", "line {line}: 3 fields where the header has 5"),
+    "empty-id": (",1,0,0,1", "line {line}, column id: empty id"),
+}
+
+
+def _text_and_line(before: str, bad: str) -> tuple[str, int]:
+    """The CSV text, and the line ``bad`` starts on (``\r\n`` is one line break)."""
+    text = HEADER + before + bad + "\n"
+    return text, text.count("\n", 0, text.rindex(bad)) + 1
+
+
+@pytest.mark.parametrize("bad", BAD_ROWS, ids=list(BAD_ROWS))
+@pytest.mark.parametrize("before", BEFORE_THE_BAD_ROW, ids=list(BEFORE_THE_BAD_ROW))
+def test_errors_name_the_physical_line(tmp_path, before, bad):
+    row, message = BAD_ROWS[bad]
+    text, line = _text_and_line(BEFORE_THE_BAD_ROW[before], row)
+    path = tmp_path / "lines.csv"
+    path.write_bytes(text.encode())
+    with pytest.raises(ValueError) as err:
+        read_submission(path)
+    assert _one_line(err.value) == f"{path}, {message.format(line=line)}"
+
+
+def _keys(n: int = 4):
+    return pd.DataFrame({"id": [f"object/{i}" for i in range(n)], "upstream_id": list(range(n)),
+                         "category": ["object"] * n})
+
+
+@pytest.mark.parametrize("before", BEFORE_THE_BAD_ROW, ids=list(BEFORE_THE_BAD_ROW))
+def test_id_and_coverage_errors_name_the_physical_line(tmp_path, before):
+    """The ids are checked after reading (against the dataset): they keep each row's line too."""
+    from diffbench.vismin_submission import check_coverage, submission_ids
+
+    path = tmp_path / "ids.csv"
+    text, line = _text_and_line(BEFORE_THE_BAD_ROW[before], "object/9,1,0,0,1")
+    path.write_bytes(text.encode())
+    frame = read_submission(path)
+    keys = _keys()
+    ids = submission_ids(frame, keys, str(path))
+    with pytest.raises(ValueError) as err:
+        check_coverage(ids, keys, str(path), allow_missing=True, lines=frame.attrs["lines"])
+    assert f"1 ids not in the dataset (object/9 at line {line})" in _one_line(err.value)
+
+    text, line = _text_and_line(BEFORE_THE_BAD_ROW[before], "07,1,0,0,1")
+    path.write_bytes(text.replace("object/", "").encode())  # upstream integer ids throughout
+    with pytest.raises(ValueError) as err:
+        submission_ids(read_submission(path), keys, str(path))
+    assert _one_line(err.value).startswith(f"{path}, line {line}, column id: '07' is neither")
+
+
+def test_duplicate_ids_name_their_physical_lines(bench, tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text(HEADER + "object/0,1,0,0,1\n\n" + '"object/\n1",1,0,0,1\n' + "object/0,1,0,0,1\n")
+    with pytest.raises(ValueError) as err:
+        score_submission(path, bench, allow_missing=True)
+    assert "1 duplicate ids (object/0 at lines [2, 6])" in _one_line(err.value)

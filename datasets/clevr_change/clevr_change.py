@@ -34,7 +34,8 @@ from pathlib import Path
 
 import datasets
 from diffbench.idc_builder import (
-    IDCBuilder, IDCSourceError, Pair, expect, indexed_names, inside, list_folder, read_json_object,
+    IDCBuilder, IDCSourceError, Pair, decimal_number, expect, indexed_names, inside, list_folder, read_json_object,
+    shown,
 )
 
 _CITATION = """\
@@ -89,7 +90,7 @@ class ClevrChange(IDCBuilder):
                 number = _number(name)
                 if number not in types:
                     raise IDCSourceError(root / "type_mapping.json",
-                                         f"{name} (split {upstream!r}, {where}) has no change type")
+                                         f"{shown(name)} (split {upstream!r}, {where}) has no change type")
                 for kind, folder, prefix, captions, distractor in (
                     ("semantic", "sc_images", "CLEVR_semantic_", change.get(name), False),
                     ("nonsemantic", "nsc_images", "CLEVR_nonsemantic_", no_change.get(name), True),
@@ -125,7 +126,7 @@ class ClevrChange(IDCBuilder):
                 where = f"{path}, {change_type!r} entry {position}"
                 number = _number(name) if isinstance(name, str) else None
                 if number is None:
-                    raise IDCSourceError(where, f"expected a numbered image name like '000123.png', got {name!r}")
+                    raise IDCSourceError(where, f"expected a numbered image name like '000123.png', got {shown(name)}")
                 if types.setdefault(number, change_type) != change_type:
                     raise IDCSourceError(where, f"{name!r} is listed under both {types[number]!r} and {change_type!r}")
         return types
@@ -138,5 +139,4 @@ def _number(name: str) -> int | None:
         >>> _number("000123.png"), _number("CLEVR_default_000123.png"), _number("abc.png")
         (123, 123, None)
     """
-    digits = name.rsplit("_", 1)[-1].split(".")[0]
-    return int(digits) if digits.isascii() and digits.isdigit() else None
+    return decimal_number(name.rsplit("_", 1)[-1].split(".")[0])

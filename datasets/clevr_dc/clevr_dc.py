@@ -36,7 +36,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffbench.idc_builder import IDCBuilder, IDCConfig, IDCSourceError, Pair, expect, inside, read_json_object
+from diffbench.idc_builder import (MAX_NUMBER_DIGITS, IDCBuilder, IDCConfig, IDCSourceError, Pair, decimal_number, expect,
+                                  inside, read_json_object, shown)
 
 logger = logging.getLogger(__name__)
 
@@ -143,15 +144,17 @@ def _numbered(mapping: dict, path: Path, parse) -> tuple[dict[int, object], dict
     for key, value in mapping.items():
         number = parse(key)
         if number is None:
-            raise IDCSourceError(f"{path}, entry {key!r}", "expected a key naming an image number")
+            raise IDCSourceError(f"{path}, entry {shown(key)}",
+                                 f"expected a key naming an image number (at most {MAX_NUMBER_DIGITS} digits)")
         if number in captions:
-            raise IDCSourceError(f"{path}, entry {key!r}", f"image number {number} appears twice (also {keys[number]!r})")
+            raise IDCSourceError(f"{path}, entry {shown(key)}",
+                                 f"image number {number} appears twice (also {shown(keys[number])})")
         captions[number], keys[number] = value, key
     return captions, keys
 
 
 def _bare_number(key: str) -> int | None:
-    return int(key) if key.isascii() and key.isdigit() else None
+    return decimal_number(key)
 
 
 def official_layout(root: Path) -> Layout:
@@ -213,7 +216,7 @@ class ClevrDC(IDCBuilder):
             for position, number in enumerate(split_numbers[upstream]):
                 where = f"{layout.split_path}, {upstream!r} entry {position}"
                 if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-                    raise IDCSourceError(where, f"expected an image number, got {number!r}")
+                    raise IDCSourceError(where, f"expected an image number, got {shown(number)}")
                 if number in listed:
                     raise IDCSourceError(where, f"image number {number} is listed twice (also at {listed[number]})")
                 listed[number] = where

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json, read_jsonl
+from diffbench.idc_builder import (IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json, read_jsonl,
+                                  shown)
 
 # Authors as on arXiv 2503.11093 (v1, 14 Mar 2025). The venue: a third-party paper index lists it under
 # ICCV 2025; neither the arXiv page nor a CVF proceedings page seen here confirms it, so the entry cites
@@ -96,7 +97,7 @@ class OmniDiff(IDCBuilder):
         found = False
         for stem, split in SPLIT_FILES.items():
             for path in (root / f"{stem}.jsonl", root / f"{stem}.json"):
-                if not path.is_file():
+                if not path.exists():  # a FIFO or a device here is refused by the reader, not skipped
                     continue
                 if split in splits:
                     raise IDCSourceError(path, f"a second file for split {split!r}")
@@ -116,14 +117,20 @@ class OmniDiff(IDCBuilder):
         expect(not absent, where, f"missing field(s) {absent}")
         record_id = expect_string(record["id"], where, "'id'")
         if not record.get("captions"):
-            raise IDCSourceError(f"{where}, column 'captions'", f"annotation without captions (id {record_id!r})")
+            raise IDCSourceError(f"{where}, column 'captions'", f"annotation without captions (id {shown(record_id)})")
+        change_types = record.get("change_types") or []
+        if not isinstance(change_types, list):
+            raise IDCSourceError(f"{where}, column 'change_types'", f"expected a list of change types, got {shown(change_types)}")
+        scenario = record.get("scenario") or ""
+        if not isinstance(scenario, str):
+            raise IDCSourceError(f"{where}, column 'scenario'", f"expected a string, got {shown(scenario)}")
         return Pair(
             id=record_id,
             image_before=inside(root, expect_string(record["image_before"], where, "'image_before'"), where, "'image_before'"),
             image_after=inside(root, expect_string(record["image_after"], where, "'image_after'"), where, "'image_after'"),
             captions=record["captions"],
-            change_types=list(record.get("change_types") or []),
+            change_types=change_types,
             domain=record.get("domain", "real"),
-            scenario=record.get("scenario") or "",
+            scenario=scenario,
             origin=where,
         )

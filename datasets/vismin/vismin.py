@@ -13,14 +13,18 @@ directory in either upstream layout (a ``save_to_disk`` Arrow folder, or parquet
 are copied as they are, never re-encoded. Every row is checked completely, and a bad row raises a
 :class:`VisMinSourceError` naming the source file, the row and the column: ids present, of the
 upstream type (``id`` int64; ``image_id`` string) and unique after normalisation (the ids ``"0"``
-and ``"00"`` of one category are the same id; ``0.5``, ``"0.0"`` and ``"abc7"`` are errors, never cast);
-every image fully decoded under a pixel limit (``max_image_pixels``, PIL's 89,478,485 by default;
+and ``"00"`` of one category are the same id; ``0.5``, ``"0.0"`` and ``"abc7"`` are errors, never cast;
+ids are non-negative integers or digit strings within int64: ``-1`` and ``"-1"`` alike are errors, as
+is a uint64 or a 5,000-digit id past the range); every text valid UTF-8 (Arrow does not check it
+when it reads a file); every image fully decoded under a pixel limit (``max_image_pixels``, PIL's
+89,478,485 by default;
 the decoding runs on a thread per core, as Pillow releases the GIL while decoding): the check of
 ``diffbench.image_checks``, the one the image-difference-captioning builders run too (so the two
 never disagree; it refuses a truncated image even where the process set
 ``ImageFile.LOAD_TRUNCATED_IMAGES``); an image file named by path stays inside the source folder; an
-unreadable file or folder is an error, never skipped. An image's upstream ``path`` (its file name) is
-kept as it is.
+unreadable file or folder is an error, never skipped, and so is a data or image file that is no
+regular file (a FIFO, a socket, a device), refused from its ``stat`` before anything opens it. An
+image's upstream ``path`` (its file name) is kept as it is.
 
 This file depends on ``datasets``, ``pyarrow``, ``huggingface_hub`` and ``diffbench`` (``pip install
 diffbench``, for the shared image check). ``diffbench build vismin`` runs it into the datasets cache
@@ -43,7 +47,7 @@ import pyarrow.parquet as pq
 import datasets
 from datasets.builder import Key
 
-from diffbench.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem
+from diffbench.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem, not_regular_file
 
 _CITATION = """\
 @inproceedings{awal2024vismin,
@@ -76,6 +80,20 @@ BATCH_ROWS = 100  # rows per record batch written; keeps memory flat whatever th
 # PIL's own default Image.MAX_IMAGE_PIXELS: an image above it is refused (config field max_image_pixels).
 MAX_IMAGE_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
 DECIMAL_ID = re.compile(r"[0-9]+")
+INT64_MAX = 2**63 - 1
+ID_RULE = "ids are non-negative integers or digit strings"
+SHOWN_CHARS = 60  # a longer value is shown cut, with its length (a message stays readable)
+
+
+def _shown(value) -> str:
+    """``repr(value)``, cut to :data:`SHOWN_CHARS` characters with the full length said.
+
+        >>> _shown("7"), _shown("1" * 5000)[-22:]
+        ("'7'", '... (5,000 characters)')
+    """
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value):,} characters)"
+    return repr(value)
 
 
 class VisMinSourceError(ValueError):
@@ -198,14 +216,16 @@ class VisMin(datasets.ArrowBasedBuilder):
     def _source_files(self, root: Path) -> list[Path]:
         """The upstream split's Arrow or parquet files under ``root``, in order.
 
-        An unreadable folder or file is an error (``os.walk`` and ``Path.rglob`` would skip it).
+        An unreadable folder or file is an error (``os.walk`` and ``Path.rglob`` would skip it), and so
+        is a data file that is no regular file (a FIFO, a socket, a device), refused from its ``stat``
+        before anything opens it: opening a FIFO waits for a writer forever.
         """
         split = self.config.upstream_split
 
         def unreadable(err: OSError):
             raise VisMinSourceError(err.filename, f"cannot read the folder ({err.strerror})")
 
-        if root.is_file():
+        if not root.is_dir():
             candidates = [root]
         else:
             candidates = sorted(
@@ -219,6 +239,10 @@ class VisMin(datasets.ArrowBasedBuilder):
             parts = p.relative_to(root).parts[:-1] if root.is_dir() else ()
             return split in parts or p.name.startswith((f"{split}-", f"{split}."))
 
+        for path in candidates:  # every data file, looked at before any is opened (a FIFO would block)
+            problem = not_regular_file(path)
+            if problem is not None:
+                raise VisMinSourceError(path, problem)
         files = [p for p in candidates if in_split(p)] or candidates
         if not files:
             raise VisMinSourceError(root, f"no .arrow or .parquet files of split {split!r} found")
@@ -234,7 +258,68 @@ class VisMin(datasets.ArrowBasedBuilder):
 
     @staticmethod
     def _iter_batches(path: Path, columns: list[str] | None = None):
-        """Record batches of one source file, streamed (Arrow stream / Arrow file / parquet)."""
+        """Record batches of one source file, streamed (Arrow stream / Arrow file / parquet), their text
+        checked (:meth:`_check_utf8`)."""
+        first_row = 0
+        for batch in VisMin._file_batches(path, columns):
+            VisMin._check_utf8(batch, path, first_row)
+            first_row += batch.num_rows
+            yield batch
+
+    @staticmethod
+    def _check_utf8(batch: pa.RecordBatch, path: Path, first_row: int) -> None:
+        """Every string of ``batch`` valid UTF-8, else an error naming the first bad row and its column.
+
+        Arrow does not check it when it reads a file: a bad byte would be copied into the build, to
+        fail whoever reads that row later. ``validate(full=True)`` checks it in C++; only a batch that
+        fails is searched row by row.
+        """
+        try:
+            batch.validate(full=True)
+            return
+        except pa.ArrowInvalid:
+            pass
+        for name, column in zip(batch.schema.names, batch.columns):
+            try:
+                column.validate(full=True)
+                continue
+            except pa.ArrowInvalid as err:
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            found = VisMin._first_invalid(column)
+            if found is None:
+                raise VisMinSourceError(path, f"invalid data ({reason})", row=first_row, column=name)
+            offset, cell = found
+            raise VisMinSourceError(path, VisMin._utf8_problem(cell, reason), row=first_row + offset, column=name)
+
+    @staticmethod
+    def _first_invalid(column: pa.Array) -> tuple[int, pa.Array] | None:
+        """``(row, one-row array)`` of the first row that fails a full validation, searched into struct
+        fields (an image's ``path``): a struct's slice validates its whole children."""
+        if pa.types.is_struct(column.type):
+            found = [hit for child in column.flatten() if (hit := VisMin._first_invalid(child)) is not None]
+            return min(found, key=lambda hit: hit[0]) if found else None
+        for offset in range(len(column)):
+            cell = column.slice(offset, 1)
+            try:
+                cell.validate(full=True)
+            except pa.ArrowInvalid:
+                return offset, cell
+        return None
+
+    @staticmethod
+    def _utf8_problem(cell: pa.Array, reason: str) -> str:
+        """What is wrong with one bad cell: the byte that is no UTF-8, where a plain text cell says it."""
+        if pa.types.is_string(cell.type) or pa.types.is_large_string(cell.type):
+            raw = cell.view(pa.large_binary() if pa.types.is_large_string(cell.type) else pa.binary())[0].as_py()
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return f"text is not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start}: {err.reason})"
+        return f"text is not valid UTF-8 ({reason})"
+
+    @staticmethod
+    def _file_batches(path: Path, columns: list[str] | None = None):
+        """:meth:`_iter_batches` before any check."""
         if path.suffix == ".parquet":
             yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
             return
@@ -341,9 +426,10 @@ class VisMin(datasets.ArrowBasedBuilder):
 
     @staticmethod
     def _upstream_ids(column, path: Path, first_row: int) -> pa.Array:
-        """The benchmark's ``id`` column as int64: integers, or decimal digit strings (``"00"`` is 0).
+        """The benchmark's ``id`` column as int64: non-negative integers, or decimal digit strings (``"00"`` is 0).
 
-        Anything else (null, a float even when whole, ``"0.0"``, ``"abc7"``) is an error: never a cast.
+        Anything else (null, a negative number, a float even when whole, ``"0.0"``, ``"abc7"``, a value
+        past the int64 range, even of an unsigned column) is an error naming its row: never a cast.
         """
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
@@ -351,19 +437,38 @@ class VisMin(datasets.ArrowBasedBuilder):
         if len(nulls):
             raise VisMinSourceError(path, "missing id", row=first_row + nulls[0].as_py(), column="id")
         if pa.types.is_integer(column.type):
-            return pc.cast(column, pa.int64())
+            return VisMin._integer_ids(column, path, first_row)
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             raise VisMinSourceError(path, f"ids must be integers (upstream type int64), got {column[0].as_py()!r} "
                                     f"of type {column.type}", row=first_row, column="id")
-        values = column.to_pylist()
-        for offset, value in enumerate(values):
+        numbers = []
+        for offset, value in enumerate(column.to_pylist()):
             if not DECIMAL_ID.fullmatch(value):
-                raise VisMinSourceError(path, f"id {value!r} is not a whole number (upstream type int64)",
+                raise VisMinSourceError(path, f"id {_shown(value)} is not a whole number (upstream type int64): "
+                                        f"{ID_RULE}", row=first_row + offset, column="id")
+            # Sized by its digits first: int() of an unbounded string fails past 4,300 digits, naming nothing.
+            digits = value.lstrip("0") or "0"
+            if len(digits) > len(str(INT64_MAX)) or int(digits) > INT64_MAX:
+                raise VisMinSourceError(path, f"id {_shown(value)} is out of the int64 range (upstream type int64)",
                                         row=first_row + offset, column="id")
-        try:
-            return pa.array([int(v) for v in values], pa.int64())
-        except OverflowError:
-            raise VisMinSourceError(path, "id out of the int64 range", row=first_row, column="id") from None
+            numbers.append(int(digits))
+        return pa.array(numbers, pa.int64())
+
+    @staticmethod
+    def _integer_ids(column: pa.Array, path: Path, first_row: int) -> pa.Array:
+        """An integer ``id`` column as int64: a negative id, or one past int64 (uint64), names its row."""
+        negative = pc.indices_nonzero(pc.less(column, pa.scalar(0, column.type)))  # typed: no cast of uint64
+        if len(negative):
+            row = negative[0].as_py()
+            raise VisMinSourceError(path, f"id {column[row].as_py()} is negative (upstream type int64): {ID_RULE}",
+                                    row=first_row + row, column="id")
+        if column.type == pa.uint64():
+            too_large = pc.indices_nonzero(pc.greater(column, pa.scalar(INT64_MAX, pa.uint64())))
+            if len(too_large):
+                row = too_large[0].as_py()
+                raise VisMinSourceError(path, f"id {column[row].as_py()} is out of the int64 range (upstream type "
+                                        f"int64, this column {column.type})", row=first_row + row, column="id")
+        return pc.cast(column, pa.int64())
 
     @staticmethod
     def _image_ids(column, path: Path, first_row: int, name: str) -> pa.Array:
@@ -425,8 +530,11 @@ class VisMin(datasets.ArrowBasedBuilder):
         if candidate is not None and candidate != root and root not in candidate.parents:
             raise VisMinSourceError(path, f"image path {image_path!r} leaves the source folder {root}", row=row,
                                     column=name)
-        if candidate is None or not candidate.is_file():
-            raise VisMinSourceError(path, f"image has no bytes and no readable file ({image_path!r})", row=row,
+        if candidate is None:
+            raise VisMinSourceError(path, "image has neither bytes nor a path", row=row, column=name)
+        problem = not_regular_file(candidate)  # looked at before it is opened: a FIFO would block
+        if problem is not None:
+            raise VisMinSourceError(path, f"image has no bytes, and its file {image_path!r} {problem}", row=row,
                                     column=name)
         try:
             return candidate.read_bytes()
@@ -576,5 +684,10 @@ class VisMin(datasets.ArrowBasedBuilder):
             pieces.append(cache[file_index].slice(row, 1))
         table = pa.concat_tables(pieces)
         where = [(Path(files[file_index]), row) for file_index, row in locations]
+        try:
+            table.validate(full=True)  # rows of a file not generated yet: their text is not checked yet
+        except pa.ArrowInvalid:
+            for (path, row), piece in zip(where, pieces):
+                self._check_utf8(piece.combine_chunks().to_batches()[0], path, row)
         return pa.table({"image": self._checked_images(table.column("image"), where, "image"),
                          "caption": table.column("caption")})

@@ -55,6 +55,7 @@ from pathlib import Path
 
 from diffbench import provenance
 from diffbench.hub_folders import hub_folder, load_module
+from diffbench.image_checks import special_file_kind
 
 STAGING_DIRNAME = ".diffbench_staging"
 RESTORE_JOURNAL = "restore.json"  # in a staging folder: an old build to put back if the swap was cut short
@@ -178,7 +179,7 @@ def _source_files(path: Path) -> list[Path]:
     """Every file under ``path`` (or ``path`` itself), in name order; an unreadable folder is an error."""
     if not path.exists():
         raise ValueError(f"{path}: source path does not exist")
-    if path.is_file():
+    if not path.is_dir():
         return [path]
 
     def fail(err: OSError):
@@ -195,7 +196,9 @@ def folder_fingerprint(path: Path, kind: str = "stat") -> str:
       training release is GBs). A rewrite keeping size and mtime is not seen (``touch -r`` does that).
     - ``kind="content"``: its bytes. Reads the whole source once more before the build.
 
-    An unreadable file or folder is an error, never skipped.
+    An unreadable file or folder is an error, never skipped; so is anything but a regular file or a
+    folder (a FIFO, a socket, a device: :func:`~diffbench.image_checks.special_file_kind`), refused from
+    its ``stat`` before anything opens it (a FIFO would block the build, ``/dev/zero`` never ends).
 
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
@@ -210,8 +213,12 @@ def folder_fingerprint(path: Path, kind: str = "stat") -> str:
     for file in _source_files(path):
         relative = file.name if file == path else file.relative_to(path).as_posix()
         try:
+            info = os.stat(file)  # before anything opens it: a FIFO would block, a device never end
+            special = special_file_kind(info.st_mode)
+            if special is not None:
+                raise ValueError(f"{file}: not a regular file ({special}); a source holds only regular files "
+                                 "and folders")
             if kind == "stat":
-                info = os.stat(file)
                 if not os.access(file, os.R_OK):
                     raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
                 digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())

@@ -8,7 +8,9 @@ of one line naming the sample (index and id), the file and the entry:
 - a predictions file is refused before it is read when it is larger than the dataset could need
   (:func:`max_predictions_bytes`); a repeated id is an error naming it (``object_pairs_hook``), as
   is an id that is not a string or an integer (no silent float-to-int), or a caption that is not a
-  string.
+  string. An integer too long for Python (past ``sys.get_int_max_str_digits()``, 4,300 digits by
+  default: ``json.loads`` itself would fail, naming neither file nor entry) is read as an
+  :class:`OverlongInteger` (:func:`parse_json_int`), which the checks then name like any wrong value.
 
     >>> normalize_metrics(["CIDEr", "bleu_4", "METEOR"])
     ['bleu', 'meteor', 'cider']
@@ -24,6 +26,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
+from diffbench.image_checks import special_file_kind
 
 METRICS = ("bleu", "meteor", "rouge", "cider", "spice")
 DEFAULT_METRICS = ("bleu", "meteor", "rouge", "cider")
@@ -72,8 +76,7 @@ def sample_label(i: int, sample_ids=None) -> str:
 def check_caption(text, what: str) -> None:
     """A ValueError naming ``what`` unless ``text`` is a string the pipeline can take."""
     if not isinstance(text, str):
-        kind = "null" if text is None else type(text).__name__
-        raise ValueError(f"{what} must be a string, got {kind}")
+        raise ValueError(f"{what} must be a string, got {_kind(text)}")
     if len(text) > MAX_CAPTION_CHARS:
         raise ValueError(f"{what} has {len(text):,} characters; the limit is {MAX_CAPTION_CHARS:,}")
     try:
@@ -135,6 +138,38 @@ def _check_groups(groups, n: int, sample_ids):
 
 
 # -- predictions files ------------------------------------------------------------------------------
+class OverlongInteger:
+    """A JSON integer with more digits than Python converts (``sys.get_int_max_str_digits()``).
+
+    ``json.loads`` raises a bare ``ValueError`` on one ("Exceeds the limit (4300 digits) for integer
+    string conversion"), naming neither the file nor the entry; read through :func:`parse_json_int`,
+    it becomes this placeholder, which is no ``int`` and no ``str``, so a reader's own type checks
+    refuse it where it stands, naming file, entry and field. The IDC builders read their JSON so too.
+
+        >>> OverlongInteger("-" + "1" * 5000)
+        an integer of 5,000 digits
+    """
+
+    def __init__(self, text: str):
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits:,} digits"
+
+
+def parse_json_int(text: str):
+    """``json.loads``'s ``parse_int``: the integer, or an :class:`OverlongInteger` where Python refuses it.
+
+        >>> import json
+        >>> json.loads("[7, " + "9" * 5000 + "]", parse_int=parse_json_int)
+        [7, an integer of 5,000 digits]
+    """
+    try:
+        return int(text)
+    except ValueError:
+        return OverlongInteger(text)
+
+
 def max_predictions_bytes(n_samples: int) -> int:
     """The largest predictions file a dataset of ``n_samples`` could need: every caption at the length
     limit, written with ``\\uXXXX`` escapes, plus its id and punctuation."""
@@ -153,10 +188,16 @@ def _unique_keys(path):
     return hook
 
 
-def _entry_id(value, where: str) -> str:
+def _kind(value) -> str:
+    """How a wrong value is named: ``null``, ``float``, ``an integer of 5,000 digits``."""
+    if isinstance(value, OverlongInteger):
+        return repr(value)
+    return "null" if value is None else type(value).__name__
+
+
+def _entry_id(value, where: str, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        kind = "null" if value is None else type(value).__name__
-        raise ValueError(f"{where}: the id must be a string or an integer, got {kind}")
+        raise ValueError(f"{where}: the id must be a string or an integer, got {_kind(value)} (field {field!r})")
     return str(value)
 
 
@@ -169,9 +210,13 @@ def read_predictions(path, max_bytes: int | None = None) -> dict[str, str]:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except FileNotFoundError:
         raise FileNotFoundError(f"no predictions file {path}") from None
+    special = special_file_kind(info.st_mode)
+    if special is not None:  # never opened: a FIFO would block, a device never end
+        raise ValueError(f"{path}: not a regular file ({special}); predictions are a JSON file")
+    size = info.st_size
     if max_bytes is not None and size > max_bytes:
         raise ValueError(f"{path}: {size:,} bytes, more than the {max_bytes:,} this dataset could need: not read")
     try:
@@ -180,7 +225,7 @@ def read_predictions(path, max_bytes: int | None = None) -> dict[str, str]:
         if max_bytes is not None and len(raw) > max_bytes:
             raise ValueError(f"{path}: more than the {max_bytes:,} bytes this dataset could need: not read")
         text = raw.decode("utf-8")
-        data = json.loads(text, object_pairs_hook=_unique_keys(path))
+        data = json.loads(text, object_pairs_hook=_unique_keys(path), parse_int=parse_json_int)
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text (byte {err.start})") from None
     except json.JSONDecodeError as err:
@@ -199,7 +244,7 @@ def read_predictions(path, max_bytes: int | None = None) -> dict[str, str]:
             caption_keys = [k for k in ("caption", "prediction") if k in row]
             if len(id_keys) != 1 or len(caption_keys) != 1:
                 raise ValueError(f"{path}: entry {n} must have one of 'id' / 'image_id' and one of 'caption' / 'prediction'")
-            key = _entry_id(row[id_keys[0]], f"{path}: entry {n}")
+            key = _entry_id(row[id_keys[0]], f"{path}: entry {n}", id_keys[0])
             if key in out:
                 raise ValueError(f"{path}: id {key[:80]!r} appears twice (entries {where[key]} and {n})")
             out[key], where[key] = row[caption_keys[0]], n

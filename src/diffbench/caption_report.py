@@ -59,28 +59,31 @@ def clevr_change_groups(distractor: bool, change_types) -> list[str]:
     return [DISTRACTOR_GROUP] if distractor else [SEMANTIC_GROUP, *(change_types or [])]
 
 
-def _match_ids(predictions_by_id: dict, ids: list[str], aliases: dict[str, str]) -> dict[str, object]:
+def _match_ids(predictions_by_id: dict, ids: list[str], aliases: dict[str, str], where: str) -> dict[str, object]:
     """``{dataset id: prediction}``, official keys translated; a key given twice (as itself and as an
-    alias) is an error naming both."""
+    alias) is an error naming both (``where`` opens it: ``"<predictions file>: "``, or nothing)."""
     known = set(ids)
     out, source = {}, {}
     for key, caption in predictions_by_id.items():
         key = str(key)
         target = key if key in known else aliases.get(key, key)
         if target in out:
-            raise ValueError(f"id {target!r} has two predictions (keys {source[target]!r} and {key!r})")
+            raise ValueError(f"{where}id {target!r} has two predictions (keys {source[target]!r} and {key!r})")
         out[target], source[target] = caption, key
     return out
 
 
-def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_missing: bool = False) -> dict:
+def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_missing: bool = False,
+                      source=None) -> dict:
     """Score ``{id: caption}`` against a built dataset (one split); see the module docstring for the groups.
 
     Every dataset id needs a prediction unless ``allow_missing`` (then the rows with one are scored,
-    and ``num_missing`` says how many were not); an id not in the dataset is an error. Returns the
-    metric values of the total, ``num_samples``, ``groups``, ``evaluation`` (which breakdown) and
-    ``provenance``.
+    and ``num_missing`` says how many were not); an id not in the dataset is an error. ``source`` names
+    where the predictions came from (the predictions file): every error about which ids they cover
+    opens with it. Returns the metric values of the total, ``num_samples``, ``groups``, ``evaluation``
+    (which breakdown) and ``provenance``.
     """
+    where = f"{source}: " if source is not None else ""
     if not isinstance(predictions_by_id, dict):
         raise ValueError(f"predictions must map the dataset's id to a caption, got {type(predictions_by_id).__name__}")
     columns = set(dataset.column_names)
@@ -90,19 +93,20 @@ def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_m
     ids = [str(i) for i in dataset["id"]]
     clevr_change = "distractor" in columns
     aliases = {alias: i for i in ids for alias in clevr_change_aliases(i)} if clevr_change else {}
-    predictions = _match_ids(predictions_by_id, ids, aliases)
+    predictions = _match_ids(predictions_by_id, ids, aliases, where)
     known = set(ids)
     extra = [k for k in predictions if k not in known]
     if extra:
-        raise ValueError(f"{len(extra)} predictions have ids not in the dataset, e.g. {[k[:80] for k in extra[:5]]}")
+        raise ValueError(f"{where}{len(extra)} predictions have ids not in the dataset, e.g. "
+                         f"{[k[:80] for k in extra[:5]]}")
     rows = [n for n, i in enumerate(ids) if i in predictions]
     missing = len(ids) - len(rows)
     if missing and not allow_missing:
         example = [i for i in ids if i not in predictions][:5]
-        raise ValueError(f"{missing} of {len(ids)} dataset ids have no prediction, e.g. {example} "
+        raise ValueError(f"{where}{missing} of {len(ids)} dataset ids have no prediction, e.g. {example} "
                          "(allow missing predictions to score the others)")
     if not rows:
-        raise ValueError("no prediction matches an id of the dataset")
+        raise ValueError(f"{where}no prediction matches an id of the dataset")
     change_types = list(dataset["change_types"]) if "change_types" in columns else [[] for _ in ids]
     if clevr_change:
         distractor = list(dataset["distractor"])

@@ -16,6 +16,10 @@ file, the row (entry) and the column:
   has them (:attr:`IDCBuilder.UPSTREAM_HAS_BLANK_CAPTIONS`), and kept verbatim;
 - change types from the declared vocabulary; a ``domain`` of :data:`DOMAINS`;
 - image paths: inside the source folder (``..`` or an absolute path in an annotation is an error);
+- files: regular ones only; a FIFO, a socket or a device is refused from its ``stat`` before anything
+  opens it (opening a FIFO waits for a writer forever, ``/dev/zero`` never ends);
+- JSON integers too long for Python (:class:`~diffbench.caption_inputs.OverlongInteger`) are read as
+  a placeholder that the type checks name by file, entry and column, like any value of a wrong type;
 - every image fully decoded under a pixel limit, ``max_image_pixels`` of the config (PIL's own bomb
   threshold by default), spread over the cores (PIL releases the GIL while it decodes): the check of
   :mod:`diffbench.image_checks`, shared with VisMin's builder; a file or folder that cannot be read is
@@ -51,7 +55,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import stat
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -61,12 +64,16 @@ import pyarrow as pa
 import datasets
 from datasets.builder import Key
 
+from diffbench.caption_inputs import parse_json_int
+
 # The one image check of every builder (VisMin's too).
-from diffbench.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem, image_file_problem
+from diffbench.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem, image_file_problem, special_file_kind
 
 DOMAINS = ("real", "synthetic")
 CHUNK_ROWS = 128  # rows per Arrow table (and per shard under --num-proc); keeps memory flat
 MAX_LISTED = 5  # a one-line error names this many missing files, then gives the total
+MAX_NUMBER_DIGITS = 18  # an image number or index longer than this (past int64) is no number of any release
+SHOWN_CHARS = 60  # a longer value is shown cut, with its length
 
 
 class IDCSourceError(ValueError):
@@ -128,17 +135,36 @@ class Pair:
         return f"{name!r}" + (f" (upstream {upstream!r})" if upstream and upstream != name else "")
 
 
-def read_json(path: Path):
-    """``json.load`` with a malformed file reported by file, line and column."""
-    path = Path(path)
-    if not path.is_file():
+def shown(value) -> str:
+    """``repr(value)``, a long string cut to :data:`SHOWN_CHARS` characters with its length said.
+
+        >>> shown("7"), shown("1" * 5000)[-22:]
+        ("'7'", '... (5,000 characters)')
+    """
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value):,} characters)"
+    return repr(value)
+
+
+def _regular_file(path: Path) -> None:
+    """Refuse a missing path, or one that is no regular file, before anything opens it (a FIFO would block)."""
+    problem = _file_problem(os.fspath(path))
+    if problem == "missing":
         raise IDCSourceError(path, "file not found")
+    if problem is not None:
+        raise IDCSourceError(path, problem)
+
+
+def read_json(path: Path):
+    """``json.load`` with a malformed file reported by file, line and column (integers: :func:`parse_json_int`)."""
+    path = Path(path)
+    _regular_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise IDCSourceError(path, f"cannot be read: {_reason(err)}") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=parse_json_int)
     except json.JSONDecodeError as err:
         raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=err.lineno, column=err.colno) from None
 
@@ -158,7 +184,9 @@ def indexed_names(split_path: Path, split_indices: dict, upstream: str, names: l
     expect(upstream in split_indices, split_path, f"no {upstream!r} split")
     for position, index in enumerate(split_indices[upstream]):
         where = f"{split_path}, {upstream!r} entry {position}"
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(names):
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise IDCSourceError(where, f"expected an index into {folder}, got {shown(index)}")
+        if not 0 <= index < len(names):
             raise IDCSourceError(where, f"index {index!r} out of range: {folder} holds {len(names)} images")
         yield where, names[index]
 
@@ -166,6 +194,7 @@ def indexed_names(split_path: Path, split_indices: dict, upstream: str, names: l
 def read_jsonl(path: Path) -> list:
     """One JSON value a non-blank line; a malformed line is reported by file, line and column."""
     records = []
+    _regular_file(Path(path))
     try:
         with open(path, encoding="utf-8") as handle:
             lines = list(handle)
@@ -175,7 +204,7 @@ def read_jsonl(path: Path) -> list:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line.rstrip("\r\n")))
+            records.append(json.loads(line.rstrip("\r\n"), parse_int=parse_json_int))
         except json.JSONDecodeError as err:
             raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=number, column=err.pos + 1) from None
     return records
@@ -235,13 +264,28 @@ def normalised_id(value: str) -> str:
         ('img_07', '7', '0')
     """
     key = unicodedata.normalize("NFC", value).strip().casefold()
-    return str(int(key)) if key.isdigit() and key.isascii() else key
+    # Zeros dropped as text: int() of an unbounded string fails past 4,300 digits, naming nothing.
+    return (key.lstrip("0") or "0") if key.isdigit() and key.isascii() else key
+
+
+def decimal_number(text: str) -> int | None:
+    """The number ASCII digits ``text`` write (leading zeros allowed), or ``None``: not digits, or more
+    than :data:`MAX_NUMBER_DIGITS` significant ones (no image number is that long, and ``int()`` of
+    an unbounded string fails past 4,300 digits naming neither file nor entry).
+
+        >>> decimal_number("000123"), decimal_number("12a"), decimal_number("9" * 5000)
+        (123, None, None)
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_NUMBER_DIGITS else None
 
 
 def expect_string(value, where: str, column: str) -> str:
     """``value`` if it is a non-empty string, else a located error (a ``null`` id never becomes ``"None"``)."""
     if not isinstance(value, str) or not value:
-        raise IDCSourceError(f"{where}, column {column}", f"expected a non-empty string, got {value!r}")
+        raise IDCSourceError(f"{where}, column {column}", f"expected a non-empty string, got {shown(value)}")
     return value
 
 
@@ -257,14 +301,16 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _file_problem(path: str) -> str | None:
-    """``None`` for a regular file, else what is wrong (``"missing"``, or why it cannot be reached)."""
+    """``None`` for a regular file, else what is wrong (``"missing"``, why it cannot be reached, or what
+    it is instead: ``"not a regular file (a FIFO)"``), from ``stat`` alone: nothing is opened."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return "missing"
     except OSError as err:
         return f"cannot be read: {_reason(err)}"
-    return None if stat.S_ISREG(mode) else "not a regular file"
+    kind = special_file_kind(mode)
+    return None if kind is None else f"not a regular file ({kind})"
 
 
 def expect(condition: bool, source, message: str) -> None:
@@ -375,15 +421,15 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
             for pair in pairs:
                 where = pair.origin or f"{split} pair {pair.id!r}"
                 if not isinstance(pair.id, str) or not pair.id:
-                    raise IDCSourceError(where, f"empty or non-string id {pair.id!r}")
+                    raise IDCSourceError(where, f"empty or non-string id {shown(pair.id)}")
                 key = normalised_id(pair.id)
                 if key in seen:
                     first_id, first_where = seen[key]
-                    same = "" if first_id == pair.id else f" (the same as {first_id!r} after normalisation)"
-                    raise IDCSourceError(where, f"duplicate id {pair.id!r}{same}, first seen at {first_where}")
+                    same = "" if first_id == pair.id else f" (the same as {shown(first_id)} after normalisation)"
+                    raise IDCSourceError(where, f"duplicate id {shown(pair.id)}{same}, first seen at {first_where}")
                 seen[key] = (pair.id, where)
                 self._check_captions(pair, where)
-                unknown = [t for t in pair.change_types if t not in vocabulary]
+                unknown = [t for t in pair.change_types if not isinstance(t, str) or t not in vocabulary]
                 if unknown:
                     declared = ", ".join(self.CHANGE_TYPES) or "none"
                     raise IDCSourceError(where, f"unknown change type(s) {unknown} (id {pair.id!r}); declared: {declared}")

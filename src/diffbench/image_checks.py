@@ -13,7 +13,11 @@ column):
 - ``undecodable image (<error>)``: ``verify()`` walks every chunk (a PNG whose tail is cut, or whose
   CRCs are wrong, fails there although ``load()`` alone accepts it), then ``load()`` decodes every
   pixel (a truncated JPEG fails there); garbage after a valid signature fails at either;
-- ``cannot be read: <reason>`` (a file that cannot be opened).
+- ``cannot be read: <reason>`` (a file that cannot be opened);
+- ``not a regular file (a FIFO)`` (or a socket, a device, a folder): :func:`not_regular_file` looks
+  with ``stat`` before anything opens a source file, as opening a FIFO waits for a writer forever and
+  reading a device such as ``/dev/zero`` never ends. The source readers (builders, the build's
+  fingerprint) share it.
 
 :func:`pixel_limits` sets PIL's process-wide switches for the check and restores them after:
 ``ImageFile.LOAD_TRUNCATED_IMAGES`` off (training code often turns it on, which makes ``load()``
@@ -43,6 +47,7 @@ import contextlib
 import io
 import os
 import re
+import stat
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +66,34 @@ def _one_line(err: BaseException) -> str:
 
 def _over_limit(width: int, height: int, limit: int) -> str:
     return f"image of {width}x{height} = {width * height:,} pixels exceeds the limit of {limit:,} pixels (max_image_pixels)"
+
+
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+
+
+def special_file_kind(mode: int) -> str | None:
+    """What a ``st_mode`` that is no regular file is (``"a FIFO"``, ``"a socket"``, ...); ``None`` for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for is_kind, name in _SPECIAL_FILES if is_kind(mode)), "a special file")
+
+
+def not_regular_file(path: str | os.PathLike) -> str | None:
+    """``None`` for a regular file (a symbolic link is followed), else why it is refused, from ``stat`` alone.
+
+    Nothing is opened: a FIFO blocks its reader until a writer comes, and a device (``/dev/zero``)
+    never ends, so a source file is looked at before it is read.
+
+        >>> not_regular_file("/dev/null")
+        'not a regular file (a character device)'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    kind = special_file_kind(mode)
+    return None if kind is None else f"not a regular file ({kind})"
 
 
 def image_bytes_problem(blob: bytes | None, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> str | None:
@@ -88,7 +121,11 @@ def image_bytes_problem(blob: bytes | None, max_pixels: int = DEFAULT_MAX_IMAGE_
 
 
 def image_file_problem(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> str | None:
-    """:func:`image_bytes_problem` of a file's bytes; a file that cannot be read is a problem too."""
+    """:func:`image_bytes_problem` of a file's bytes; a file that cannot be read, or is no regular file
+    (:func:`not_regular_file`, looked at before it is opened), is a problem too."""
+    special = not_regular_file(path)
+    if special is not None:
+        return special
     try:
         # Plain-OS read on purpose: datasets patches ``open`` in builder modules for streaming.
         with io.FileIO(os.fspath(path), "r") as handle:

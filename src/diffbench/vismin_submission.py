@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffbench.text import markdown_text
+from diffbench.text import markdown_text, printable
 from diffbench.vismin_schema import ANSWER_COLUMNS, CATEGORIES, SCORE_COLUMNS
 
 KINDS = {"scores": SCORE_COLUMNS, "answers": ANSWER_COLUMNS}
@@ -43,14 +43,17 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)  # 
 _UPSTREAM_ID = re.compile(r"0|[1-9]\d*", re.ASCII)  # how upstream writes its integer ids: no sign, point or padding
 
 
-def _line(row: int) -> int:
-    """The CSV line of a data row (the header is line 1)."""
-    return row + 2
+def _line(row: int, lines=None) -> int:
+    """The line of a data row: where it starts in its CSV file (``lines``, from :func:`read_submission`:
+    blank lines and quoted line breaks counted), else as a table written out would put it (the
+    header is line 1)."""
+    return lines[row] if lines is not None else row + 2
 
 
 def _examples(items) -> str:
+    """The first :data:`SHOWN_IDS` of ``items``, shown safely (an id may hold a quoted line break)."""
     items = list(items)
-    shown = ", ".join(str(i) for i in items[:SHOWN_IDS])
+    shown = ", ".join(printable(i) for i in items[:SHOWN_IDS])
     return shown + (f", ... ({len(items)} in all)" if len(items) > SHOWN_IDS else "")
 
 
@@ -112,10 +115,11 @@ def _cell_text(value) -> str:
     return str(value).strip()
 
 
-def validate_submission(frame: pd.DataFrame, source: str = "submission") -> pd.DataFrame:
+def validate_submission(frame: pd.DataFrame, source: str = "submission", lines=None) -> pd.DataFrame:
     """A checked copy of a submission table: ids present, score cells finite numbers, answers strings.
 
-    The result's ``attrs["kind"]`` says which format it is.
+    The result's ``attrs["kind"]`` says which format it is; ``lines`` (the file line each row starts
+    on) is kept as ``attrs["lines"]``, for every later message.
     """
     if frame.columns.duplicated().any():
         check_header(frame.columns, source)
@@ -125,14 +129,15 @@ def validate_submission(frame: pd.DataFrame, source: str = "submission") -> pd.D
     if frame.empty:
         raise ValueError(f"{source}: has a header but no rows")
     frame = frame.reset_index(drop=True).copy()
+    lines = list(lines) if lines is not None else frame.attrs.get("lines")
     ids = frame["id"].map(_cell_text)
     if (ids == "").any():
         row = int((ids == "").idxmax())
-        raise ValueError(f"{source}, line {_line(row)}, column id: empty id")
+        raise ValueError(f"{source}, line {_line(row, lines)}, column id: empty id")
     frame["id"] = ids
     if kind == "scores":
         for column in SCORE_COLUMNS:
-            frame[column] = _numbers(frame, column, source)
+            frame[column] = _numbers(frame, column, source, lines)
     else:
         for column in ANSWER_COLUMNS:
             bad = frame[column].map(lambda v: not isinstance(v, str))
@@ -141,10 +146,11 @@ def validate_submission(frame: pd.DataFrame, source: str = "submission") -> pd.D
                 value = frame.at[row, column]
                 value = value.item() if isinstance(value, np.generic) else value  # 1, not np.int64(1)
                 raise ValueError(
-                    f"{source}, line {_line(row)} (id {frame.at[row, 'id']!r}), column {column}: "
+                    f"{source}, line {_line(row, lines)} (id {frame.at[row, 'id']!r}), column {column}: "
                     f"{value!r} is not a string answer"
                 )
     frame.attrs["kind"] = kind
+    frame.attrs["lines"] = lines
     return frame
 
 
@@ -162,13 +168,13 @@ def _number(value) -> float:
     return math.nan
 
 
-def _numbers(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+def _numbers(frame: pd.DataFrame, column: str, source: str, lines=None) -> pd.Series:
     values = frame[column].map(_number).astype("float64")
     bad = ~np.isfinite(values.to_numpy())
     if bad.any():
         row = int(np.argmax(bad))
         raise ValueError(
-            f"{source}, line {_line(row)} (id {frame.at[row, 'id']!r}), column {column}: "
+            f"{source}, line {_line(row, lines)} (id {frame.at[row, 'id']!r}), column {column}: "
             f"{_cell_text(frame.at[row, column])!r} is not a finite number"
         )
     return values
@@ -189,14 +195,15 @@ def read_submission(path, max_bytes: int | None = None, max_rows: int | None = N
     if max_bytes is not None and size > max_bytes:
         raise ValueError(f"{path}: {size / 2**20:,.1f} MB is far larger than a submission for this benchmark "
                          f"(at most {max_bytes / 2**20:,.1f} MB)")
-    header, columns = None, None
-    line = 1
+    header, columns, lines = None, None, []
+    line = 0  # the last line read whole
     try:
         # utf-8-sig: a byte-order mark (as Excel writes) is not part of the first column's name
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, skipinitialspace=True, strict=True)
             for record in reader:
-                line = reader.line_num
+                # A record starts on the line after the last one; it may span several (a quoted line break).
+                start, line = line + 1, reader.line_num
                 if header is None:
                     header = check_header(record, str(path))
                     submission_kind(header, str(path))  # a wrong header fails before any row is read
@@ -205,19 +212,21 @@ def read_submission(path, max_bytes: int | None = None, max_rows: int | None = N
                 if not record:
                     continue  # a blank line, as pandas skips it
                 if len(record) != len(header):
-                    raise ValueError(f"{path}, line {line}: {len(record)} fields where the header has {len(header)}")
+                    raise ValueError(f"{path}, line {start}: {len(record)} fields where the header has {len(header)}")
                 if max_rows is not None and len(columns[0]) >= max_rows:
                     raise ValueError(f"{path}: more than {max_rows:,} rows, far more than this benchmark's samples")
                 for values, cell in zip(columns, record):
                     values.append(cell)
+                lines.append(start)
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not a readable CSV file (not UTF-8 text near line {line + 1}: {err.reason})") from None
     except csv.Error as err:
-        raise ValueError(f"{path}: not a readable CSV file (line {line + 1}: {err})") from None
+        # csv counts the lines it has read: the bad one is the last (line_num), where the record went wrong.
+        raise ValueError(f"{path}: not a readable CSV file (line {reader.line_num}: {err})") from None
     if header is None:
         raise ValueError(f"{path}: the file is empty")
     frame = pd.DataFrame(dict(zip(header, columns)), columns=header, dtype=object)
-    return validate_submission(frame, source=str(path))
+    return validate_submission(frame, source=str(path), lines=lines)
 
 
 # -- joining on the dataset -----------------------------------------------------------------------
@@ -241,6 +250,7 @@ def submission_ids(frame: pd.DataFrame, keys: pd.DataFrame, source: str = "submi
     Ids are matched exactly: an upstream id is an integer written as upstream writes it (``7``; never
     ``7.0``, ``07`` or ``+7``), and ``<category>/<id>`` must equal a dataset id character for character.
     """
+    lines = frame.attrs.get("lines")
     ids = frame["id"]
     ours = ids.str.contains("/", regex=False)
     result = ids.copy()
@@ -251,7 +261,7 @@ def submission_ids(frame: pd.DataFrame, keys: pd.DataFrame, source: str = "submi
         if bad.any():
             row = int(bad[bad].index[0])
             raise ValueError(
-                f"{source}, line {_line(row)}, column id: {ids[row]!r} is neither <category>/<id> nor an upstream "
+                f"{source}, line {_line(row, lines)}, column id: {ids[row]!r} is neither <category>/<id> nor an upstream "
                 "integer id (digits only, as upstream writes them)"
             )
         numbers = written.astype("int64")
@@ -276,22 +286,24 @@ def submission_ids(frame: pd.DataFrame, keys: pd.DataFrame, source: str = "submi
         clash = stated != prefix
         if clash.any():
             row = int(clash[clash].index[0])
-            raise ValueError(f"{source}, line {_line(row)}, column category: {stated[row]!r} contradicts id {ids[row]!r}")
+            raise ValueError(f"{source}, line {_line(row, lines)}, column category: {stated[row]!r} contradicts id "
+                             f"{ids[row]!r}")
     return result
 
 
-def check_coverage(ids: pd.Series, keys: pd.DataFrame, source: str, allow_missing: bool) -> list[str]:
+def check_coverage(ids: pd.Series, keys: pd.DataFrame, source: str, allow_missing: bool, lines=None) -> list[str]:
     """Raise a :class:`CoverageError` on duplicate or unknown ids, and on missing ones unless allowed;
-    returns the missing ids."""
+    returns the missing ids. ``lines``: the file line of each row (``frame.attrs["lines"]``)."""
     problems = []
     duplicated = ids[ids.duplicated(keep=False)]
     if len(duplicated):
-        lines = {i: [_line(r) for r in rows] for i, rows in duplicated.groupby(duplicated).groups.items()}
-        problems.append(f"{len(lines)} duplicate ids ({_examples(f'{i} at lines {v}' for i, v in lines.items())})")
+        at = {i: [_line(r, lines) for r in rows] for i, rows in duplicated.groupby(duplicated).groups.items()}
+        problems.append(f"{len(at)} duplicate ids ({_examples(f'{i} at lines {v}' for i, v in at.items())})")
     known = set(keys["id"])
     extra = [(row, i) for row, i in ids.items() if i not in known]
     if extra:
-        problems.append(f"{len(extra)} ids not in the dataset ({_examples(f'{i} at line {_line(r)}' for r, i in extra)})")
+        problems.append(f"{len(extra)} ids not in the dataset "
+                        f"({_examples(f'{i} at line {_line(r, lines)}' for r, i in extra)})")
     given = set(ids)
     missing = [i for i in keys["id"] if i not in given]
     only_missing = not problems
@@ -345,7 +357,7 @@ def score_submission(
         frame = read_submission(path_or_frame, max_bytes=max_bytes, max_rows=max_rows)
     keys = dataset_keys(dataset)
     ids = submission_ids(frame, keys, source)
-    missing = check_coverage(ids, keys, source, allow_missing)
+    missing = check_coverage(ids, keys, source, allow_missing, frame.attrs.get("lines"))
     category_of = dict(zip(keys["id"], keys["category"]))
     categories = [category_of[i] for i in ids]
     kind = frame.attrs["kind"]

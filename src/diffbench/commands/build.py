@@ -14,9 +14,12 @@ names, sizes and modification times (``--fingerprint stat``, the default) or fro
 
 from __future__ import annotations
 
+from diffbench.samples import MAX_IMAGE_SIDE, check_image_size
+
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"320x240"`` -> ``(320, 240)``; ``"96"`` -> ``(96, 96)``.
+    """``"320x240"`` -> ``(320, 240)``; ``"96"`` -> ``(96, 96)``; sides of 16 to 4096 pixels
+    (:func:`diffbench.samples.check_image_size`).
 
     >>> parse_size("96")
     (96, 96)
@@ -26,18 +29,7 @@ def parse_size(text: str) -> tuple[int, int]:
         width, height = parts * 2 if len(parts) == 1 else parts
     except ValueError:
         raise ValueError(f"image size must look like 320x240 or 96, got {text!r}") from None
-    if width < 16 or height < 16:
-        raise ValueError(f"image size must be at least 16x16, got {text!r}")
-    return width, height
-
-
-def _size_argument(text: str) -> tuple[int, int]:
-    import argparse
-
-    try:
-        return parse_size(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    return check_image_size((width, height))
 
 
 def add_parser(subparsers) -> None:
@@ -52,7 +44,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--repo-id", default=None, help="Hub repo to read with --source hub (default: the official one)")
     parser.add_argument("--n", type=int, default=None, help="samples in a synthetic --source sample")
     parser.add_argument("--seed", type=int, default=0, help="seed of a synthetic --source sample")
-    parser.add_argument("--image-size", type=_size_argument, default=(320, 240), help="WxH of synthetic images")
+    # Parsed in run(), so a bad size is one line (exit 2) like every other bad input, not argparse's usage.
+    parser.add_argument("--image-size", default="320x240",
+                        help=f"WxH of synthetic images (16 to {MAX_IMAGE_SIDE} pixels a side)")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) with --source hub")
     parser.add_argument("--num-proc", type=int, default=None, help="build processes (sharded over source files)")
     parser.add_argument("--fingerprint", choices=("stat", "content"), default="stat",
@@ -69,7 +63,7 @@ def run(args) -> int:
 
     names = building.config_names(args.name)
     configs = names if args.config == "all" else [args.config or building.default_config(args.name)]
-    sample_options = {"n": args.n, "seed": args.seed, "image_size": args.image_size}
+    sample_options = {"n": args.n, "seed": args.seed, "image_size": parse_size(args.image_size)}
     for flag, value in (("--num-proc", args.num_proc), ("--n", args.n)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")

@@ -54,7 +54,8 @@ def run(args) -> int:
     dataset = building.load_built(args.dataset, args.config, args.split)
     predictions = read_predictions(args.predictions, max_bytes=max_predictions_bytes(len(dataset)))
     # no Java: exit 2, one line; a METEOR or tokenizer failure: exit 1, one line (diffbench.cli.main)
-    results = score_predictions(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing)
+    results = score_predictions(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing,
+                                source=str(args.predictions))
     results = {"dataset": args.dataset, "config": args.config, "split": args.split,
                "predictions": str(args.predictions), **results}
     title = f"{args.dataset} ({args.split}): {args.predictions.name}"

@@ -9,10 +9,13 @@ batch's ``bad`` list (sample id, column, reason) and the run reports it.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+
+from diffbench.image_checks import special_file_kind
 
 
 class BadImagesError(ValueError):
@@ -190,17 +193,13 @@ def to_device(inputs: dict, device, dtype) -> dict:
     return moved
 
 
+DATA_FILES_EXPECTED = "--data-files takes parquet files or one save_to_disk folder"
+
+
 def load_rows(name: str, config: str | None, split: str, data_files=None, limit: int | None = None):
     """The rows to evaluate: the built dataset, or ``data_files`` (parquet files / a ``save_to_disk`` folder)."""
     if data_files:
-        import datasets
-
-        first = Path(data_files[0])
-        if first.is_dir():
-            loaded = datasets.load_from_disk(str(first))
-            dataset = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-        else:
-            dataset = datasets.load_dataset("parquet", data_files=[str(p) for p in data_files], split="train")
+        dataset = load_data_files(data_files, split)
     else:
         from diffbench.building import load_built
 
@@ -208,3 +207,55 @@ def load_rows(name: str, config: str | None, split: str, data_files=None, limit:
     if limit:
         dataset = dataset.select(range(min(limit, len(dataset))))
     return dataset
+
+
+def load_data_files(data_files, split: str):
+    """``split`` of a ``save_to_disk`` folder, or parquet files as one dataset; checked first, so what is
+    wrong is one line naming the file and what was expected (datasets' own errors name neither)."""
+    import datasets
+
+    paths = [Path(p).expanduser() for p in data_files]
+    if paths[0].is_dir():
+        if len(paths) > 1:
+            raise ValueError(f"{paths[1]}: {DATA_FILES_EXPECTED}, not a folder ({paths[0]}) and more besides")
+        return _saved_split(paths[0], split)
+    for path in paths:
+        _check_parquet_file(path)
+    return datasets.load_dataset("parquet", data_files=[str(p) for p in paths], split="train")
+
+
+def _check_parquet_file(path: Path) -> None:
+    """A readable parquet file (its footer read: what the loader opens first), else one line naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        kind = special_file_kind(os.stat(path).st_mode)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file ({DATA_FILES_EXPECTED})") from None
+    if kind is not None:  # never opened: a FIFO would block, a device never end
+        raise ValueError(f"{path}: not a regular file ({kind}); {DATA_FILES_EXPECTED}")
+    try:
+        pq.read_metadata(path)
+    except PermissionError as err:
+        raise PermissionError(f"{path}: cannot be read ({err.strerror or err}); {DATA_FILES_EXPECTED}") from None
+    except (pa.ArrowException, OSError) as err:
+        reason = (getattr(err, "strerror", None) or str(err)).strip().splitlines()
+        raise ValueError(f"{path}: not a parquet file ({reason[0] if reason else type(err).__name__}); "
+                         f"{DATA_FILES_EXPECTED}") from None
+
+
+def _saved_split(folder: Path, split: str):
+    """``split`` of the ``save_to_disk`` folder ``folder`` (a ``DatasetDict``'s or a lone ``Dataset``)."""
+    import datasets
+
+    if not (folder / "dataset_dict.json").is_file() and not (folder / "state.json").is_file():
+        raise ValueError(f"{folder}: not a save_to_disk folder (no dataset_dict.json or state.json); "
+                         f"{DATA_FILES_EXPECTED}")
+    loaded = datasets.load_from_disk(str(folder))
+    if not isinstance(loaded, datasets.DatasetDict):
+        return loaded
+    if split not in loaded:
+        raise ValueError(f"{folder}: no split {split!r} in this save_to_disk folder (it has "
+                         f"{', '.join(loaded) or 'none'}); choose one with --split")
+    return loaded[split]
