@@ -117,13 +117,18 @@ def test_a_400_from_transformers_serve_stops_the_run_and_keeps_the_answers(serve
 # -- a scripted server -------------------------------------------------------------------------------
 
 class Script:
-    """What the scripted server answers; records every request it got."""
+    """What the scripted server answers; records every request it got.
+
+    ``respond(number, body, headers)`` returns ``(status, headers, payload)``: a payload is sent as JSON,
+    bytes as they are, and a callable ``payload(handler)`` writes the whole answer itself (status line,
+    headers, body: slow, huge or broken answers)."""
 
     def __init__(self, respond, delay: float = 0.0):
-        self.respond = respond  # (request number, body, headers) -> (status, headers, json body)
+        self.respond = respond
         self.delay = delay
         self.requests = []
         self.in_flight = 0
+        self.connections = 0  # connections opened to it (a client keeping its connections alive opens few)
         self.max_in_flight = 0
         self.lock = threading.Lock()
 
@@ -135,10 +140,23 @@ def ok(text: str):
 
 @pytest.fixture
 def scripted():
-    servers = []
+    """``scripted(script)`` starts a server answering ``script`` and returns its base URL;
+    ``scripted.stop(base_url)`` shuts it down."""
+    servers = {}
 
-    def start(script: Script) -> str:
+    def start(script: Script, tls: tuple | None = None) -> str:
+        """``tls``: (certificate file, key file) to serve https."""
+        connections = []
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real API servers do
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between the headers and the body
+
+            def setup(self):
+                super().setup()
+                connections.append(self.connection)
+                with script.lock:
+                    script.connections += 1
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with script.lock:
@@ -152,7 +170,14 @@ def scripted():
                 finally:
                     with script.lock:
                         script.in_flight -= 1
-                data = json.dumps(payload).encode()
+                if callable(payload):
+                    self.close_connection = True
+                    try:
+                        payload(self)
+                    except (BrokenPipeError, ConnectionResetError):  # the client gave up on it
+                        pass
+                    return
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 for name, value in {"Content-Type": "application/json", **headers}.items():
                     self.send_header(name, value)
@@ -165,16 +190,34 @@ def scripted():
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_address[1]}/v1"
+        base_url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}/v1"
+        servers[base_url] = (server, thread, connections)
+        return base_url
 
-    yield start
-    for server, thread in servers:
+    def stop(base_url: str) -> None:
+        """Shut the server at ``base_url`` down, kept-alive connections too: its port then refuses."""
+        server, thread, connections = servers.pop(base_url)
         server.shutdown()
         server.server_close()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
         thread.join(timeout=5)
+
+    start.stop = stop
+    yield start
+    for base_url in list(servers):
+        stop(base_url)
 
 
 def prompt_of(body) -> str:

@@ -6,31 +6,54 @@ only ``httpx`` (the ``[api]`` extra: ``httpx>=0.27``; not the ``openai`` package
 
 Interface (stable; the task layer uses only these):
 
-- :class:`ChatRequest` ``(prompt, images=())``: one question; ``images`` are PIL images, sent first, each
-  as an ``image_url`` part holding a ``data:image/png;base64,...`` URI, then the prompt as a ``text`` part,
-  in one ``user`` message.
+- :class:`ChatRequest` ``(prompt, images=(), label="")``: one question; ``images`` are PIL images, sent
+  first, each as an ``image_url`` part holding a ``data:image/png;base64,...`` URI, then the prompt as a
+  ``text`` part, in one ``user`` message. ``label`` names the request in warnings (a sample id and turn);
+  it is neither sent nor part of the cache key.
 - :class:`OpenAIChatClient` ``(base_url, model, *, api_key_env="OPENAI_API_KEY", cache_dir=None,
   concurrency=4, max_new_tokens=128, temperature=0.0, extra_body=None, max_retries=6, backoff_base=1.0,
-  backoff_max=60.0, timeout=120.0)``; ``client.generate(requests, on_answer=None) -> list[str]`` in request
-  order; ``on_answer(index, text, cached)`` is called as each answer arrives (from worker threads, one
-  call at a time). Use it as a context manager (or call ``close()``).
-- :class:`ChatAPIError`: a request the server refused for good (HTTP 4xx other than 408/409/429, or
-  retries used up). ``.status`` (``None`` for a network failure), ``.answers`` (the run's answers so
-  far, ``None`` where unanswered; every answered one is also in the cache), ``str(err)`` = the server's
-  message. A later run with the same cache asks only what is missing.
+  backoff_max=60.0, timeout=120.0, retry_after_max=MAX_RETRY_AFTER_S, retry_budget=RETRY_BUDGET_S,
+  max_answer_bytes=MAX_ANSWER_BYTES)``; ``client.generate(requests, on_answer=None) -> list[str]`` in
+  request order; ``on_answer(index, text, cached)`` is called as each answer arrives (from worker threads,
+  one call at a time). ``client.malformed_answers``: how many answers were malformed (below). Use it as a
+  context manager (or call ``close()``). A ``base_url`` that is not an ``http(s)://host`` URL is a
+  ``ValueError`` (:func:`check_base_url`).
+- :class:`ChatAPIError`: a request failed for good (HTTP 4xx other than 408/409/429, retries or their
+  time used up, nothing listening at ``base_url``). ``.status`` (``None`` for a network failure),
+  ``.answers`` (the run's answers so far, ``None`` where unanswered; every answered one is also in the
+  cache), ``str(err)`` = one line with the server's message. A later run with the same cache asks only
+  what is missing.
 
 Behaviour:
 
-- The key is read from the environment variable ``api_key_env`` when the client is made and sent only as
-  ``Authorization: Bearer ...``. It is never logged, never cached, never part of a message or a repr;
-  server messages that echo it have it replaced by ``***``. Unset variable: no ``Authorization`` header
-  (local servers need none).
-- ``concurrency`` requests in flight (a thread pool on one ``httpx.Client``).
-- Retries on HTTP 408, 409, 429, 5xx and on connection errors / timeouts, at most ``max_retries`` times,
-  waiting ``Retry-After`` (seconds or an HTTP date) when the server sends it, else
-  ``min(backoff_max, backoff_base * 2**attempt)`` with up to 10 % jitter.
+- The key is read from the environment variable ``api_key_env`` when the client is made, and checked
+  there: a control character (a key read from a file keeps its line break), a space or a non-ASCII
+  character is a ``ValueError`` naming the variable, never the value. It is sent only as
+  ``Authorization: Bearer ...``; it is never logged, never cached, never part of a message or a repr.
+  Whatever a server sends back (error messages, answers, the cached fields) has the key, and any run of
+  its first :data:`REDACT_PREFIX_CHARS` or more characters (a key cut short), replaced by ``***`` before
+  anything is cut, shown or written. Unset variable: no ``Authorization`` header (local servers need none).
+- ``concurrency`` requests in flight (a thread pool; each thread's request on its own kept-alive
+  connection).
+- ``timeout`` bounds one try of a request as a whole, from connecting to the last byte of the answer:
+  httpx's own timeouts bound each read, so a server sending a byte a second would never trip them; past
+  the deadline the connection is cut (its socket shut down, which wakes the blocked read).
+- Retries on HTTP 408, 409, 429, 5xx and on network errors and timeouts, at most ``max_retries`` times,
+  waiting ``Retry-After`` (seconds or an HTTP date; at most ``retry_after_max``, :data:`MAX_RETRY_AFTER_S`)
+  when the server sends it, else ``min(backoff_max, backoff_base * 2**attempt)`` with up to 10 % jitter.
+  A request retries for at most ``retry_budget`` seconds (:data:`RETRY_BUDGET_S`): a wait that would end
+  past it, or a ``Retry-After`` longer than what is left of it, fails the request for good at once.
+- A connection refused (or a name that does not resolve, or a connect timeout) before the server has
+  answered anything is not retried: nothing answers at that address, said at once. After earlier
+  answers it is retried like any network error (a server restarting).
 - On a non-retryable error no new request starts, those in flight finish (and are cached), then
   :class:`ChatAPIError` is raised.
+- A malformed answer (HTTP 200 whose body is over ``max_answer_bytes`` (:data:`MAX_ANSWER_BYTES`; the
+  body is read streaming and dropped at the bound), not JSON, nested too deep to read, without
+  ``choices[0].message``, or whose ``content`` is neither text, ``null``, nor a list of text parts) is an
+  empty answer: never raised, never cached (a rerun asks it again), logged as a warning naming the
+  request (the first :data:`MALFORMED_WARNINGS` of them), and counted in ``client.malformed_answers``.
+  VisMin's parser scores an empty answer unparseable. Error bodies are read under the same bound.
 - Cache: ``cache_dir/<aa>/<sha256>.json``, one file per answer, written atomically; the key hashes the model
   name, the messages and the generation settings, so changing any of them asks again, and a rerun resumes
   without re-asking. In the key an image stands for its mode, size and the sha256 of its pixels (the
@@ -51,36 +74,58 @@ Greedy decoding is ``temperature=0``; a server may still not be deterministic (h
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
+import queue
 import random
+import socket
+import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffbench.text import one_line, printable
+
 logger = logging.getLogger(__name__)
 
 #: statuses worth asking again: timeout, conflict, rate limit (and every 5xx)
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
+#: the longest wait a ``Retry-After`` gets (seconds); one asking for more than the retry budget has left fails at once
+MAX_RETRY_AFTER_S = 60.0
+#: the longest a request keeps retrying (seconds, waits and later tries): then it fails for good
+RETRY_BUDGET_S = 600.0
+#: the largest answer body read (bytes): an answer of a few words is a few hundred; larger is malformed
+MAX_ANSWER_BYTES = 2**20
+#: a server's message is cut to this many characters (after the key is redacted from it)
+MESSAGE_CHARS = 500
+#: a run of this many leading characters of the key, or more, is redacted like the whole key
+REDACT_PREFIX_CHARS = 8
+#: malformed answers logged one by one: a server that sends nothing but (thousands of) them is said, not shouted
+MALFORMED_WARNINGS = 20
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One question: the prompt text and the images shown before it (PIL images)."""
+    """One question: the prompt text and the images shown before it (PIL images); ``label`` names it in
+    warnings (neither sent nor part of the cache key)."""
 
     prompt: str
     images: tuple = ()
+    label: str = ""
 
 
 class ChatAPIError(RuntimeError):
-    """The server refused a request for good; ``answers`` holds what the run got before it stopped."""
+    """A request failed for good; ``answers`` holds what the run got before it stopped."""
 
     def __init__(self, message: str, status: int | None = None, answers: list | None = None):
         super().__init__(message)
@@ -89,10 +134,95 @@ class ChatAPIError(RuntimeError):
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, wait_s: float | None = None):
+    def __init__(self, message: str, wait_s: float | None = None, status: int | None = None):
         super().__init__(message)
         self.wait_s = wait_s
+        self.status = status
 
+
+# -- what the user gives: the address and the key ------------------------------------------------------
+
+def check_base_url(url: str, name: str = "base_url") -> str:
+    """``url`` if it is an ``http(s)://host[:port][/path]`` URL; else a one-line ``ValueError`` starting
+    with ``name``. A user name or password in it is refused without being echoed (it would be recorded
+    in run.json; the key belongs in the environment variable).
+
+    >>> check_base_url("https://api.openai.com/v1")
+    'https://api.openai.com/v1'
+    >>> check_base_url("ftp://x", "--api-base")
+    Traceback (most recent call last):
+    ...
+    ValueError: --api-base 'ftp://x': the scheme must be http or https, got 'ftp' (e.g. https://api.openai.com/v1)
+    """
+    shown = printable(url)
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        raise ValueError(f"{name} {shown!r} holds a space or a control character")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is not a number in range
+    except ValueError as err:
+        raise ValueError(f"{name} {shown!r} is not a URL ({err})") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{name} holds a user name or password (user:password@host): give the API key in an "
+                         "environment variable (--api-key-env) instead")
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{name} {shown!r}: the scheme must be http or https, got {parts.scheme or 'none'!r} "
+                         "(e.g. https://api.openai.com/v1)")
+    if not parts.hostname:
+        raise ValueError(f"{name} {shown!r} names no host (e.g. https://api.openai.com/v1)")
+    return url
+
+
+def read_api_key(variable: str) -> str | None:
+    """The API key in the environment variable ``variable`` (``None`` when unset or empty), which must be
+    printable ASCII without spaces: anything else would reach the ``Authorization`` header (where httpx
+    refuses it with the whole header, key included, in its message). The error names the variable and
+    where the character is, never the key."""
+    key = os.environ.get(variable) or None
+    if key is None:
+        return None
+    for position, char in enumerate(key, 1):
+        if "!" <= char <= "~":
+            continue
+        what = ("a line break" if char in "\r\n" else "a space" if char == " " else
+                "a non-ASCII character" if ord(char) > 0x7F else "a control character")
+        where = "as its last character" if position == len(key) else f"at character {position} of {len(key)}"
+        raise ValueError(f"the API key in {variable} has {what} {where}: a key is printable ASCII without "
+                         "spaces (a key read from a file often keeps its line break: strip it)")
+    return key
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret``, and every run of :data:`REDACT_PREFIX_CHARS` or more of its first
+    characters (a key cut short, by us or by a server), replaced by ``***``.
+
+    >>> redact("got sk-abcdefghij, sk-abcdefg... and sk-abc", "sk-abcdefghij")
+    'got ***, ***... and sk-abc'
+    """
+    if not secret:
+        return text
+    head = secret[:REDACT_PREFIX_CHARS]
+    start = text.find(head)
+    if start < 0:
+        return text
+    pieces, done = [], 0
+    while start >= 0:
+        end = start + len(head)
+        while end - start < len(secret) and end < len(text) and text[end] == secret[end - start]:
+            end += 1
+        pieces += [text[done:start], "***"]
+        done = end
+        start = text.find(head, done)
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _shown(text: str, secret: str | None, limit: int = MESSAGE_CHARS) -> str:
+    """A server's text as it may be shown: the key redacted first, then one line, then cut."""
+    return one_line(redact(text, secret))[:limit]
+
+
+# -- what is sent and what comes back ------------------------------------------------------------------
 
 def image_data_uri(image) -> str:
     """A PIL image as a PNG ``data:`` URI (lossless, so the model sees the pixels the dataset holds).
@@ -118,9 +248,11 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if seconds == seconds else None  # NaN: unreadable
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -128,32 +260,201 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _server_message(response) -> str:
-    """The error text a server sent: OpenAI's ``error.message``, FastAPI's ``detail``, or the body."""
+def _read_bounded(response, limit: int) -> tuple[bytes | None, str | None]:
+    """The body, read as it streams in: ``(bytes, None)``, or ``(None, why)`` once it passes ``limit`` bytes
+    (the rest is never read: the connection is dropped) or does not decode."""
+    import httpx
+
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None, f"the answer is over {limit} bytes ({declared} declared)"
+    chunks, size = [], 0
     try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-        if body.get("detail"):
-            return str(body["detail"])
-        if body.get("message"):
-            return str(body["message"])
-    return json.dumps(body)[:500]
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                return None, f"the answer is over {limit} bytes"
+            chunks.append(chunk)
+    except httpx.DecodingError:
+        return None, f"the answer does not decode as its Content-Encoding ({response.headers.get('content-encoding')})"
+    return b"".join(chunks), None
 
 
-def _content_text(content) -> str:
-    """``message.content`` as text: a string, or the text parts of a list of parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+def _load_json(data: bytes):
+    """``(value, None)`` or ``(None, why it is not readable JSON)``."""
+    try:
+        return json.loads(data), None
+    except RecursionError:
+        return None, "the answer's JSON nests too deep to read"
+    except ValueError:  # not JSON, or not UTF-8
+        return None, "the answer is not JSON"
+
+
+def _json_type(value) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _server_message(data: bytes | None, problem: str | None, reason: str, secret: str | None) -> str:
+    """The error text a server sent (OpenAI's ``error.message``, FastAPI's ``detail``, or the body), safe to
+    show: the key redacted before it is cut to :data:`MESSAGE_CHARS`."""
+    if data is None:
+        return f"{reason} ({problem})"
+    body, _ = _load_json(data)
+    if body is None:
+        text = data.decode("utf-8", errors="replace").strip() or reason
+    elif isinstance(body, dict) and _error_text(body):
+        text = _error_text(body)
+    else:
+        text = json.dumps(body)
+    return _shown(text, secret)
+
+
+def _error_text(body: dict) -> str | None:
+    error = body.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    for field in ("detail", "message"):
+        if body.get(field):
+            return str(body[field])
+    return None
+
+
+def _answer_text(payload) -> tuple[str | None, str | None]:
+    """``choices[0].message.content`` as text: ``(text, None)``, or ``(None, why the answer is malformed)``.
+    ``null`` content is an empty answer (a refusal), not a malformed one."""
+    if not isinstance(payload, dict):
+        return None, f"the answer is a JSON {_json_type(payload)}, not an object"
+    choices = payload.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    if not isinstance(message, dict):
+        said = _error_text(payload)
+        return None, "the answer has no choices[0].message" + (f" (the server says: {said})" if said else "")
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return content or "", None
+    if not isinstance(content, list):
+        return None, f"choices[0].message.content is a JSON {_json_type(content)}, not text"
+    parts = [part for part in content if isinstance(part, dict)]
+    if any(not isinstance(part.get("text", ""), str) for part in parts):
+        return None, "choices[0].message.content holds a part whose text is not text"
+    return "".join(part.get("text", "") for part in parts), None
+
+
+def _cache_fields(payload: dict, secret: str | None) -> dict:
+    """What the cache keeps of the server's answer besides the text: strings redacted and short, usage's
+    numbers only (a server's echo of the key must not reach the cache)."""
+    def text(value):
+        return redact(value, secret)[:200] if isinstance(value, str) else None
+
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        usage = {redact(k, secret): v for k, v in usage.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {"finish_reason": text(payload["choices"][0].get("finish_reason")), "served_by": text(payload.get("model")),
+            "usage": usage if isinstance(usage, dict) else None}
+
+
+def _caused_by(err: BaseException, kind: type) -> bool:
+    """Whether ``err`` or an exception it was raised from (httpx wraps httpcore wraps the OS's) is a ``kind``."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+class _Lane:
+    """One kept-alive connection (an ``httpx.Client`` holding at most one) and the socket it runs on, so
+    that a try past its deadline can be cut: shutting the socket down wakes the read blocked on it.
+    httpx's timeouts bound each read, not the request; its trace hook names each new connection's socket."""
+
+    def __init__(self, http):
+        self.http = http
+        self.expired = False
+        self._socket = None
+        self._active = False
+        self._lock = threading.Lock()
+
+    def trace(self, event: str, info: dict) -> None:
+        """httpcore's ``trace`` extension: the socket of each new connection (TCP, then TLS over it)."""
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            stream = info.get("return_value")
+            with self._lock:
+                self._socket = stream.get_extra_info("socket") if stream is not None else None
+                if self.expired:  # the deadline passed while connecting
+                    self._cut()
+
+    def begin(self) -> None:
+        with self._lock:
+            self._active, self.expired = True, False
+
+    def end(self) -> None:
+        with self._lock:
+            self._active = False
+
+    def expire(self) -> None:
+        """The try's deadline passed: cut its connection (unless the try has ended); ``expired`` says so."""
+        with self._lock:
+            if self._active:
+                self.expired = True
+                self._cut()
+
+    def _cut(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError, TypeError):
+                socket.socket.shutdown(self._socket, socket.SHUT_RDWR)  # the plain socket's: a TLS one stays wrapped
+
+
+class _Watchdog:
+    """One thread a client that expires each lane whose try passed its deadline (a timer thread a try
+    cost 0.7 ms to start; this costs a lock). Started on first use, ended by ``close``."""
+
+    def __init__(self):
+        self._deadlines: dict[_Lane, float] = {}
+        self._changed = threading.Condition()
+        self._thread = None
+        self._closed = False
+
+    @contextlib.contextmanager
+    def watching(self, lane: _Lane, seconds: float):
+        """Run the block as one try of ``lane``, cut ``seconds`` after it starts if still running."""
+        lane.begin()
+        with self._changed:
+            was_idle = not self._deadlines
+            self._deadlines[lane] = time.monotonic() + seconds
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="openai-chat-deadlines", daemon=True)
+                self._thread.start()
+            elif was_idle:  # it sleeps with no deadline to wake for (later ones come after those it knows)
+                self._changed.notify()
+        try:
+            yield
+        finally:
+            lane.end()  # first: a deadline passing now no longer cuts this (finished) try
+            with self._changed:
+                self._deadlines.pop(lane, None)
+
+    def _run(self) -> None:
+        with self._changed:
+            while not self._closed:
+                now = time.monotonic()
+                for lane, when in list(self._deadlines.items()):
+                    if when <= now:
+                        del self._deadlines[lane]
+                        lane.expire()
+                nearest = min(self._deadlines.values(), default=None)
+                self._changed.wait(None if nearest is None else nearest - now)
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
 
 
 class OpenAIChatClient:
@@ -162,12 +463,13 @@ class OpenAIChatClient:
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", cache_dir=None,
                  concurrency: int = 4, max_new_tokens: int = 128, temperature: float = 0.0,
                  extra_body: dict | None = None, max_retries: int = 6, backoff_base: float = 1.0,
-                 backoff_max: float = 60.0, timeout: float = 120.0):
+                 backoff_max: float = 60.0, timeout: float = 120.0, retry_after_max: float = MAX_RETRY_AFTER_S,
+                 retry_budget: float = RETRY_BUDGET_S, max_answer_bytes: int = MAX_ANSWER_BYTES):
         import httpx
 
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url).rstrip("/")
         self.url = f"{self.base_url}/chat/completions"
         self.model = model
         self.api_key_env = api_key_env
@@ -177,14 +479,25 @@ class OpenAIChatClient:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self._key = os.environ.get(api_key_env) or None  # private: never logged, cached or shown
+        self.timeout = timeout
+        self.retry_after_max = retry_after_max
+        self.retry_budget = retry_budget
+        self.max_answer_bytes = max_answer_bytes
+        self.malformed_answers = 0
+        self._key = read_api_key(api_key_env)  # private: never logged, cached or shown
         if self._key is None:
             logger.info("%s is not set: requests to %s carry no Authorization header", api_key_env, self.base_url)
-        headers = {"Content-Type": "application/json"}
+        # identity: an answer is a few hundred bytes, and a compressed one could expand past the bound in one read
+        self._headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        self._http = httpx.Client(headers=headers, timeout=timeout,
-                                  limits=httpx.Limits(max_connections=concurrency))
+            self._headers["Authorization"] = f"Bearer {self._key}"
+        # one TLS context for every connection (making one costs ~30 ms); httpx<0.28 makes its own
+        self._verify = httpx.create_ssl_context() if hasattr(httpx, "create_ssl_context") else True
+        self._lanes: list[_Lane] = []
+        self._idle_lanes: queue.SimpleQueue = queue.SimpleQueue()
+        self._watchdog = _Watchdog()
+        self._heard_from_server = False  # a connection refused before any answer: nothing listens there
+        self._state_lock = threading.Lock()
         self._write_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -197,7 +510,11 @@ class OpenAIChatClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        with self._state_lock:
+            lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.http.close()
+        self._watchdog.close()
 
     # -- what is sent ---------------------------------------------------------------------------------
     def messages(self, request: ChatRequest) -> list[dict]:
@@ -249,60 +566,127 @@ class OpenAIChatClient:
         tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)  # a reader never sees half an entry
 
-    # -- asking ---------------------------------------------------------------------------------------
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+    # -- one try --------------------------------------------------------------------------------------
+    def _lane(self) -> _Lane:
+        """An idle connection, or a new one (at most one a worker thread at a time)."""
+        import httpx
 
+        try:
+            return self._idle_lanes.get_nowait()
+        except queue.Empty:
+            pass
+        lane = _Lane(httpx.Client(headers=self._headers, timeout=self.timeout, verify=self._verify,
+                                  limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)))
+        with self._state_lock:
+            self._lanes.append(lane)
+        return lane
+
+    def _exchange(self, lane: _Lane, body: dict) -> tuple[int, str, str | None, bytes | None, str | None]:
+        """POST ``body``: ``(status, reason, Retry-After, body bytes or None, why the body was dropped)``."""
+        with lane.http.stream("POST", self.url, json=body, extensions={"trace": lane.trace}) as response:
+            data, problem = _read_bounded(response, self.max_answer_bytes)
+            return response.status_code, response.reason_phrase, response.headers.get("retry-after"), data, problem
+
+    def _post_once(self, body: dict) -> tuple[dict | None, str | None]:
+        """One try within ``timeout``: ``(the answer's JSON, None)`` or ``(None, why it is malformed)``;
+        raises :class:`_Retryable` or :class:`ChatAPIError`."""
+        import httpx
+
+        lane = self._lane()
+        try:
+            with self._watchdog.watching(lane, self.timeout):
+                status, reason, retry_after, data, problem = self._exchange(lane, body)
+        except httpx.HTTPError as err:
+            raise self._transport_failure(err, lane.expired) from None
+        finally:
+            self._idle_lanes.put(lane)
+        self._heard_from_server = True
+        if status == 200:
+            return (None, problem) if data is None else _load_json(data)
+        message = f"{self.url} answered HTTP {status}: {_server_message(data, problem, reason, self._key)}"
+        if status in RETRYABLE_STATUSES or status >= 500:
+            raise _Retryable(message, retry_after_seconds(retry_after), status)
+        raise ChatAPIError(message, status=status)
+
+    def _transport_failure(self, err, expired: bool) -> Exception:
+        """What a network failure of one try means: retry it, or stop (nothing listens; our own request
+        is wrong). The message is httpx's, with the key redacted."""
+        import httpx
+
+        said = _shown(str(err), self._key) or type(err).__name__
+        if expired:
+            return _Retryable(f"no complete answer from {self.url} within {self.timeout:g} s "
+                              "(the deadline of one try, from connecting to the last byte)")
+        if isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout)) and not self._heard_from_server:
+            if _caused_by(err, ssl.SSLError):  # it answers, but its certificate or TLS is refused: no retry mends it
+                return ChatAPIError(f"cannot connect to {self.base_url} securely ({said})")
+            return ChatAPIError(f"nothing answers at {self.base_url} ({said}): check the address, and that the "
+                                "server is running and reachable from here")
+        if isinstance(err, httpx.TransportError) and not isinstance(err, (httpx.LocalProtocolError,
+                                                                          httpx.UnsupportedProtocol)):
+            return _Retryable(f"{type(err).__name__} talking to {self.url}: {said}")
+        return ChatAPIError(f"{type(err).__name__} talking to {self.url}: {said}")
+
+    # -- asking, retrying -----------------------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:
         delay = min(self.backoff_max, self.backoff_base * 2**attempt)
         return delay * (1 + 0.1 * random.random())
 
-    def _post_once(self, body: dict) -> dict:
-        import httpx
+    def _retry_plan(self, err: _Retryable, attempt: int, elapsed: float) -> tuple[float, str | None]:
+        """How long to wait before the next try, or why there is none (retries or their time used up)."""
+        if attempt >= self.max_retries:
+            return 0.0, f"gave up after {self.max_retries} retries"
+        left = self.retry_budget - elapsed
+        if err.wait_s is not None and err.wait_s > left:
+            return 0.0, (f"the server asks to wait {err.wait_s:g} s (Retry-After), past the "
+                         f"{self.retry_budget:g} s a request may spend retrying")
+        delay = min(err.wait_s, self.retry_after_max) if err.wait_s is not None else self._backoff(attempt)
+        if delay > left:
+            return 0.0, (f"gave up after {elapsed:.1f} s of retries: a request retries for at most "
+                         f"{self.retry_budget:g} s")
+        return delay, None
 
-        try:
-            response = self._http.post(self.url, json=body)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as err:
-            raise _Retryable(f"{type(err).__name__} talking to {self.url}: {self._redact(str(err))}") from None
-        if response.status_code == 200:
-            try:
-                return response.json()
-            except ValueError:
-                raise _Retryable(f"{self.url} answered 200 with a body that is not JSON") from None
-        message = self._redact(_server_message(response))
-        text = f"{self.url} answered HTTP {response.status_code}: {message}"
-        if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
-            raise _Retryable(text, retry_after_seconds(response.headers.get("retry-after")))
-        raise ChatAPIError(text, status=response.status_code)
-
-    def _ask(self, body: dict, stop: threading.Event) -> dict:
-        for attempt in range(self.max_retries + 1):
+    def _ask(self, body: dict, stop: threading.Event) -> tuple[dict | None, str | None]:
+        started = time.monotonic()
+        for attempt in itertools.count():
             try:
                 return self._post_once(body)
             except _Retryable as err:
-                if attempt == self.max_retries:
-                    raise ChatAPIError(f"{err} (gave up after {self.max_retries} retries)") from None
-                delay = err.wait_s if err.wait_s is not None else self._backoff(attempt)
+                delay, problem = self._retry_plan(err, attempt, time.monotonic() - started)
+                if problem is not None:
+                    raise ChatAPIError(f"{err} ({problem})", status=err.status) from None
                 logger.warning("%s; retry %d/%d in %.1f s", err, attempt + 1, self.max_retries, delay)
                 if stop.wait(delay):  # another request failed for good: do not keep retrying
-                    raise ChatAPIError(f"{err} (stopped: another request failed)") from None
+                    raise ChatAPIError(f"{err} (stopped: another request failed)", status=err.status) from None
         raise AssertionError("unreachable")
 
-    def _answer(self, request: ChatRequest, key: str, stop: threading.Event) -> str:
+    def _malformed(self, index: int, request: ChatRequest, problem: str) -> None:
+        with self._state_lock:
+            self.malformed_answers += 1
+            count = self.malformed_answers
+        if count > MALFORMED_WARNINGS:
+            return
+        label = f" ({printable(request.label)})" if request.label else ""
+        more = (f"; further malformed answers are counted in silence (client.malformed_answers)"
+                if count == MALFORMED_WARNINGS else "")
+        logger.warning("malformed answer from %s to request %d%s: %s; counted as an empty (unparseable) answer, "
+                       "not cached%s", self.url, index, label, problem, more)
+
+    def _answer(self, index: int, request: ChatRequest, key: str, stop: threading.Event) -> str:
         if stop.is_set():
             raise ChatAPIError("stopped: another request failed")
-        path = self._cache_path(key)
-        response = self._ask(self._body(self.messages(request)), stop)
-        try:
-            choice = response["choices"][0]
-            output = _content_text(choice["message"].get("content"))
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise ChatAPIError(f"{self.url} answered without choices[0].message: "
-                               f"{self._redact(json.dumps(response)[:300])}") from None
-        record = {"key": key, "model": self.model, "output": output, "finish_reason": choice.get("finish_reason"),
-                  "served_by": response.get("model"), "usage": response.get("usage"), "created": time.time()}
+        payload, problem = self._ask(self._body(self.messages(request)), stop)
+        output = None
+        if problem is None:
+            output, problem = _answer_text(payload)
+        if problem is not None:
+            self._malformed(index, request, problem)
+            return ""
+        output = redact(output, self._key)  # a server echoing the key never gets it into answers or the cache
+        record = {"key": key, "model": self.model, "output": output, **_cache_fields(payload, self._key),
+                  "created": time.time()}
         with self._write_lock:
-            self._write_cache(path, record)
+            self._write_cache(self._cache_path(key), record)
         return output
 
     def generate(self, requests: Sequence[ChatRequest],
@@ -331,7 +715,7 @@ class OpenAIChatClient:
                 index = next(pending_indices, None)
                 if index is None:
                     return False
-                in_flight[pool.submit(self._answer, requests[index], keys[index], stop)] = index
+                in_flight[pool.submit(self._answer, index, requests[index], keys[index], stop)] = index
                 return True
 
             for _ in range(self.concurrency):  # only `concurrency` submitted at a time: a stop leaves nothing queued
@@ -354,6 +738,7 @@ class OpenAIChatClient:
                         submit_next()
         if failure is not None:
             answered = sum(answer is not None for answer in answers)
-            raise ChatAPIError(f"{failure} ({answered} of {len(requests)} answered and cached; "
-                               "run again to ask the rest)", status=failure.status, answers=answers)
+            kept = (f" ({answered} of {len(requests)} answered and cached; run again to ask the rest)"
+                    if answered else "")
+            raise ChatAPIError(f"{failure}{kept}", status=failure.status, answers=answers)
         return answers

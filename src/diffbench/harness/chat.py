@@ -238,11 +238,12 @@ class ChatStep:
 
 
 class ApiStopError(ValueError):
-    """The API refused a request for good (401, 400, retries used up): the run stops, answers kept."""
+    """A request failed for good (401, 400, retries used up, nothing listening): the run stops, answers kept."""
 
 
 class ApiCollate:
-    """Runs in a DataLoader worker: each turn as a ``ChatRequest`` (question text, PIL images first)."""
+    """Runs in a DataLoader worker: each turn as a ``ChatRequest`` (question text, PIL images first,
+    labelled with the sample id and turn for the client's warnings)."""
 
     def __init__(self, protocol: ChatProtocol, turns_of):
         self.protocol, self.turns_of = protocol, turns_of
@@ -258,7 +259,8 @@ class ApiCollate:
             asked = []
             for q, (question, pictures, options) in enumerate(turn_inputs(item, self.turns_of, self.protocol)):
                 asked.append({"question": question, "prompt": question, "options": options})
-                batch["requests"].append((row, q, ChatRequest(question, tuple(pictures))))
+                label = f"sample {item['id']}, turn {q + 1}"
+                batch["requests"].append((row, q, ChatRequest(question, tuple(pictures), label=label)))
             batch["turns"].append(asked)
         return batch
 
@@ -268,6 +270,7 @@ class ApiStep:
 
     def __init__(self, client, to_record):
         self.client, self.to_record = client, to_record
+        self.answered = 0  # answers this run got (cached as they came): whether a stop leaves any to resume from
 
     def __call__(self, batch: dict) -> list[tuple[int, dict]]:
         from diffbench.backends.openai_chat import ChatAPIError
@@ -275,14 +278,20 @@ class ApiStep:
         try:
             texts = self.client.generate([request for _, _, request in batch["requests"]])
         except ChatAPIError as err:
-            where = f" (HTTP {err.status})" if err.status else ""
-            raise ApiStopError(f"the API refused a request{where}: {err}; the answers so far are cached in "
-                               f"{self.client.cache_dir} and the same command resumes from them") from None
+            raise ApiStopError(self.stop_message(err)) from None
+        self.answered += len(texts)
         outputs = [dict() for _ in batch["indices"]]
         for (row, q, _), text in zip(batch["requests"], texts):
             outputs[row][q] = (text or "").strip()
         return [(index, self.to_record(sample_id, [outputs[i][q] for q in sorted(outputs[i])], batch["turns"][i]))
                 for i, (index, sample_id) in enumerate(zip(batch["indices"], batch["ids"]))]
+
+    def stop_message(self, err) -> str:
+        """One line: what failed (the client's message says why) and, when some answers came, where they wait."""
+        what = f"the API refused a request (HTTP {err.status})" if err.status else "the API could not be asked"
+        kept = ("" if not self.answered and all(answer is None for answer in err.answers) else
+                f"; the answers so far are cached in {self.client.cache_dir} and the same command resumes from them")
+        return f"{what}: {err}{kept}"
 
 
 class ChatTask:

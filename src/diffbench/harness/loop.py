@@ -90,8 +90,17 @@ def ask_api(task, options, dataset, todo, store, procs, out):
                           max_new_tokens=protocol.max_new_tokens) as client:
         collate, step = task.build_api_step(client, options)
         workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
-        return predict(task.samples(dataset, None), todo, options.batch_size or 16, collate, step, store, procs,
-                       workers, pin_memory=False, desc=task.name, show_progress=options.progress)
+        predicted = predict(task.samples(dataset, None), todo, options.batch_size or 16, collate, step, store, procs,
+                            workers, pin_memory=False, desc=task.name, show_progress=options.progress)
+    # malformed answers (over-size, not JSON, no text) are empty, so scored unparseable, and not cached:
+    # said here and kept in run.json's environment; a resumed run counts those it asked, not earlier ones
+    malformed = sum(procs.gather([client.malformed_answers]))
+    if procs.is_main:
+        outputs.update_record(out, {"api_malformed_answers": malformed}, section="environment")
+        if malformed:
+            log(f"{malformed} malformed answers (over-size, not JSON, or no text; the warnings above name them): "
+                "recorded as empty answers, scored unparseable, not cached (--overwrite asks them again)")
+    return predicted
 
 
 def run(options) -> dict:

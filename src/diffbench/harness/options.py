@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffbench.backends.openai_chat import check_base_url
+
 ANSWER_MODES = ("generate", "likelihood")
 IMAGE_HANDLING = ("separate", "combined")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -73,6 +75,8 @@ class RunOptions:
             apply_preset(self)
         if self.api_base and not self.model:
             raise ValueError("--api-base needs --model: the model name the API serves")
+        if self.api_base:
+            check_base_url(self.api_base, "--api-base")  # http(s)://host, before the data is loaded
         named = self.model
         if self.model is None:
             from diffbench.default_model import DEFAULT_MODEL_NAME, default_model_path
