@@ -109,7 +109,9 @@ def environment_problem(err: BaseException) -> str | None:
     if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:
         where = f": {err.filename}" if err.filename else ""
         fix = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
-               errno.EROFS: "choose a writable folder (or cache: HF_HOME)"}.get(err.errno, "check the folder's permissions")
+               errno.EROFS: "choose a writable folder (or cache: HF_HOME)", errno.EFBIG: "raise the limit (ulimit -f)",
+               errno.EMFILE: "raise the limit (ulimit -n)",
+               errno.ENAMETOOLONG: "choose a shorter path"}.get(err.errno, "check the folder's permissions")
         return f"{ENVIRONMENT_ERRNOS[err.errno]}{where} ({err.strerror}); {fix} and run it again"
     return None
 
