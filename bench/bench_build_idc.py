@@ -17,7 +17,7 @@ process so that peak RSS (``ru_maxrss``) is the step's own:
   its images: the same bytes in and out, with no Arrow and no checks);
 - ``decode 1 thread``: read and fully decode every image in one thread (``image_checks.image_file_problem``,
   the check every build now runs): what the checks would cost without threads;
-- ``build``: ``diffbench.building.build("spot_the_diff", "default", source=...)`` into a scratch cache,
+- ``build``: ``diffbench.data.building.build("spot_the_diff", "default", source=...)`` into a scratch cache,
   which decodes every image in full (over one thread a core) before it writes;
 - ``build, 1 decode thread``: the same with ``decode_threads=1``;
 - ``build (before)``: with ``--before DIR``, the build of the checkout in DIR (its ``src/`` first on
@@ -65,7 +65,7 @@ COPY = READ.replace("nbytes = 0", "nbytes = 0\nout = open(sys.argv[2], 'wb')").r
 DECODE = """
 import json, resource, sys, time
 from pathlib import Path
-from diffbench.image_checks import image_file_problem, pixel_limits
+from diffbench.data.image_checks import image_file_problem, pixel_limits
 root = Path(sys.argv[1]) / "data"
 start = time.perf_counter()
 rows = 0
@@ -84,7 +84,7 @@ print(json.dumps({"rows": rows, "seconds": seconds,
 BUILD = """
 import inspect, json, os, resource, sys, time
 os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
-from diffbench import building
+from diffbench.data import building
 num_proc = int(sys.argv[2]) or None
 options = json.loads(sys.argv[3])
 building.builder_class("spot_the_diff")  # imports datasets and the builder: not build time
@@ -108,11 +108,11 @@ def _photo_like_pngs(count: int, seed: int = 0) -> list[bytes]:
     """``count`` 224x224 PNGs: a rendered scene with sensor-like noise (realistic PNG sizes)."""
     from PIL import Image
 
-    from diffbench.synth import idc
+    from diffbench.data.synth import captions
 
     rng = random.Random(seed)
     pool = []
-    for pair in idc.generate_pairs(n=count, seed=seed, image_size=(224, 224)):
+    for pair in captions.generate_pairs(n=count, seed=seed, image_size=(224, 224)):
         image = Image.open(io.BytesIO(pair["before"])).convert("RGB")
         noise = Image.effect_noise((224, 224), rng.choice((18, 24, 30))).convert("RGB")
         blended = Image.blend(image, noise, 0.25)

@@ -11,8 +11,8 @@ in a fresh process so that peak RSS is the step's own:
   faster than reading its input once);
 - ``before``: the builder as it was at ``--before`` (a git commit; default ``e64da65``: images only
   ``verify``-ed, not decoded), run with ``download_and_prepare`` into a scratch folder;
-- ``build 1 thread``: today's ``diffbench.building.build`` with every image fully decoded on one thread;
-- ``build``: today's ``diffbench.building.build("vismin", "bench", source=...)``, decoding on a thread
+- ``build 1 thread``: today's ``diffbench.data.building.build`` with every image fully decoded on one thread;
+- ``build``: today's ``diffbench.data.building.build("vismin", "bench", source=...)``, decoding on a thread
   per core (plus the source fingerprint and the provenance record).
 
 It prints, for each step, seconds, the ratio to ``read``, rows/s, MB/s of image bytes, peak RSS and
@@ -83,7 +83,7 @@ BUILD = """
 import json, os, sys, time, resource
 from concurrent.futures import ThreadPoolExecutor
 import datasets  # imported before the clock starts, as pyarrow is for the read step
-from diffbench import building
+from diffbench.data import building
 if sys.argv[2] == "1":
     module = sys.modules[building.builder_class("vismin").__module__]
     module._DECODE_POOLS[os.getpid()] = ThreadPoolExecutor(max_workers=1)
@@ -145,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.image_size.split("x"))
 
-    from diffbench.synth import vismin
+    from diffbench.data.synth import vismin
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"{cores} cores; {os.getloadavg()[0]:.1f} load average at start")

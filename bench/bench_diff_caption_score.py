@@ -95,10 +95,10 @@ def shifted(predictions, k: int, word: str):
 def slow_path(predictions, references) -> dict:
     """Our scores the slow way: a tokenizer JVM for the call, one METEOR JVM running the jar's own loop,
     empty caches."""
-    from diffbench import caption_scoring
-    from diffbench.caption_meteor import MeteorPool
-    from diffbench.caption_stats import STATS
-    from diffbench.caption_tokenizer import PTBTokenizer, get_tokenizer
+    from diffbench.captions import metrics
+    from diffbench.captions.meteor import MeteorPool
+    from diffbench.captions.stats import STATS
+    from diffbench.captions.tokenizer import PTBTokenizer, get_tokenizer
 
     STATS.clear()
     tokenizer = get_tokenizer()
@@ -106,7 +106,7 @@ def slow_path(predictions, references) -> dict:
     tokenizer._cache, tokenizer.keep_alive = {}, False
     pool = MeteorPool(workers=1, threaded=False)
     try:
-        return caption_scoring.score_captions(predictions, references, meteor_server=pool)
+        return metrics.score_captions(predictions, references, meteor_server=pool)
     finally:
         pool.close()
         tokenizer._cache, tokenizer.keep_alive = saved
@@ -126,12 +126,12 @@ def main() -> None:
     parser.add_argument("--skip-slow-path", action="store_true", help="skip the bit-for-bit check against the slow path")
     args = parser.parse_args()
 
-    from diffbench import caption_scoring
-    from diffbench.caption_meteor import get_meteor
-    from diffbench.caption_tokenizer import get_tokenizer
+    from diffbench.captions import metrics
+    from diffbench.captions.meteor import get_meteor
+    from diffbench.captions.tokenizer import get_tokenizer
 
     predictions, references, groups = load_corpus(args.annotations)
-    score = caption_scoring.score_captions
+    score = metrics.score_captions
     print(f"corpus: {len(predictions):,} pairs, {sum(map(len, references)):,} references ({args.annotations.name}); "
           f"{os.cpu_count()} cores, METEOR: {meteor_layout(get_meteor())}")
     if args.order == "coco-first":

@@ -21,7 +21,7 @@ With ``--chat`` it times a chat model instead (the paper's protocol: greedy gene
 official question, the lenient parser): the paper's loop (``evals/vlm/llava.py`` ``predict``: one
 question at a time, one ``generate`` each) against ``diffbench eval`` (batched, left-padded, DataLoader
 workers), and says how many answers agree (greedy decoding of padded batches can differ in the last
-bits). The model is a randomly initialised tiny LLaVA (``diffbench.tiny_models``); ``--chat-image-size``
+bits). The model is a randomly initialised tiny LLaVA (``diffbench.models.tiny``); ``--chat-image-size``
 sets its vision tower's input size.
 
 Prints figures, asserts nothing (see bench/README conventions).
@@ -74,7 +74,7 @@ def write_data(folder: Path, n: int, distinct: int = 256) -> Path:
     """``n`` samples in the benchmark schema as one parquet file (``distinct`` JPEGs, reused)."""
     import datasets
 
-    from diffbench.vismin_schema import CATEGORIES
+    from diffbench.vismin.schema import CATEGORIES
 
     pool = [scene_jpeg(seed) for seed in range(min(distinct, 2 * n))]
     categories = list(CATEGORIES)
@@ -102,7 +102,7 @@ def build_model(folder: Path, name: str, words) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from diffbench.tiny_models import build_word_tokenizer
+    from diffbench.models.tiny import build_word_tokenizer
 
     vision, text, projection, size = MODELS[name]
     tokenizer = build_word_tokenizer(words, model_max_length=77)
@@ -177,7 +177,7 @@ def encode_only(model_path, dataset, device, dtype, batch_size) -> tuple[float, 
     import torch
     from transformers import AutoModel, AutoProcessor
 
-    from diffbench.harness.contrastive import ContrastiveCollate, pair_similarities, text_padding
+    from diffbench.vismin.contrastive import ContrastiveCollate, pair_similarities, text_padding
     from diffbench.harness.data import SampleImages, batches_of, to_device
 
     model = AutoModel.from_pretrained(model_path, dtype=dtype).to(device).eval()
@@ -205,7 +205,7 @@ def chat_official_loop(model_path, dataset, device, dtype, max_new_tokens) -> tu
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from diffbench.harness.chat import render_prompt
-    from diffbench.vismin_schema import questions
+    from diffbench.vismin.schema import questions
 
     model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(device).eval()
     processor = AutoProcessor.from_pretrained(model_path)
@@ -230,8 +230,8 @@ def chat_main(args, dataset, data_file, tmp, device, dtype, workers) -> None:
 
     from diffbench.harness import loop
     from diffbench.harness.options import RunOptions
-    from diffbench.tiny_models import build_tiny_image_text_to_text, words_of
-    from diffbench.vismin_schema import ANSWER_COLUMNS
+    from diffbench.models.tiny import build_tiny_image_text_to_text, words_of
+    from diffbench.vismin.schema import ANSWER_COLUMNS
 
     words = words_of(list(dataset["text_0"]) + list(dataset["text_1"]))
     model_path = build_tiny_image_text_to_text(tmp / "tiny-llava", words=words, image_size=args.chat_image_size)
@@ -277,7 +277,7 @@ def main(argv=None) -> int:
     import torch
 
     from diffbench.harness import runtime
-    from diffbench.tiny_models import words_of
+    from diffbench.models.tiny import words_of
 
     device = runtime.pick_device(args.device, runtime.Processes())
     dtype = torch.float32 if args.dtype == "auto" else runtime.pick_dtype(args.dtype, device)

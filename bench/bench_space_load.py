@@ -108,8 +108,9 @@ def prepare(workdir: Path) -> tuple[Path, float]:
     import numpy as np
     import pandas as pd
 
-    from diffbench import building, vismin_submission
-    from diffbench.building import build_configs
+    from diffbench.data import building
+    from diffbench.vismin import submission as vismin_submission
+    from diffbench.data.building import build_configs
 
     build_configs("vismin", ["bench"], "sample", n=FULL_SIZE, seed=0, image_size=(32, 24))
     bench = building.load_built("vismin", "bench", "test")
@@ -167,8 +168,8 @@ def prepare_captions(workdir: Path, systems: int, worst_chars: int = 2000) -> tu
     import json
     import random
 
-    from diffbench import building
-    from diffbench.building import build_configs
+    from diffbench.data import building
+    from diffbench.data.building import build_configs
     from diffbench.space.backend import caption_upload_limit
 
     build_configs("spot_the_diff", [building.default_config("spot_the_diff")], "sample", n=CAPTION_PAIRS,

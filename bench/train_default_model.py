@@ -90,7 +90,7 @@ def main() -> int:
         os.environ.pop(var, None)
     from transformers import AutoModel, AutoProcessor
 
-    from diffbench.building import build_configs, load_built
+    from diffbench.data.building import build_configs, load_built
     from diffbench.training import TrainConfig, evaluate_on, format_scores, train
 
     build_configs("vismin", ["bench", "pairs"], "sample", n=N, seed=SEED, image_size=IMAGE_SIZE)

@@ -49,9 +49,9 @@ def vismin_built(hf_home):
     """The VisMin sample, every configuration built into this session's datasets cache.
 
     Returns the build summaries; ``load_dataset("vismin")`` and
-    ``diffbench.building.load_built("vismin", "bench", "test")`` work once it has run.
+    ``diffbench.data.building.load_built("vismin", "bench", "test")`` work once it has run.
     """
-    from diffbench.building import build_configs
+    from diffbench.data.building import build_configs
 
     return build_configs(
         "vismin", ["bench", "train", "pairs"], "sample", n=VISMIN_SAMPLE_N, seed=0, image_size=(96, 72),
@@ -75,7 +75,7 @@ def require_module(name: str, why: str):
 @pytest.fixture(scope="session")
 def transformers_server(tmp_path_factory):
     """(base_url, model name) of one ``transformers serve`` (the ``transformers[serving]`` extra) running a
-    tiny LLaVA built by ``diffbench.tiny_models`` on 127.0.0.1, shared by the session's API tests.
+    tiny LLaVA built by ``diffbench.models.tiny`` on 127.0.0.1, shared by the session's API tests.
     Without the serving extra: skipped with the reason, or failed under CI."""
     import signal
     import socket
@@ -92,7 +92,7 @@ def transformers_server(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail("the transformers CLI is not installed under CI", pytrace=False)
         pytest.skip("the transformers CLI is not installed")
-    from diffbench.tiny_models import build_tiny_image_text_to_text
+    from diffbench.models.tiny import build_tiny_image_text_to_text
 
     root = tmp_path_factory.mktemp("served")
     model_dir = str(build_tiny_image_text_to_text(root / "tiny-llava", seed=0))

@@ -24,8 +24,8 @@ and ``<stem>_nonsemantic`` (``change_types`` empty, ``distractor`` true). The of
 ``name.split('_')[-1]``: ``CLEVR_default_000123_semantic`` is ``"000123.png"`` there and
 ``CLEVR_default_000123_nonsemantic`` is ``"000123.png_n"``. ``domain`` ``synthetic``.
 
-The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
-(``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
+The mapping onto the shared schema is all this file holds; the rest is ``diffbench.data.caption_builder``
+(``pip install diffbench``). Why the base is shared that way: the ``diffbench.data.caption_builder`` docstring.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
-from diffbench.idc_builder import (
+from diffbench.data.caption_builder import (
     IDCBuilder, IDCSourceError, Pair, decimal_number, expect, indexed_names, inside, list_folder, read_json_object,
     shown,
 )

@@ -25,8 +25,8 @@ The zero-padded variant that third-party code writes from the release (``change_
 keyed ``"000123.png"``, images ``000123.png`` in ``bef/`` + ``aft/`` or ``images/`` + ``sc_images/``,
 ``split.json`` or ``splits.json``) is read by one adapter, :func:`padded_layout`.
 
-The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
-(``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
+The mapping onto the shared schema is all this file holds; the rest is ``diffbench.data.caption_builder``
+(``pip install diffbench``). Why the base is shared that way: the ``diffbench.data.caption_builder`` docstring.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffbench.idc_builder import (MAX_NUMBER_DIGITS, IDCBuilder, IDCConfig, IDCSourceError, Pair, decimal_number, expect,
+from diffbench.data.caption_builder import (MAX_NUMBER_DIGITS, IDCBuilder, IDCConfig, IDCSourceError, Pair, decimal_number, expect,
                                   inside, read_json_object, shown)
 
 logger = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def padded_layout(root: Path) -> Layout:
 
 @dataclass
 class ClevrDCConfig(IDCConfig):
-    """:class:`~diffbench.idc_builder.IDCConfig`, plus:
+    """:class:`~diffbench.data.caption_builder.IDCConfig`, plus:
 
     Args:
         check_action_blocks: check the inferred action blocks against the captions

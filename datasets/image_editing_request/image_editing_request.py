@@ -21,15 +21,15 @@ One row per annotation entry (``uid`` is the id, a string as upstream); ``valid`
 test; sentences verbatim (upstream has some with outer spaces; the caption metrics' tokenizer ignores
 them). No change types, ``domain`` ``real``, ``scenario`` empty.
 
-The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
-(``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
+The mapping onto the shared schema is all this file holds; the rest is ``diffbench.data.caption_builder``
+(``pip install diffbench``). Why the base is shared that way: the ``diffbench.data.caption_builder`` docstring.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json
+from diffbench.data.caption_builder import IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json
 
 _CITATION = """\
 @inproceedings{tan2019expressing,

@@ -21,15 +21,15 @@ The benchmark's own file layout is not public yet, so this builder reads a docum
 When the official layout is published, :func:`from_official` (the only place that knows its field
 names) is the one thing to adapt; today it maps a few likely aliases onto the generic record.
 
-The mapping onto the shared schema is all this file holds; the rest is ``diffbench.idc_builder``
-(``pip install diffbench``). Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
+The mapping onto the shared schema is all this file holds; the rest is ``diffbench.data.caption_builder``
+(``pip install diffbench``). Why the base is shared that way: the ``diffbench.data.caption_builder`` docstring.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.idc_builder import (IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json, read_jsonl,
+from diffbench.data.caption_builder import (IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json, read_jsonl,
                                   shown)
 
 # Authors as on arXiv 2503.11093 (v1, 14 Mar 2025). The venue: a third-party paper index lists it under

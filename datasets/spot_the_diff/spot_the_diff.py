@@ -21,15 +21,15 @@ its 7). A recipe that trains on non-blank references filters them itself (the ca
 ``real``, ``scenario`` empty.
 
 The mapping onto the shared schema is all this file holds; the schema, the checks and the batched,
-byte-copying generation are ``diffbench.idc_builder`` (``pip install diffbench``), which is what
-``diffbench build spot_the_diff`` runs. Why the base is shared that way: the ``diffbench.idc_builder`` docstring.
+byte-copying generation are ``diffbench.data.caption_builder`` (``pip install diffbench``), which is what
+``diffbench build spot_the_diff`` runs. Why the base is shared that way: the ``diffbench.data.caption_builder`` docstring.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.idc_builder import IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json
+from diffbench.data.caption_builder import IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json
 
 _CITATION = """\
 @inproceedings{jhamtani2018learning,

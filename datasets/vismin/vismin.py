@@ -19,7 +19,7 @@ is a uint64 or a 5,000-digit id past the range); every text valid UTF-8 (Arrow d
 when it reads a file); every image fully decoded under a pixel limit (``max_image_pixels``, PIL's
 89,478,485 by default;
 the decoding runs on a thread per core, as Pillow releases the GIL while decoding): the check of
-``diffbench.image_checks``, the one the image-difference-captioning builders run too (so the two
+``diffbench.data.image_checks``, the one the image-difference-captioning builders run too (so the two
 never disagree; it refuses a truncated image even where the process set
 ``ImageFile.LOAD_TRUNCATED_IMAGES``); an image file named by path stays inside the source folder; an
 unreadable file or folder is an error, never skipped, and so is a data or image file that is no
@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 import datasets
 from datasets.builder import Key
 
-from diffbench.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem, not_regular_file
+from diffbench.data.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem, not_regular_file
 
 _CITATION = """\
 @inproceedings{awal2024vismin,

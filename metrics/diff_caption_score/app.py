@@ -12,9 +12,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from diffbench.caption_inputs import DEFAULT_METRICS, METRICS
-from diffbench.caption_report import format_table
-from diffbench.caption_scoring import score_captions
+from diffbench.captions.inputs import DEFAULT_METRICS, METRICS
+from diffbench.captions.scoring import format_table
+from diffbench.captions.metrics import score_captions
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD_BYTES = 20 * 2**20  # per request: the widget scores one set at a time

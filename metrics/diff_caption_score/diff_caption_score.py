@@ -7,8 +7,8 @@ Spot-the-Diff and Image Editing Request annotations) and adds a breakdown by cha
 re-running the pipeline on each type's samples alone (CIDEr's document frequencies from that subset,
 as CLEVR-Change's official per-type evaluation does), at the cost of little more than one run.
 
-The work is done by ``diffbench.caption_scoring`` (installed with diffbench, which the Space installs
-too; one module a scorer with pycocoevalcap's ``compute_score`` interface: ``diffbench.caption_bleu``,
+The work is done by ``diffbench.captions.metrics`` (installed with diffbench, which the Space installs
+too; one module a scorer with pycocoevalcap's ``compute_score`` interface: ``diffbench.captions.bleu``,
 ``caption_meteor``, ``caption_rouge``, ``caption_cider``). The module imports it rather than carrying a
 copy, on purpose: METEOR and the tokenizer run Java,
 and the one METEOR JVM a process may hold, its lock, its statistics cache and its exit hook must be the
@@ -22,7 +22,7 @@ without it, so without Java every metric fails with a clear error instead of dri
 import datasets
 import evaluate
 
-from diffbench.caption_scoring import DEFAULT_METRICS, METRICS, score_captions
+from diffbench.captions.metrics import DEFAULT_METRICS, METRICS, score_captions
 
 _CITATION = """\
 @inproceedings{chen2015microsoft,

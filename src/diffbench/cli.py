@@ -119,7 +119,7 @@ def environment_problem(err: BaseException) -> str | None:
 def _is_setup_error(err: BaseException) -> bool:
     """Errors of the user's machine set-up rather than of our code (no Java for the caption metrics)."""
     try:
-        from diffbench.caption_tokenizer import JavaNotFoundError
+        from diffbench.captions.tokenizer import JavaNotFoundError
     except ImportError:  # pragma: no cover -- the library is importable wherever the CLI is
         return False
     return isinstance(err, JavaNotFoundError)

@@ -52,9 +52,9 @@ from pathlib import Path
 import numpy as np
 
 from diffbench.harness import models
-from diffbench.result_files import write_atomically
+from diffbench.files import write_atomically
 
-TINY_CLIP = "tiny-clip"  # --model value: a fresh tiny CLIP (diffbench.tiny_models), trained from scratch
+TINY_CLIP = "tiny-clip"  # --model value: a fresh tiny CLIP (diffbench.models.tiny), trained from scratch
 HELD_OUT = "held-out"  # --eval value: a synthetic bench generated for the evaluation (the default)
 HELD_OUT_SEED = 1_000_003  # far from the seeds a sample build uses (SEED for the bench, SEED + 1 for pairs)
 CHECKPOINT_DIR = "checkpoint"  # under OUT: the model, its processor and trainer_state.pt of the last epoch
@@ -81,7 +81,7 @@ def parse_data_spec(spec: str) -> tuple[str, str, str]:
 
 def load_pairs(spec: str):
     """A built dataset with ``image_0, text_0, image_1, text_1`` columns (``diffbench build`` first)."""
-    from diffbench.building import load_built
+    from diffbench.data.building import load_built
 
     dataset = load_built(*parse_data_spec(spec))
     missing = [c for c in ("image_0", "text_0", "image_1", "text_1") if c not in dataset.column_names]
@@ -192,11 +192,11 @@ def score_similarities(similarities, categories) -> dict:
     """The ``vismin_group_score`` metric's results for ``[n, 4]`` similarities and their categories.
 
     ``similarities`` are in the submission order ``T0_I0, T0_I1, T1_I0, T1_I1``
-    (:data:`diffbench.vismin_schema.SCORE_COLUMNS`); the metric applies the official rule (strict ``>``)
+    (:data:`diffbench.vismin.schema.SCORE_COLUMNS`); the metric applies the official rule (strict ``>``)
     and aggregates per category (``per_category``, ``category_mean``, ``avg_as_published``).
     """
-    from diffbench.hub_folders import load_module
-    from diffbench.vismin_schema import SCORE_COLUMNS
+    from diffbench.data.hub_folders import load_module
+    from diffbench.vismin.schema import SCORE_COLUMNS
 
     s = np.asarray(similarities, dtype=np.float64).reshape(-1, 4)
     columns = {name: s[:, k].tolist() for k, name in enumerate(SCORE_COLUMNS)}
@@ -208,7 +208,7 @@ def bench_similarities(model, processor, dataset, batch_size: int = 64, device=N
     """``[n, 4]`` similarities (``T0_I0, T0_I1, T1_I0, T1_I1``) of a contrastive model over a VisMin-shaped dataset."""
     import torch
 
-    from diffbench.harness.contrastive import pair_similarities, text_padding
+    from diffbench.vismin.contrastive import pair_similarities, text_padding
 
     device = device or next(model.parameters()).device
     text_kwargs = text_padding(model, processor)
@@ -236,7 +236,7 @@ def held_out_bench(n: int, image_size: tuple[int, int], seed: int = HELD_OUT_SEE
     """
     import datasets
 
-    from diffbench.synth.vismin import generate_bench
+    from diffbench.data.synth.vismin import generate_bench
 
     rows = list(generate_bench(n=n, seed=seed, image_size=tuple(image_size)))
     names = ("category", "image_0", "text_0", "image_1", "text_1")
@@ -254,7 +254,7 @@ def eval_data(spec: str, n: int = 400, image_size: tuple[int, int] = (96, 72)):
     """``(dataset, provenance)`` to evaluate on: :func:`held_out_bench` for ``"held-out"``, else a built one."""
     if spec == HELD_OUT:
         return held_out_bench(n, image_size)
-    from diffbench.provenance import of_dataset
+    from diffbench.data.provenance import of_dataset
 
     dataset = load_pairs(spec)
     return dataset, of_dataset(dataset)
@@ -416,7 +416,7 @@ def _init_model(config: TrainConfig, dataset, scratch: Path) -> str:
     """The model path to load: ``config.model``, or a fresh tiny CLIP over the training captions' words."""
     if config.model != TINY_CLIP:
         return config.model
-    from diffbench import tiny_models
+    from diffbench.models import tiny as tiny_models
 
     words = tiny_models.words_of(list(dataset["text_0"]) + list(dataset["text_1"]))
     return str(tiny_models.build_tiny_clip(
@@ -741,7 +741,7 @@ def _finish(loop: _Loop, dataset, step: int, seconds: float, losses: list[float]
                  f"{image_size[0]}x{image_size[1]})" if config.eval == HELD_OUT else config.eval)
         note = ""
         if scores["provenance"].get("synthetic"):
-            from diffbench.provenance import SYNTHETIC_NOTE
+            from diffbench.data.provenance import SYNTHETIC_NOTE
 
             note = f"\n({SYNTHETIC_NOTE})"
         log(f"scored on {where}:\n{format_scores(scores)}{note}")
@@ -774,7 +774,7 @@ def train(config: TrainConfig, log=None) -> TrainResult:
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
-    from diffbench.harness.contrastive import text_padding
+    from diffbench.vismin.contrastive import text_padding
 
     config.validate()
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))

@@ -4,7 +4,7 @@ The paper ran CLIP, CoCa and its VisMin-CLIP through open_clip (rabiulcste/vismi
 ``create_model_and_transforms(model_name, pretrained)``, ``get_tokenizer(model_name)``, features
 normalised, ``logit_scale * cos``; the ranking equals plain cosine). open_clip imports torchvision: where
 torchvision cannot import (CPU machines whose torch has no matching torchvision build), convert plain CLIP
-checkpoints instead (``diffbench convert open-clip``, :mod:`diffbench.backends.open_clip_convert`).
+checkpoints instead (``diffbench convert open-clip``, :mod:`diffbench.convert.open_clip`).
 
 Interface (stable):
 

@@ -14,12 +14,12 @@ names, sizes and modification times (``--fingerprint stat``, the default) or fro
 
 from __future__ import annotations
 
-from diffbench.samples import MAX_IMAGE_SIDE, check_image_size
+from diffbench.data.samples import MAX_IMAGE_SIDE, check_image_size
 
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"320x240"`` -> ``(320, 240)``; ``"96"`` -> ``(96, 96)``; sides of 16 to 4096 pixels
-    (:func:`diffbench.samples.check_image_size`).
+    (:func:`diffbench.data.samples.check_image_size`).
 
     >>> parse_size("96")
     (96, 96)
@@ -33,7 +33,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_parser(subparsers) -> None:
-    from diffbench.hub_folders import available
+    from diffbench.data.hub_folders import available
 
     parser = subparsers.add_parser("build", help="build a dataset into the HF datasets cache")
     parser.add_argument("name", choices=available("datasets"), help="dataset folder under datasets/")
@@ -59,7 +59,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from diffbench import building
+    from diffbench.data import building
 
     names = building.config_names(args.name)
     configs = names if args.config == "all" else [args.config or building.default_config(args.name)]

@@ -6,7 +6,7 @@
     diffbench convert open-clip weights.pt --model-config cfg.json --out my-clip
 
 The folder loads with ``AutoModel`` / ``AutoProcessor`` and runs with ``diffbench eval vismin --model DIR``;
-open_clip itself (and torchvision) is not needed. See ``diffbench.backends.open_clip_convert``.
+open_clip itself (and torchvision) is not needed. See ``diffbench.convert.open_clip``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_open_clip(args) -> int:
-    from diffbench.backends.open_clip_convert import convert_open_clip
+    from diffbench.convert.open_clip import convert_open_clip
 
     out = convert_open_clip(args.source, args.out, checkpoint=args.checkpoint, model_config=args.model_config,
                             tokenizer=args.tokenizer, quick_gelu=args.quick_gelu, dtype=args.dtype,

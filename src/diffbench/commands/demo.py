@@ -9,7 +9,7 @@
    ``diffbench eval`` and prints the paper-style table beside a few published rows;
 4. builds the synthetic CLEVR-Change sample and scores human agreement on it (one reference held out as
    the prediction, the others as references) with the report ``diffbench score captions`` gives
-   (:mod:`diffbench.caption_report`: the official CLEVR-Change parts, the total on top).
+   (:mod:`diffbench.captions.scoring`: the official CLEVR-Change parts, the total on top).
 
 Its output is its own lines: datasets' and transformers' progress bars are silenced while it runs.
 
@@ -55,14 +55,14 @@ CLEVR_IMAGE_SIZE = (160, 120)
 
 def demo_cache() -> Path:
     """The demo's own datasets cache, beside the user's (used only when the user's holds other builds)."""
-    from diffbench.building import cache_root
+    from diffbench.data.building import cache_root
 
     return cache_root().parent / "diffbench-demo-datasets"
 
 
 def conflicting_builds(n: int | None, seed: int) -> list[str]:
     """Why building the demo's samples would replace a user's builds (one line each; empty when it would not)."""
-    from diffbench import building, provenance, samples
+    from diffbench.data import building, provenance, samples
 
     plans = [("vismin", config, samples.sample_provenance("vismin", n=n, seed=seed, image_size=VISMIN_IMAGE_SIZE))
              for config in ("bench", "train", "pairs")]
@@ -109,10 +109,10 @@ def load_in_fresh_interpreter() -> dict:
 
 def human_agreement(name: str = "clevr_change", split: str = "test") -> dict:
     """Human agreement scored as ``diffbench score captions`` scores a model: each pair's first reference is
-    the prediction, its other references the references, through :func:`diffbench.caption_report.score_predictions`
+    the prediction, its other references the references, through :func:`diffbench.captions.scoring.score_predictions`
     (on CLEVR-Change: the official parts, ``semantic_change``, the five types, ``distractor``, and the total)."""
-    from diffbench import building, provenance
-    from diffbench.caption_report import score_predictions
+    from diffbench.data import building, provenance
+    from diffbench.captions.scoring import score_predictions
 
     built = building.load_built(name, None, split)
     # In memory: a map or filter written beside the build would make it the newest (see building).
@@ -151,7 +151,7 @@ SHOWN_ROWS = ("(this run)", "Random Chance", "CLIP (ViT-B/32) (zero-shot", "VisM
 
 def evaluate_default_model(out: Path) -> Path:
     """``diffbench eval vismin`` with the embedded default model into ``out`` (replacing a previous demo run)."""
-    from diffbench.default_model import default_model_path
+    from diffbench.models.embedded import default_model_path
     from diffbench.harness import loop
     from diffbench.harness.options import RunOptions
 
@@ -165,9 +165,9 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from diffbench import provenance
-    from diffbench.building import build_configs
-    from diffbench.caption_report import format_table
+    from diffbench.data import provenance
+    from diffbench.data.building import build_configs
+    from diffbench.captions.scoring import format_table
     from diffbench.commands.install_metrics import install_metrics
 
     conflicts = conflicting_builds(args.n, args.seed)
@@ -205,7 +205,7 @@ def _run(args) -> int:
     print("\n4. Building the synthetic CLEVR-Change sample; human agreement on its test split (first reference")
     print("   as the prediction, the others as references), scored as `diffbench score captions` scores a model:")
     print("   the official CLEVR-Change parts (semantic_change, the five types, distractor), the total on top")
-    from diffbench.building import default_config
+    from diffbench.data.building import default_config
 
     for summary in build_configs("clevr_change", [default_config("clevr_change")], "sample", seed=args.seed,
                                  image_size=CLEVR_IMAGE_SIZE):

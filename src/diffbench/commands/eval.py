@@ -15,7 +15,7 @@ lenient parser, or ``--answer likelihood``); the difference-captioning tasks tak
 ``--out`` receives the official submission file, ``results.json``, ``results.md``, ``results.png``
 and ``run.json`` (the protocol, versions, weights and data fingerprints); the same command again resumes.
 Files of those names that diffbench did not write there are refused before any work (``--overwrite``
-replaces them); the submission file and the report move in as one set (:mod:`diffbench.result_files`).
+replaces them); the submission file and the report move in as one set (:mod:`diffbench.files`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffbench.harness.captioning import DEFAULT_PROMPT
+from diffbench.captions.tasks import DEFAULT_PROMPT
 from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING
 
 
@@ -92,7 +92,7 @@ def add_parser(subparsers) -> None:
 
 def options_from_args(args: argparse.Namespace):
     """The run's :class:`~diffbench.harness.options.RunOptions`; a ``--preset`` is merged by the library
-    (:func:`diffbench.harness.preset_settings.apply_preset`): the options given beside it win."""
+    (:func:`diffbench.vismin.preset_settings.apply_preset`): the options given beside it win."""
     from diffbench.harness.options import RunOptions
 
     return RunOptions(
@@ -107,7 +107,8 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args) -> int:
-    from diffbench.harness import loop, outputs, tasks
+    from diffbench.harness import loop, outputs
+    from diffbench.harness import task as tasks
 
     tasks.get(args.name)  # an unknown task is an error before anything loads
     options = options_from_args(args)

@@ -58,7 +58,7 @@ def install_metric(name: str) -> Path:
     from evaluate.loading import files_to_hash
     from filelock import FileLock
 
-    from diffbench.hub_folders import hub_folder
+    from diffbench.data.hub_folders import hub_folder
 
     folder = hub_folder("metrics", name)
     script = folder / f"{name}.py"
@@ -90,7 +90,7 @@ def install_metric(name: str) -> Path:
 
 def install_metrics(names: list[str] | None = None) -> list[Path]:
     """Install the named metric folders (all of them by default); returns the installed scripts."""
-    from diffbench.hub_folders import available, hub_folder
+    from diffbench.data.hub_folders import available, hub_folder
 
     names = list(names) if names else available("metrics")
     for name in names:

@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
 
 
 def tasks_lines() -> list[str]:
-    from diffbench.harness.tasks import registry
+    from diffbench.harness.task import registry
 
     lines = []
     for name, task in sorted(registry().items()):
@@ -28,8 +28,8 @@ def tasks_lines() -> list[str]:
 
 
 def datasets_lines() -> list[str]:
-    from diffbench import building
-    from diffbench.hub_folders import available
+    from diffbench.data import building
+    from diffbench.data.hub_folders import available
 
     lines = []
     for name in available("datasets"):
@@ -44,7 +44,7 @@ def datasets_lines() -> list[str]:
 
 
 def presets_lines() -> list[str]:
-    from diffbench import presets
+    from diffbench.vismin import presets
 
     lines = []
     for preset in presets.PRESETS.values():

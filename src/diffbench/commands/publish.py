@@ -48,7 +48,7 @@ def parse_bytes(text: str) -> int:
 
 
 def add_parser(subparsers) -> None:
-    from diffbench.hub_folders import available
+    from diffbench.data.hub_folders import available
 
     parser = subparsers.add_parser("publish", help="write a built dataset as parquet shards + dataset card")
     parser.add_argument("name", choices=available("datasets"), help="dataset folder under datasets/")
@@ -66,7 +66,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from diffbench import publishing
+    from diffbench.data import publishing
 
     max_shard_bytes = parse_bytes(args.max_shard_size)
     if args.push:

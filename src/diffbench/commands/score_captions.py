@@ -9,8 +9,8 @@ a list of ``{"id" | "image_id": ..., "caption": ...}`` (CLEVR-Change's official 
 ``"000123.png_n"`` keys work too). The dataset is the one ``diffbench build NAME`` put in the cache.
 Writes ``DIR/results.json`` (with the data's provenance) and ``DIR/results.md`` and prints the table:
 the total, then one row a group (CLEVR-Change: the official evaluation's parts). The two are one set
-(:mod:`diffbench.result_files`): over files of those names that diffbench did not write only with
-``--overwrite``. The work is :func:`diffbench.caption_report.score_predictions`.
+(:mod:`diffbench.files`): over files of those names that diffbench did not write only with
+``--overwrite``. The work is :func:`diffbench.captions.scoring.score_predictions`.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ def add_parser(targets) -> None:
 
 
 def run(args) -> int:
-    from diffbench import building, result_files
-    from diffbench.caption_inputs import max_predictions_bytes, normalize_metrics, read_predictions
-    from diffbench.caption_report import format_table, score_predictions, write_results
-    from diffbench.caption_spice import check_available
+    from diffbench.data import building
+    from diffbench import files as result_files
+    from diffbench.captions.inputs import max_predictions_bytes, normalize_metrics, read_predictions
+    from diffbench.captions.scoring import format_table, score_predictions, write_results
+    from diffbench.captions.spice import check_available
 
     metrics = normalize_metrics(args.metrics)  # a bad or unavailable metric fails before any work
     if "spice" in metrics:

@@ -6,7 +6,7 @@
 
 Prints the paper's table and writes ``results.json`` (with the data's provenance), ``results.md`` and
 the figure ``results.png`` / ``results.svg`` (this run beside the compared published rows, chance
-marked) to ``--out`` (default: ``./vismin-results``), as one set (:mod:`diffbench.result_files`): over
+marked) to ``--out`` (default: ``./vismin-results``), as one set (:mod:`diffbench.files`): over
 files of those names that diffbench did not write only with ``--overwrite``.
 """
 
@@ -36,8 +36,9 @@ def add_parser(targets) -> None:
 
 
 def run(args) -> int:
-    from diffbench import figures, result_files
-    from diffbench.vismin_submission import CoverageError, format_table, score_submission, write_results
+    from diffbench.report import figures
+    from diffbench import files as result_files
+    from diffbench.vismin.submission import CoverageError, format_table, score_submission, write_results
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")

@@ -5,20 +5,20 @@ record, tables and figures.
 One concept a module:
 
 - :mod:`~diffbench.harness.options`: what a run is asked to do (``RunOptions``, shared by every task).
-- :mod:`~diffbench.harness.tasks`: the task interface and registry (``diffbench list tasks``): a task
+- :mod:`~diffbench.harness.task`: the task interface and registry (``diffbench list tasks``): a task
   declares its data, protocol, step, parsing, scorer and report.
 - :mod:`~diffbench.harness.loop`: the one run loop: resume, devices, processes, batching, bad images,
   progress, outputs; for local models and for APIs.
-- :mod:`~diffbench.harness.vismin`: VisMin's two tasks (contrastive similarities; a chat model's four
+- :mod:`~diffbench.vismin.tasks`: VisMin's two tasks (contrastive similarities; a chat model's four
   official questions, read by the lenient parser, with per-question accuracy and unparseable counts).
-- :mod:`~diffbench.harness.captioning`: one difference-captioning task per dataset.
+- :mod:`~diffbench.captions.tasks`: one difference-captioning task per dataset.
 - :mod:`~diffbench.harness.chat`: chat models: the protocol (generate or likelihood, combined or separate
   images, prompt templates, image splitting), batched local steps and the API step.
-- :mod:`~diffbench.harness.contrastive`: a dual encoder's four similarities a sample.
+- :mod:`~diffbench.vismin.contrastive`: a dual encoder's four similarities a sample.
 - :mod:`~diffbench.harness.models`: which kind a checkpoint is, loading it safely (no pickle unless
   allowed, corrupt files named).
 - :mod:`~diffbench.harness.record`: package versions, weights and dataset fingerprints (``run.json``).
-- :mod:`~diffbench.harness.preset_settings`: a published row's preset (:mod:`diffbench.presets`) as options.
+- :mod:`~diffbench.vismin.preset_settings`: a published row's preset (:mod:`diffbench.vismin.presets`) as options.
 - :mod:`~diffbench.harness.runtime`: device, dtype, ``accelerate`` processes, out-of-memory back-off.
 - :mod:`~diffbench.harness.data`: the DataLoader (worker processes decode and preprocess the images).
 - :mod:`~diffbench.harness.running`: the batch loop over the DataLoader, split over processes.

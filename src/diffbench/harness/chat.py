@@ -1,7 +1,7 @@
 """Chat (image-text-to-text) models: questions with images in, text out, batched.
 
 A task gives each sample a list of *turns*: ``(question, image positions, options)``. VisMin asks four
-(:func:`diffbench.vismin_schema.questions`); difference captioning asks one, with both images and no
+(:func:`diffbench.vismin.schema.questions`); difference captioning asks one, with both images and no
 options. How the turns reach the model is a :class:`ChatProtocol`, recorded in ``run.json``:
 
 - ``answer="generate"`` (the paper's protocol, ``evals/mllm_inference.py``): greedy generation of up to

@@ -1,4 +1,4 @@
-"""The one run loop behind ``diffbench eval``: any :class:`~diffbench.harness.tasks.Task`, any model.
+"""The one run loop behind ``diffbench eval``: any :class:`~diffbench.harness.task.Task`, any model.
 
     options -> task (by name) -> model kind (from its config) -> the task for that kind
     -> rows (built dataset or --data-files) -> run.json (checked against an earlier run in --out)
@@ -35,7 +35,7 @@ def image_backend(processor) -> dict:
 def run_record(task, options, kind, dataset, dtype) -> dict:
     """``run.json``: what defines the predictions (compared on resume) and the environment (not compared)."""
     from diffbench.harness import record
-    from diffbench.provenance import of_dataset
+    from diffbench.data.provenance import of_dataset
 
     return {
         "task": task.name, "dataset": task.dataset, "config": options.config or task.default_config,
@@ -116,7 +116,8 @@ def run(options) -> dict:
 
 
 def _run(options, procs) -> dict:
-    from diffbench.harness import models, runtime, tasks
+    from diffbench.harness import models, runtime
+    from diffbench.harness import task as tasks
     from diffbench.harness.data import BadImagesError, draft_size
     from diffbench.harness.running import predict
 

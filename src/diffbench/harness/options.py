@@ -5,7 +5,7 @@ A task reads the fields that concern it (a contrastive model ignores ``answer``;
 answers and for captions, as ``evals/mllm_inference.py`` asks for) and is resolved into the run record
 (``run.json``), so a run says what it actually did.
 
-A ``preset`` (:mod:`diffbench.presets`) is applied here, when the options are made, so that the CLI and
+A ``preset`` (:mod:`diffbench.vismin.presets`) is applied here, when the options are made, so that the CLI and
 the Python API run a preset identically: it fills the fields left unset (``None``); what is given wins.
 
     >>> options = RunOptions(preset="llava-1.6-7b", max_new_tokens=8, out="runs/x")
@@ -70,7 +70,7 @@ class RunOptions:
 
     def __post_init__(self):
         if self.preset:
-            from diffbench.harness.preset_settings import apply_preset
+            from diffbench.vismin.preset_settings import apply_preset
 
             apply_preset(self)
         if self.api_base and not self.model:
@@ -79,7 +79,7 @@ class RunOptions:
             check_base_url(self.api_base, "--api-base")  # http(s)://host, before the data is loaded
         named = self.model
         if self.model is None:
-            from diffbench.default_model import DEFAULT_MODEL_NAME, default_model_path
+            from diffbench.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 
             self.model, named = str(default_model_path()), DEFAULT_MODEL_NAME
         self.out = Path(self.out) if self.out is not None else default_out(self.task, named)

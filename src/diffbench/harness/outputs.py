@@ -11,9 +11,9 @@
     results.json             the metric's results
     results.md               the paper's table layout, with the published rows beside
     results.png, .svg        scores per category / change type
-    .diffbench-files.json    the files diffbench wrote here, with their sha256 (:mod:`diffbench.result_files`)
+    .diffbench-files.json    the files diffbench wrote here, with their sha256 (:mod:`diffbench.files`)
 
-The submission file and the report are moved in as one set (:func:`diffbench.result_files.staged`); a
+The submission file and the report are moved in as one set (:func:`diffbench.files.staged`); a
 run refuses to start over files of those names that diffbench did not write (``--overwrite`` replaces
 them).
 
@@ -30,7 +30,7 @@ import json
 import os
 from pathlib import Path
 
-from diffbench import result_files
+from diffbench import files as result_files
 
 PROGRESS_DIR = "progress"
 
@@ -186,7 +186,7 @@ def _record(line: bytes) -> dict | None:
 
 
 def write_csv(path: Path, records: list[dict], columns: list[str]) -> None:
-    """The official submission CSV (``id`` first), written whole (:func:`diffbench.result_files.write_file`)."""
+    """The official submission CSV (``id`` first), written whole (:func:`diffbench.files.write_file`)."""
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(["id", *columns])
@@ -205,10 +205,10 @@ def read_csv(path: Path) -> dict[str, dict]:
 
 
 def write_json(path: Path, value) -> None:
-    """``value`` as indented JSON, written whole (:func:`diffbench.result_files.write_file`)."""
+    """``value`` as indented JSON, written whole (:func:`diffbench.files.write_file`)."""
     result_files.write_file(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(path: Path, records) -> None:
-    """One JSON object a line, written whole (:func:`diffbench.result_files.write_file`)."""
+    """One JSON object a line, written whole (:func:`diffbench.files.write_file`)."""
     result_files.write_file(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))

@@ -184,7 +184,7 @@ def dataset_fingerprint(dataset, data_files=None) -> str:
     >>> a == dataset_fingerprint(datasets.Dataset.from_dict({"id": ["y"]}))
     False
     """
-    from diffbench.provenance import of_dataset
+    from diffbench.data.provenance import of_dataset
 
     digest = hashlib.sha256()
     files = [Path(f["filename"]) for f in getattr(dataset, "cache_files", None) or []]

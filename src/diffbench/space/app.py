@@ -27,7 +27,7 @@ import numpy as np
 from diffbench.space import backend
 from diffbench.space.leaderboard import CAPTION_COLUMNS, SORTS, VISMIN_COLUMNS, Leaderboard
 from diffbench.text import markdown_text
-from diffbench.vismin_schema import PUBLISHED_SAMPLES
+from diffbench.vismin.schema import PUBLISHED_SAMPLES
 
 log = logging.getLogger("diffbench.space")
 
@@ -178,7 +178,7 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
                 f"**{markdown_text(entry.name)}** (scored {entry.scored_at}), counted once.")
 
     def _synthetic_note(results) -> str:
-        from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
+        from diffbench.data.provenance import SYNTHETIC_NOTE, is_synthetic
 
         return f"\n\n**{SYNTHETIC_NOTE}**" if is_synthetic(results.get("provenance") or {}) else ""
 
@@ -188,7 +188,7 @@ def build_demo(store: backend.DataStore | None = None, models: backend.ModelCach
             entry = leaderboard.add_vismin(results, name=model_name)
         except Exception as err:  # noqa: BLE001
             return _problem(err), "", None, None, vismin_board()
-        from diffbench.vismin_submission import format_table
+        from diffbench.vismin.submission import format_table
 
         scores = results["scores"]
         message = (f"✓ Scored **{markdown_text(results['submission'])}**: {results['num_samples']:,} samples "

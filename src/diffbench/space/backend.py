@@ -12,7 +12,7 @@ quote the visitor's text).
 - :func:`open_image` (decoded in memory: no shared temporary file), :class:`ModelCache`,
   :func:`similarity_matrix`, :func:`verdict`: *Try a model*.
 - :func:`score_vismin_csv`, :func:`score_caption_json`: *Score a submission*, through
-  :mod:`diffbench.vismin_submission` and :mod:`diffbench.caption_report`, bounded in size and time.
+  :mod:`diffbench.vismin.submission` and :mod:`diffbench.captions.scoring`, bounded in size and time.
 - The leaderboard is :mod:`diffbench.space.leaderboard`.
 
     >>> verdict([[0.9, 0.1], [0.2, 0.8]])  # rows: caption 0, caption 1; columns: image 0, image 1
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffbench.harness.captioning import DATASETS as CAPTION_DATASETS
+from diffbench.captions.tasks import DATASETS as CAPTION_DATASETS
 from diffbench.text import markdown_text
 
 VISMIN = "vismin"
@@ -64,7 +64,7 @@ def vismin_metric():
     ``hub_folders.load_module`` puts a module in ``sys.modules`` before running it, so a second thread
     importing at the same moment could get it half-initialised; every Space thread goes through here.
     """
-    from diffbench.hub_folders import load_module
+    from diffbench.data.hub_folders import load_module
 
     with _METRIC_IMPORT:
         return load_module("metrics", "vismin_group_score")
@@ -109,7 +109,7 @@ class DataStore:
 
     def dataset(self, name: str):
         """The DatasetDict of ``name``'s default config, building the embedded sample if need be."""
-        from diffbench import building
+        from diffbench.data import building
 
         if name not in self.names:
             raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(self.names)}")
@@ -121,7 +121,7 @@ class DataStore:
             return self._cache[name]
 
     def _load_or_build(self, name: str):
-        from diffbench import building
+        from diffbench.data import building
 
         config = building.default_config(name)
         try:
@@ -206,7 +206,7 @@ class DataStore:
 
 def data_note(dataset) -> str:
     """A Markdown line under what the Space shows of a build of the synthetic sample ("" otherwise)."""
-    from diffbench.provenance import describe, is_synthetic, of_dataset
+    from diffbench.data.provenance import describe, is_synthetic, of_dataset
 
     record = of_dataset(dataset)
     return f"\n\n*Data: {markdown_text(describe(record))}.*" if is_synthetic(record) else ""
@@ -214,7 +214,7 @@ def data_note(dataset) -> str:
 
 def chart_title(title: str, results: dict) -> str:
     """A chart's title, with the synthetic-sample note when the results come from that sample."""
-    from diffbench.provenance import SYNTHETIC_NOTE, is_synthetic
+    from diffbench.data.provenance import SYNTHETIC_NOTE, is_synthetic
 
     return f"{title} · {SYNTHETIC_NOTE}" if is_synthetic(results.get("provenance") or {}) else title
 
@@ -280,12 +280,12 @@ def open_image(source, display_name: str | None = None):
 
 
 def default_model_path() -> str | None:
-    """The embedded default model: ``$DIFFBENCH_SPACE_MODEL``, else ``diffbench.default_model``'s."""
+    """The embedded default model: ``$DIFFBENCH_SPACE_MODEL``, else ``diffbench.models.embedded``'s."""
     override = os.environ.get(DEFAULT_MODEL_ENV)
     if override:
         return override
     try:
-        from diffbench.default_model import default_model_path as packaged
+        from diffbench.models.embedded import default_model_path as packaged
     except ImportError:
         return None
     try:
@@ -404,7 +404,7 @@ def similarity_matrix(model, processor, images, texts) -> np.ndarray:
     """``[2, 2]`` cosine similarities: row t = caption t, column i = image i (``Tt_Ii``)."""
     import torch
 
-    from diffbench.harness.contrastive import pair_similarities, text_padding
+    from diffbench.vismin.contrastive import pair_similarities, text_padding
 
     if len(images) != 2 or len(texts) != 2:
         raise ValueError("two images and two captions")
@@ -472,9 +472,9 @@ def content_hash(path, *context) -> str:
 
 
 def score_vismin_csv(path, dataset, display_name: str | None = None, allow_missing: bool = False) -> dict:
-    """Results of an official VisMin submission CSV (see :mod:`diffbench.vismin_submission`), with its
+    """Results of an official VisMin submission CSV (see :mod:`diffbench.vismin.submission`), with its
     ``content_hash``; the CSV is refused before it is read when it is far larger than the benchmark."""
-    from diffbench import vismin_submission
+    from diffbench.vismin import submission as vismin_submission
 
     max_bytes, _ = vismin_submission.limits_for(len(dataset))
     name = _check_upload(path, display_name, ("CSV",), max_bytes=min(max_bytes, MAX_SUBMISSION_BYTES))
@@ -515,8 +515,8 @@ def caption_upload_limit(n_samples: int) -> int:
 
 def read_caption_predictions(path, display_name: str | None = None, max_bytes: int = MAX_SUBMISSION_BYTES) -> dict[str, str]:
     """``{id: caption}`` from ``{"id": "caption"}`` or ``[{"id", "caption"}]`` JSON, each caption at most
-    :data:`MAX_CAPTION_CHARS` characters (:func:`diffbench.caption_inputs.read_predictions`)."""
-    from diffbench.caption_inputs import read_predictions
+    :data:`MAX_CAPTION_CHARS` characters (:func:`diffbench.captions.inputs.read_predictions`)."""
+    from diffbench.captions.inputs import read_predictions
 
     name = _check_upload(path, display_name, ("JSON",), max_bytes=max_bytes)
     try:
@@ -552,7 +552,7 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
     and all, when it has not answered in time, so no scoring outlives its bound. One scoring runs at a
     time; the others wait their turn within their own bound.
     """
-    from diffbench.caption_inputs import max_predictions_bytes
+    from diffbench.captions.inputs import max_predictions_bytes
     from diffbench.space.caption_worker import WorkerFailed, WorkerTimeout
 
     if dataset_name not in CAPTION_SETS:
@@ -615,7 +615,7 @@ class ResultFiles:
 
 def vismin_chart_frame(results: dict) -> pd.DataFrame:
     """The bar chart's rows, in the paper's order: bar (``"object T"``, ...), score (text/image/group), value."""
-    from diffbench.vismin_schema import CATEGORIES
+    from diffbench.vismin.schema import CATEGORIES
 
     per = results["scores"].get("per_category", {})
     rows = [
@@ -640,8 +640,8 @@ def caption_value(value) -> str:
 
 
 def caption_table(results: dict) -> str:
-    """The caption tab's Markdown table: :func:`diffbench.caption_report.format_table`, ×100 with two decimals."""
-    from diffbench.caption_report import format_table
+    """The caption tab's Markdown table: :func:`diffbench.captions.scoring.format_table`, ×100 with two decimals."""
+    from diffbench.captions.scoring import format_table
 
     return format_table(results, scale=CAPTION_SCALE, digits=2)
 

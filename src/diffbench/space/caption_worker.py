@@ -3,7 +3,7 @@
 A thread cannot be stopped in Python, so a scoring that ran past its bound on a thread went on
 alone (its JVMs busy) and held up every later request. Here :class:`CaptionWorker` keeps one child
 process, ``python -m diffbench.space.caption_worker``, that runs
-:func:`diffbench.caption_report.score_predictions`; the child stays alive between requests, so its
+:func:`diffbench.captions.scoring.score_predictions`; the child stays alive between requests, so its
 PTB tokenizer JVM and METEOR JVMs stay warm, as in one process (it starts them as it starts, on a
 one-caption scoring, so that the first visitor does not wait for them). A request that is not answered
 within its bound gets the worker's whole process group (the child and its JVMs) killed; the next
@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-#: the columns :func:`diffbench.caption_report.score_predictions` reads (the images stay behind)
+#: the columns :func:`diffbench.captions.scoring.score_predictions` reads (the images stay behind)
 SCORED_COLUMNS = ("id", "captions", "change_types", "distractor")
 
 
@@ -158,8 +158,8 @@ def _serve() -> None:
     requests = os.fdopen(os.dup(0), "rb")
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the library prints goes to the log, never into the answers
-    from diffbench.caption_report import score_predictions
-    from diffbench.caption_scoring import score_captions
+    from diffbench.captions.scoring import score_predictions
+    from diffbench.captions.metrics import score_captions
 
     try:  # start the tokenizer and METEOR JVMs now, not in the first visitor's time (25 s on a loaded box)
         score_captions(["a red cube is gone"], [["the red cube is gone"]])

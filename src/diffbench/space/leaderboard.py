@@ -18,7 +18,7 @@ Rules the table keeps:
   was scored against), so uploading the same file again adds nothing and says under which name it
   already stands;
 - a run on the synthetic sample (or on data of unknown source) is never ranked among the published
-  rows: it is listed after them, its Source says :data:`diffbench.provenance.SYNTHETIC_NOTE`;
+  rows: it is listed after them, its Source says :data:`diffbench.data.provenance.SYNTHETIC_NOTE`;
 - names are the visitor's text: stored on one line without control or bidirectional-override
   characters (:func:`clean_name`: a U+202E would reverse what follows it on the board), trimmed, at most
   :data:`MAX_NAME_CHARS`; shown as plain text by the table (stripped again: rows stored before this
@@ -62,9 +62,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffbench.provenance import SYNTHETIC_NOTE
+from diffbench.data.provenance import SYNTHETIC_NOTE
 from diffbench.text import one_line, printable, strip_unsafe
-from diffbench.vismin_schema import CATEGORIES, PUBLISHED_SAMPLES, SCORE_NAMES
+from diffbench.vismin.schema import CATEGORIES, PUBLISHED_SAMPLES, SCORE_NAMES
 
 DATA_DIR_ENV = "DIFFBENCH_DATA_DIR"
 SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
@@ -321,7 +321,7 @@ class Leaderboard:
 
     @staticmethod
     def _published_frame() -> pd.DataFrame:
-        from diffbench.vismin_submission import published_results
+        from diffbench.vismin.submission import published_results
 
         published = published_results()
         frame = pd.DataFrame({

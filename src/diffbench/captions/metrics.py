@@ -1,0 +1,121 @@
+"""COCO caption metrics of difference captions, equal to pycocoevalcap 1.2, for a corpus and any of its subsets.
+
+:func:`score_captions` gives what ``COCOEvalCap.evaluate()`` gives (``Bleu_1..4``, ``METEOR``,
+``ROUGE_L``, ``CIDEr``; ``SPICE`` on request) for one prediction and a list of references a sample,
+and, given ``groups`` (labels; a sample may carry several), the same score set for each group, equal
+to re-running the whole pipeline on that group's samples alone (CIDEr's document frequencies from the
+group's own references, as CLEVR-Change's official per-type evaluation does).
+
+The pieces, one module each, with pycocoevalcap's ``compute_score(gts, res) -> (score, scores)`` so
+each drops into ``COCOEvalCap`` unchanged:
+
+- :mod:`diffbench.captions.tokenizer` (PTBTokenizer, a keep-alive JVM),
+  :mod:`diffbench.captions.stats` (per-segment statistics, cached),
+- :mod:`diffbench.captions.bleu`, :mod:`diffbench.captions.meteor` (one METEOR JVM scoring on every core),
+  :mod:`diffbench.captions.rouge`, :mod:`diffbench.captions.cider`, :mod:`diffbench.captions.spice`,
+- :mod:`diffbench.captions.inputs` (checks and bounds), :mod:`diffbench.captions.scoring` (a built
+  dataset's groups, CLEVR-Change's official parts, tables and result files).
+
+Here a corpus is tokenised once and reduced once; each scorer then scores any subset from the
+statistics (``prepare(corpus)`` once, ``score(selection)`` a subset), so a breakdown costs little more
+than one score.
+
+    >>> SCORERS["cider"].__name__, SCORERS["meteor"].__module__
+    ('Cider', 'diffbench.captions.meteor')
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from diffbench.captions.bleu import Bleu
+from diffbench.captions.cider import Cider
+from diffbench.captions.inputs import DEFAULT_METRICS, METRICS, OUTPUT_NAMES, normalize_metrics, validate_inputs
+from diffbench.captions.meteor import Meteor, MeteorPool, MeteorServer
+from diffbench.captions.rouge import Rouge
+from diffbench.captions.spice import Spice, SpiceUnavailableError, check_available
+from diffbench.captions.stats import Corpus
+from diffbench.captions.tokenizer import find_java, pycocoevalcap_dir, tokenize_corpus
+
+SCORERS = {"bleu": Bleu, "meteor": Meteor, "rouge": Rouge, "cider": Cider, "spice": Spice}
+ALL_GROUP = "all"
+
+__all__ = [
+    "ALL_GROUP", "DEFAULT_METRICS", "METRICS", "OUTPUT_NAMES", "SCORERS", "SpiceUnavailableError",
+    "normalize_metrics", "pycocoevalcap_dir", "score_captions", "score_corpus",
+]
+
+
+def group_selections(groups: list[list[str]] | None) -> dict[str, np.ndarray]:
+    """``{label: indices of its samples}``, labels sorted."""
+    if groups is None:
+        return {}
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, labels in enumerate(groups):
+        for label in dict.fromkeys(labels):
+            members[label].append(i)
+    return {label: np.asarray(members[label], dtype=np.int64) for label in sorted(members)}
+
+
+def score_corpus(hyps: list[str], refs: list[tuple[str, ...]], chosen: list[str],
+                 meteor_server: MeteorPool | MeteorServer | None = None):
+    """Prepared scorers of a tokenised corpus: ``score(selection) -> {name: value, num_samples}``.
+
+    METEOR's segments go to its JVM while the other statistics are computed here.
+    """
+    meteor = Meteor(meteor_server) if "meteor" in chosen else None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffbench-meteor") as pool:
+        meteor_stats = pool.submit(meteor.server.segment_stats, list(zip(hyps, refs))) if meteor else None
+        try:
+            corpus = Corpus.of(hyps, refs)
+            scorers = []
+            for name in chosen:
+                scorer = meteor if name == "meteor" else SCORERS[name]()
+                if name == "meteor":
+                    scorer.prepare(corpus, meteor_stats.result())
+                else:
+                    scorer.prepare(corpus)
+                scorers.append(scorer)
+        finally:
+            if meteor_stats is not None:
+                meteor_stats.result()  # surface a METEOR error even when another scorer failed first
+
+    def score(selection: np.ndarray) -> dict:
+        out = {}
+        for scorer in scorers:
+            out.update(scorer.score(selection))
+        out["num_samples"] = int(len(selection))
+        return out
+
+    return score
+
+
+def score_captions(predictions, references, groups=None, metrics=None, *, sample_ids=None, meteor_server=None) -> dict:
+    """COCO caption metrics of ``predictions`` (one string a sample) against ``references`` (a list a sample).
+
+    Returns ``{"Bleu_1": .., "Bleu_2": .., "Bleu_3": .., "Bleu_4": .., "METEOR": .., "ROUGE_L": ..,
+    "CIDEr": .., "num_samples": N}`` (the chosen ``metrics`` only) and, when ``groups`` is given (one
+    label or list of labels a sample; ``None`` or ``[]`` for none), ``"groups": {label: {same keys}}``,
+    each equal to scoring that group's samples alone. ``sample_ids`` only name samples in errors.
+    """
+    predictions, references, groups = validate_inputs(predictions, references, groups, sample_ids)
+    chosen = normalize_metrics(metrics)
+    if "spice" in chosen:
+        check_available()
+    find_java()  # every metric needs the PTB tokenizer: fail early and clearly without Java
+    server = meteor_server
+    if "meteor" in chosen:
+        from diffbench.captions.meteor import get_meteor
+
+        server = server or get_meteor()
+        # the JVM loads in the background while the captions are tokenised
+        server.start(len(predictions)) if isinstance(server, MeteorPool) else server.start()
+    hyps, refs = tokenize_corpus(predictions, references)
+    score = score_corpus(hyps, refs, chosen, server)
+    results = score(np.arange(len(hyps)))
+    if groups is not None:
+        results["groups"] = {label: score(selection) for label, selection in group_selections(groups).items()}
+    return results

@@ -1,0 +1,151 @@
+"""Difference captioning as tasks (OmniDiff, Spot-the-Diff, CLEVR-Change, CLEVR-DC, Image Editing Request):
+a chat model describes what changed between the two images of each pair; the descriptions are scored
+with the COCO caption metrics (:func:`diffbench.captions.scoring.score_predictions`), overall and per
+change type.
+
+The prompt is one user turn: the image before, the image after, then :data:`DEFAULT_PROMPT` (or
+``--prompt``), rendered by the processor's chat template (or ``--prompt-template``); greedy generation of
+up to 128 new tokens. The images can be given separately (default) or pasted side by side
+(``--image-handling combined``), as for VisMin (:mod:`~diffbench.harness.chat`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from diffbench import files
+from diffbench.harness import outputs
+from diffbench.harness.chat import ChatTask
+from diffbench.harness.task import Task
+
+DEFAULT_PROMPT = ("The first image is the before image and the second image is the after image. "
+                  "Describe the differences between the two images.")
+PREDICTIONS_FILE = "captions.json"
+DEFAULT_MAX_NEW_TOKENS = 128
+REQUIRED_COLUMNS = ("id", "image_before", "image_after", "captions")
+#: the difference-captioning datasets (folders under datasets/) and what each holds
+DATASETS = {
+    "omnidiff": "OmniDiff: real and 3D-synthetic pairs, 12 change types, long human descriptions",
+    "spot_the_diff": "Spot-the-Diff: surveillance-camera frames, one or more sentences a pair",
+    "clevr_change": "CLEVR-Change: rendered scenes, semantic changes and distractors (viewpoint, lighting)",
+    "clevr_dc": "CLEVR-DC: rendered scenes under large viewpoint changes",
+    "image_editing_request": "Image Editing Request: photo edits described as requests",
+}
+
+
+class CaptionTurns:
+    """One turn a pair: the prompt, both images, no options (a class: it pickles into spawned workers)."""
+
+    def __init__(self, prompt: str):
+        self.prompt = prompt
+
+    def __call__(self, item: dict):
+        return [(self.prompt, (0, 1), None)]
+
+
+def caption_record(sample_id, outputs_, turns) -> dict:
+    return {"id": sample_id, "caption": " ".join(outputs_[0].split())}
+
+
+class CaptionTask(ChatTask, Task):
+    """One difference-captioning dataset."""
+
+    kinds = ("image-text-to-text",)
+    predictions_file = PREDICTIONS_FILE
+    unit = "pair"
+    default_batch_size = 8
+    default_max_new_tokens = DEFAULT_MAX_NEW_TOKENS
+
+    def __init__(self, dataset: str, summary: str):
+        self.name = self.dataset = dataset
+        self.summary = summary
+
+    def for_kind(self, kind) -> Task:
+        from diffbench.harness.models import ModelKindError
+
+        if kind.kind not in self.kinds:
+            raise ModelKindError(f"{kind.model_type} is a {kind.kind} model; difference captioning needs an "
+                                 "image-text-to-text model")
+        return self
+
+    def load(self, options):
+        dataset = super().load(options)
+        missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+        if missing:
+            raise ValueError(f"{self.name} is not a difference-captioning dataset: it lacks {missing}")
+        return dataset
+
+    def samples(self, dataset, draft):
+        from diffbench.harness.data import SampleImages
+
+        return SampleImages(dataset, ["image_before", "image_after"], draft=draft)
+
+    def chat_protocol(self, options):
+        if options.answer != "generate":
+            raise ValueError("difference captioning generates its answer; --answer likelihood is for VisMin")
+        return super().chat_protocol(options)
+
+    def turns_of(self, options):
+        return CaptionTurns(options.prompt or DEFAULT_PROMPT)
+
+    to_record = staticmethod(caption_record)
+
+    def protocol(self, options, kind=None) -> dict:
+        return {**self.chat_protocol(options).record(), "prompt": options.prompt or DEFAULT_PROMPT,
+                "chat_template": "processor" if options.prompt_template is None else "prompt_template"}
+
+    def finished(self, out: Path, ids: list) -> dict:
+        path = out / PREDICTIONS_FILE
+        if not path.exists():
+            return {}
+        done = {p["image_id"]: {"id": p["image_id"], "caption": p["caption"]}
+                for p in json.loads(path.read_text(encoding="utf-8"))}
+        return done if set(done) == set(ids) else {}
+
+    def write_predictions(self, out: Path, records: list[dict]) -> None:
+        outputs.write_json(out / PREDICTIONS_FILE, [{"image_id": r["id"], "caption": r["caption"]} for r in records])
+
+    def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
+        """captions.json, results.json, results.md and the figure: one set, moved into ``out`` together
+        (:func:`diffbench.files.staged`)."""
+        from diffbench.captions import scoring
+        from diffbench.report import figures
+
+        predictions = {r["id"]: r["caption"] for r in records}
+        results = scoring.score_predictions(predictions, dataset)
+        protocol = {k: run[k] for k in ("kind", "dtype", *self.protocol(options)) if k in run}
+        results = {**results, "model": options.model, "dataset": self.name, "prompt": run["prompt"],
+                   "protocol": protocol, "weights": run["weights"], "dataset_fingerprint": run["dataset_fingerprint"],
+                   "provenance": run["provenance"], "preset": run.get("preset")}
+        table = scoring.format_table(results)  # opens with the synthetic-sample note where it applies
+        title = f"{self.name}: {options.model}"
+        with files.staged(out, overwrite=options.overwrite, names=outputs.OUTPUT_FILES) as folder:
+            self.write_predictions(folder, records)
+            outputs.write_json(folder / "results.json", results)
+            files.write_file(folder / "results.md", f"# {title}\n\n{len(records)} pairs; prompt: "
+                                    f"{run['prompt']!r}; max new tokens {run['max_new_tokens']}\n\n{table}\n")
+            figures.caption_figure(folder / "results", change_type_scores(results), provenance=run["provenance"],
+                                   title=title, num_samples=len(records))
+        return results
+
+
+def caption_tasks() -> dict[str, CaptionTask]:
+    return {name: CaptionTask(name, summary) for name, summary in DATASETS.items()}
+
+
+def change_type_scores(results: dict) -> dict[str, dict[str, float]]:
+    """``{group: {metric: value}}`` for the figure: overall first, then each change type (whatever key the
+    scorer keeps them under: a dict of dicts of numbers)."""
+    def numbers(values):
+        return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                and k.lower() not in ("num_samples", "count", "n")}
+
+    overall = results.get("overall") if isinstance(results.get("overall"), dict) else results
+    groups = {"all": numbers(overall)}
+    for key in ("per_change_type", "change_types", "per_group", "groups"):
+        value = results.get(key)
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            groups.update({name: numbers(v) for name, v in value.items()})
+            break
+    return {name: values for name, values in groups.items() if values}

@@ -1,0 +1,1 @@
+"""Checkpoint converters (open_clip -> transformers)."""

@@ -1,0 +1,1 @@
+"""Datasets: building into the cache, the caption builders' base, image checks, provenance, publishing, samples."""

@@ -1,0 +1,1 @@
+"""Synthetic samples in the upstream layouts (rendered scenes, templated captions)."""

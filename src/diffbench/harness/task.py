@@ -1,0 +1,112 @@
+"""Tasks: what a benchmark asks of a model, declared once; :mod:`~diffbench.harness.loop` runs any of them.
+
+A task names its dataset and the model kinds it takes, loads and checks its rows, declares its protocol
+(prompts, generation settings, dtype: written to ``run.json``), builds the collate function and the
+model step for the DataLoader, and turns the gathered predictions into its submission file, scores
+and report. Resume, devices, processes, batching, out-of-memory back-off, bad images and progress
+belong to the loop. A new benchmark is a new :class:`Task`, not a new loop.
+
+    >>> sorted(task_names())[:3]
+    ['clevr_change', 'clevr_dc', 'image_editing_request']
+    >>> get("nope")
+    Traceback (most recent call last):
+    ...
+    diffbench.harness.task.UnknownTaskError: unknown task 'nope'; the tasks are clevr_change, clevr_dc, image_editing_request, omnidiff, spot_the_diff, vismin
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class UnknownTaskError(ValueError):
+    """No task has this name."""
+
+
+class Task:
+    """The base of every task. Subclasses set the class attributes and override the hooks."""
+
+    name: str = ""
+    dataset: str = ""  # the dataset it reads (``diffbench build <dataset>``)
+    summary: str = ""
+    kinds: tuple[str, ...] = ()  # the model kinds it takes (harness.models.CONTRASTIVE, IMAGE_TEXT_TO_TEXT)
+    default_config: str | None = None
+    predictions_file: str = ""
+    unit: str = "sample"  # what a row is called in messages
+    default_batch_size: int = 8
+
+    def for_kind(self, kind) -> Task:
+        """The task that runs a model of this kind (a family such as VisMin has one per kind)."""
+        from diffbench.harness.models import ModelKindError
+
+        if kind.kind not in self.kinds:
+            raise ModelKindError(f"{self.name} takes {' or '.join(self.kinds)} models; this one is a "
+                                 f"{kind.kind} model ({kind.model_type})")
+        return self
+
+    # -- data --------------------------------------------------------------------------------------
+    def load(self, options):
+        """The rows to evaluate, checked (``options.limit`` applied)."""
+        from diffbench.data import building
+        from diffbench.harness.data import load_rows
+
+        configs = building.config_names(self.dataset)
+        if not options.data_files and options.config and options.config not in configs:
+            raise ValueError(f"{self.dataset} has no configuration {options.config!r}; its configurations are "
+                             f"{', '.join(configs)}")
+        return load_rows(self.dataset, options.config or self.default_config, options.split, options.data_files,
+                         options.limit)
+
+    def samples(self, dataset, draft):
+        """The torch dataset the DataLoader reads (decoded images, texts)."""
+        raise NotImplementedError
+
+    # -- the model ---------------------------------------------------------------------------------
+    def dtype(self, requested: str, device):
+        from diffbench.harness import runtime
+
+        return runtime.pick_dtype(requested, device)
+
+    def protocol(self, options, kind=None) -> dict:
+        """What defines the predictions besides the model and the data (recorded, checked on resume);
+        ``kind``: the model's :class:`~diffbench.harness.models.ModelKind`."""
+        return {}
+
+    def chunk_size(self, batch_size: int) -> int:
+        """Sequences a model call takes at most (the out-of-memory back-off halves it)."""
+        return batch_size
+
+    def build_step(self, model, processor, device, dtype, runner, options):
+        """``(collate, step)``: the collate runs in DataLoader workers; ``step(batch)`` returns
+        ``[(row index, record), ...]`` with ``record["id"]`` the sample id."""
+        raise NotImplementedError
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def finished(self, out: Path, ids: list) -> dict:
+        """Records from a complete predictions file of an earlier run (``{}`` when there is none)."""
+        return {}
+
+    def write_predictions(self, out: Path, records: list[dict]) -> None:
+        raise NotImplementedError
+
+    def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
+        """Score, write results.json / results.md / the figure; returns the results."""
+        raise NotImplementedError
+
+
+def registry() -> dict[str, Task]:
+    from diffbench.captions.tasks import caption_tasks
+    from diffbench.vismin.tasks import VISMIN
+
+    return {VISMIN.name: VISMIN, **caption_tasks()}
+
+
+def task_names() -> list[str]:
+    return sorted(registry())
+
+
+def get(name: str) -> Task:
+    tasks = registry()
+    if name not in tasks:
+        raise UnknownTaskError(f"unknown task {name!r}; the tasks are {', '.join(sorted(tasks))}")
+    return tasks[name]

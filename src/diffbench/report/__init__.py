@@ -1,0 +1,1 @@
+"""What every benchmark's report shares: figure plumbing."""

@@ -1,1 +1,0 @@
-"""Deterministic synthetic data in the upstream layouts, for the embedded samples, tests and benchmarks."""

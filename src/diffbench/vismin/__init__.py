@@ -1,0 +1,1 @@
+"""VisMin: its schema, submissions, published rows, presets, tasks and report."""
