@@ -1,10 +1,19 @@
-"""The files a scoring writes into its output folder: as one set, whole or not at all, never over a user's file.
+"""The one place diffbench writes files that others read: whole or not at all, never over a user's file.
+
+- :func:`write_atomically`: one file, through a temporary file and a rename (a reader sees the old file or
+  the new one, never half of one).
+- :func:`replace_directory`: a finished folder put in place of another in one ``renameat2(RENAME_EXCHANGE)``
+  (Linux), or two renames and a journal that :func:`restore_interrupted` uses after a kill; staging
+  folders named ``<pid>-<random>`` are cleaned by :func:`clean_staging` once their process is gone.
+  Builds, publishes, converted checkpoints and training checkpoints are swapped in this way.
+- :func:`staged`: the files of one result (results.json, results.md, the figure, a submission file) as one
+  set, recorded in a manifest, described below.
 
 Every writer of results (``diffbench score vismin|captions``, the ``eval`` harness's reports, the library's
 ``write_results``) writes into a staging folder that :func:`staged` gives, and the set is moved into place
 when the block ends::
 
-    with result_files.staged(out, overwrite=args.overwrite) as folder:
+    with files.staged(out, overwrite=args.overwrite) as folder:
         write_results(folder, results, table)            # results.json, results.md
         figures.vismin_figure(folder / "results", ...)  # results.png, results.svg
 
@@ -35,6 +44,8 @@ plainly; on any other folder each call is a set of its own.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -47,6 +58,7 @@ try:
 except ImportError:  # pragma: no cover -- not on Windows: writers into one folder are not serialised there
     fcntl = None
 
+RESTORE_JOURNAL = "restore.json"  # in a staging folder: an old folder to put back if a swap was cut short
 MANIFEST = ".diffbench-files.json"  # name -> sha256 of each file diffbench wrote into the folder
 STAGING = ".diffbench-staging"  # <pid>-<random>/ a writer: new/ (the set), manifest.json, journal.json
 JOURNAL = "journal.json"
@@ -261,23 +273,12 @@ def finish_interrupted(directory) -> None:
         return
     for holder in root.iterdir():
         pid = holder.name.split("-", 1)[0]
-        if not holder.is_dir() or not pid.isdigit() or _process_alive(int(pid)):
+        if not holder.is_dir() or not pid.isdigit() or pid_alive(int(pid)):
             continue
         if (holder / JOURNAL).is_file():
             _finish(Path(directory), holder)
         shutil.rmtree(holder, ignore_errors=True)
     _remove_if_empty(root)
-
-
-def _process_alive(pid: int) -> bool:
-    """As ``building``'s test of its staging folders (not imported: that module pulls in PIL)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -297,3 +298,97 @@ def _locked(directory: Path):
 def _remove_if_empty(folder: Path) -> None:
     with contextlib.suppress(OSError):
         folder.rmdir()
+
+
+# -- swapping folders ------------------------------------------------------------------------------------
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2``); ``False`` where unsupported."""
+    if os.environ.get("DIFFBENCH_NO_RENAME_EXCHANGE"):  # forces the journaled fallback (tests)
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _swap_point(stage: str) -> None:
+    """Called at each step of a swap (``"after-exchange"``, ``"between-renames"``); tests kill the process here."""
+
+
+def replace_directory(new: Path, destination: Path, trash: Path) -> None:
+    """Put the finished folder ``new`` at ``destination``; whatever was there ends up at ``trash``.
+
+    ``trash`` must be on the same file system and not exist. With an existing ``destination`` the
+    two are exchanged atomically; where that is unsupported, ``trash/../restore.json`` records the
+    old folder's place between the two renames, so :func:`restore_interrupted` can put it back after
+    a kill; an exception raised by the second rename puts it back at once, before it propagates
+    (callers delete ``trash``'s folder in their clean-up).
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if not destination.exists():
+        new.rename(destination)
+        return
+    if exchange(new, destination):
+        _swap_point("after-exchange")
+        new.rename(trash)  # `new` now holds the old folder
+        return
+    journal = trash.parent / RESTORE_JOURNAL
+    journal.write_text(json.dumps({"old": str(trash), "destination": str(destination)}), encoding="utf-8")
+    destination.rename(trash)
+    try:
+        _swap_point("between-renames")
+        new.rename(destination)
+    except BaseException:
+        # An error (not a kill) between the renames: the caller's clean-up deletes ``trash``'s parent,
+        # so the old folder goes back to its place first; a kill is the journal's case.
+        if not destination.exists() and trash.is_dir():
+            trash.rename(destination)
+        journal.unlink(missing_ok=True)
+        raise
+    journal.unlink()
+
+
+def restore_interrupted(staging_folder: Path) -> None:
+    """Put back an old folder whose swap was cut between its two renames (nothing at its place)."""
+    journal = staging_folder / RESTORE_JOURNAL
+    if not journal.is_file():
+        return
+    entry = json.loads(journal.read_text(encoding="utf-8"))
+    old, destination = Path(entry["old"]), Path(entry["destination"])
+    if old.is_dir() and not destination.exists():
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        old.rename(destination)
+    journal.unlink()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a staging folder named by it is in use)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_staging(staging_root: Path) -> None:
+    """Restore, then delete, what killed writers left in a staging folder (``<pid>-<random>`` entries whose
+    process is gone; a running writer's entry is left alone)."""
+    for entry in staging_root.glob("*-*"):
+        pid = entry.name.split("-", 1)[0]
+        if entry.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            restore_interrupted(entry)
+            shutil.rmtree(entry, ignore_errors=True)

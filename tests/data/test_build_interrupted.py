@@ -103,13 +103,14 @@ def test_interrupted_build_is_never_visible(signum, previous_build, tmp_path):
 # step of the swap into place.
 KILL_AT_SWAP_POINT = """
 import os, signal, sys
+from diffbench import files
 from diffbench.data import building
 
 stage = sys.argv[1]
 def kill_at(point):
     if point == stage:
         os.kill(os.getpid(), signal.SIGKILL)
-building._swap_point = kill_at
+files._swap_point = kill_at
 building.build_configs("vismin", ["bench"], "sample", n=12, seed=0, image_size=(32, 32), overwrite=True)
 """
 
@@ -180,7 +181,7 @@ def _fail_rename_onto(monkeypatch, target: Path) -> None:
 
 
 def test_a_failing_second_rename_puts_the_old_folder_back(tmp_path, monkeypatch):
-    from diffbench.data import building
+    from diffbench import files
 
     monkeypatch.setenv("DIFFBENCH_NO_RENAME_EXCHANGE", "1")
     destination, new, trash = tmp_path / "dest", tmp_path / "staging" / "new", tmp_path / "staging" / "old"
@@ -190,9 +191,9 @@ def test_a_failing_second_rename_puts_the_old_folder_back(tmp_path, monkeypatch)
     (new / "data.arrow").write_text("new build")
     _fail_rename_onto(monkeypatch, destination)
     with pytest.raises(OSError, match="injected"):
-        building.replace_directory(new, destination, trash)
+        files.replace_directory(new, destination, trash)
     assert (destination / "data.arrow").read_text() == "old build"
-    assert not trash.exists() and not (trash.parent / building.RESTORE_JOURNAL).exists()
+    assert not trash.exists() and not (trash.parent / files.RESTORE_JOURNAL).exists()
 
 
 def test_a_build_whose_swap_fails_leaves_the_previous_build(tmp_path, monkeypatch):

@@ -229,12 +229,13 @@ def test_a_marker_without_a_file_list_replaces_only_a_folder_of_publish_s_files(
 # Publishes `bench` over OUT with overwrite and kills itself (SIGKILL: no clean-up runs) at one step of the swap.
 KILL_PUBLISH_AT = """
 import os, signal, sys
-from diffbench.data import building, publishing
+from diffbench import files
+from diffbench.data import publishing
 
 def kill_at(point):
     if point == sys.argv[2]:
         os.kill(os.getpid(), signal.SIGKILL)
-building._swap_point = kill_at
+files._swap_point = kill_at
 publishing.publish("vismin", sys.argv[1], configs=["bench"], overwrite=True)
 """
 

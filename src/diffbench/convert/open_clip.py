@@ -524,7 +524,7 @@ def convert_open_clip(source, out_dir, *, checkpoint=None, model_config=None, to
                               tokenizer=text_tokenizer)
     if dtype != "keep":
         config.dtype = dtype
-    from diffbench.data.building import replace_directory
+    from diffbench.files import replace_directory
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     holder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

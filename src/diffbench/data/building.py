@@ -41,7 +41,6 @@ of that name, restores the order (datasets' fallback offers no other handle than
 from __future__ import annotations
 
 import collections
-import ctypes
 import errno
 import hashlib
 import json
@@ -54,11 +53,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffbench.data import provenance
+from diffbench.files import clean_staging, replace_directory
 from diffbench.data.hub_folders import hub_folder, load_module
 from diffbench.data.image_checks import special_file_kind
 
 STAGING_DIRNAME = ".diffbench_staging"
-RESTORE_JOURNAL = "restore.json"  # in a staging folder: an old build to put back if the swap was cut short
 
 
 class NotBuiltError(FileNotFoundError):
@@ -260,98 +259,6 @@ def check_replaceable(name: str, config: str, planned: dict) -> None:
         f"{name}/{config} is already built from {provenance.describe(existing)}; building it from "
         f"{provenance.describe(planned)} would replace it: pass --overwrite to replace it", existing
     )
-
-
-# -- the atomic swap ------------------------------------------------------------------------------------
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux ``renameat2``); ``False`` where unsupported."""
-    if os.environ.get("DIFFBENCH_NO_RENAME_EXCHANGE"):  # forces the journaled fallback (tests)
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EXDEV):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-def _swap_point(stage: str) -> None:
-    """Called at each step of a swap (``"after-exchange"``, ``"between-renames"``); tests kill the process here."""
-
-
-def replace_directory(new: Path, destination: Path, trash: Path) -> None:
-    """Put the finished folder ``new`` at ``destination``; whatever was there ends up at ``trash``.
-
-    ``trash`` must be on the same file system and not exist. With an existing ``destination`` the
-    two are exchanged atomically; where that is unsupported, ``trash/../restore.json`` records the
-    old folder's place between the two renames, so :func:`restore_interrupted` can put it back after
-    a kill; an exception raised by the second rename puts it back at once, before it propagates
-    (callers delete ``trash``'s folder in their clean-up).
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    if not destination.exists():
-        new.rename(destination)
-        return
-    if _exchange(new, destination):
-        _swap_point("after-exchange")
-        new.rename(trash)  # `new` now holds the old folder
-        return
-    journal = trash.parent / RESTORE_JOURNAL
-    journal.write_text(json.dumps({"old": str(trash), "destination": str(destination)}), encoding="utf-8")
-    destination.rename(trash)
-    try:
-        _swap_point("between-renames")
-        new.rename(destination)
-    except BaseException:
-        # An error (not a kill) between the renames: the caller's clean-up deletes ``trash``'s parent,
-        # so the old folder goes back to its place first; a kill is the journal's case.
-        if not destination.exists() and trash.is_dir():
-            trash.rename(destination)
-        journal.unlink(missing_ok=True)
-        raise
-    journal.unlink()
-
-
-def restore_interrupted(staging_folder: Path) -> None:
-    """Put back an old build whose swap was cut between its two renames (no build at its place)."""
-    journal = staging_folder / RESTORE_JOURNAL
-    if not journal.is_file():
-        return
-    entry = json.loads(journal.read_text(encoding="utf-8"))
-    old, destination = Path(entry["old"]), Path(entry["destination"])
-    if old.is_dir() and not destination.exists():
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        old.rename(destination)
-    journal.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_staging(staging_root: Path) -> None:
-    """Restore, then delete, what killed builds left in the staging folder (their process is gone)."""
-    for entry in staging_root.glob("*-*"):
-        pid = entry.name.split("-", 1)[0]
-        if entry.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
-            restore_interrupted(entry)
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 # -- building ---------------------------------------------------------------------------------------------

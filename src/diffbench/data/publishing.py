@@ -300,13 +300,13 @@ def put_back(holder: Path) -> None:
 
 def clean_staging(staging: Path) -> None:
     """What killed publishes left: the old folder put back (two-rename swaps), the user's entries put back
-    into it, then removed (:func:`diffbench.data.building.clean_staging`; a running publish's is left alone)."""
+    into it, then removed (:func:`diffbench.files.clean_staging`; a running publish's is left alone)."""
     for holder in staging.glob("*-*"):
         pid = holder.name.split("-", 1)[0]
-        if holder.is_dir() and pid.isdigit() and not building._pid_alive(int(pid)):
-            building.restore_interrupted(holder)
+        if holder.is_dir() and pid.isdigit() and not result_files.pid_alive(int(pid)):
+            result_files.restore_interrupted(holder)
             put_back(holder)
-    building.clean_staging(staging)
+    result_files.clean_staging(staging)
 
 
 def write_shards(loaded: dict, scratch: Path, max_shard_bytes: int) -> None:
@@ -348,7 +348,7 @@ def publish(name: str, out_dir: Path, configs: list[str] | None = None, max_shar
         kept = arrange_kept(out_dir, scratch, kept)
         try:
             _carry_over(out_dir, scratch, kept, holder)
-            building.replace_directory(scratch, out_dir, holder / "old")
+            result_files.replace_directory(scratch, out_dir, holder / "old")
         except BaseException:
             put_back(holder)  # an error, not a kill (the journal's case): the user's entries go back at once
             raise
