@@ -146,7 +146,8 @@ def official_loop(model_path, dataset, device, dtype) -> float:
 
 def harness(model_path, data_file, out, device, batch_size, workers, fast_decode, dtype="auto") -> tuple[float, float]:
     """``diffbench eval vismin`` in this process: (seconds end to end, seconds of it loading the model)."""
-    from diffbench.harness import loop, models
+    from diffbench import tasks
+    from diffbench.harness import models
     from diffbench.harness.options import RunOptions
 
     load_time = []
@@ -165,7 +166,7 @@ def harness(model_path, data_file, out, device, batch_size, workers, fast_decode
                              num_workers=workers, fast_decode=fast_decode, data_files=[data_file],
                              overwrite=True, progress=False, dtype=dtype)
         started = time.perf_counter()
-        loop.run(options)
+        tasks.run(options)
         total = time.perf_counter() - started
     finally:
         models.load = original
@@ -228,7 +229,7 @@ def chat_official_loop(model_path, dataset, device, dtype, max_new_tokens) -> tu
 def chat_main(args, dataset, data_file, tmp, device, dtype, workers) -> None:
     import csv
 
-    from diffbench.harness import loop
+    from diffbench import tasks
     from diffbench.harness.options import RunOptions
     from diffbench.models.tiny import build_tiny_image_text_to_text, words_of
     from diffbench.vismin.schema import ANSWER_COLUMNS
@@ -243,7 +244,7 @@ def chat_main(args, dataset, data_file, tmp, device, dtype, workers) -> None:
                          max_new_tokens=args.max_new_tokens, dtype=str(dtype).removeprefix("torch."),
                          overwrite=True, progress=False)
     started = time.perf_counter()
-    loop.run(options)
+    tasks.run(options)
     ours = time.perf_counter() - started
     with open(tmp / "out-chat" / "vismin_answers.csv", newline="") as handle:
         answers = [row[c] for row in csv.DictReader(handle) for c in ANSWER_COLUMNS][:len(reference)]

@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image
 
-from diffbench.harness import task as tasks
+from diffbench import tasks
 
 
 def test_every_benchmark_is_a_task_and_unknown_names_list_them():
@@ -70,20 +70,20 @@ def test_a_preset_sets_the_papers_protocol_and_the_command_line_wins():
 
 
 def test_the_python_api_applies_a_preset_as_the_cli_does(tmp_path):
-    """RunOptions(preset=...) gets the row's settings (not only its name in run.json), equal to --preset's."""
+    """tasks.resolve(RunOptions(preset=...)) gets the row's settings (not only its name in run.json), equal to --preset's."""
     from diffbench.commands.eval import options_from_args
     from diffbench.harness.options import RunOptions
 
     for name in ("llava-1.6-7b", "idefics2", "gpt-4o", "clip-vit-b32"):
-        library = RunOptions(task="vismin", preset=name, out=tmp_path)
+        library = tasks.resolve(RunOptions(task="vismin", preset=name, out=tmp_path))
         assert library == options_from_args(args_for("vismin", "--preset", name, "--out", str(tmp_path))), name
-    llava = RunOptions(preset="llava-1.6-7b", out=tmp_path, dtype="float32")
+    llava = tasks.resolve(RunOptions(preset="llava-1.6-7b", out=tmp_path, dtype="float32"))
     assert (llava.model, llava.image_handling, llava.max_new_tokens, llava.dtype) == (
         "llava-hf/llava-v1.6-mistral-7b-hf", "combined", 64, "float32")
     assert llava.prompt_template == "<image> [INST] {question} [/INST]"
-    assert RunOptions(preset="idefics2", out=tmp_path).image_splitting is False
+    assert tasks.resolve(RunOptions(preset="idefics2", out=tmp_path)).image_splitting is False
     with pytest.raises(ValueError, match="runs code from the model's repository"):
-        RunOptions(preset="internvl-1.5", out=tmp_path)
+        tasks.resolve(RunOptions(preset="internvl-1.5", out=tmp_path))
 
 
 @pytest.mark.parametrize("name, message", [

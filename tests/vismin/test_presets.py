@@ -112,10 +112,11 @@ def test_markdown_table_has_one_line_per_row_with_its_command():
 def test_a_given_model_wins_and_the_row_s_checkpoint_is_not_fetched(monkeypatch):
     """``--preset vismin-clip --model ./vismin-clip-hf`` (the converted folder) downloads nothing: offline
     the row's 5.1 GB open_clip checkpoint could not be fetched, and it is not needed."""
+    from diffbench import tasks
     from diffbench.harness.options import RunOptions
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="cannot fetch mair-lab/vismin-clip-vit-large/model.pt"):
-        RunOptions(preset="vismin-clip", out="o")
-    options = RunOptions(preset="vismin-clip", model="vismin-clip-hf", out="o")
+        tasks.resolve(RunOptions(preset="vismin-clip", out="o"))
+    options = tasks.resolve(RunOptions(preset="vismin-clip", model="vismin-clip-hf", out="o"))
     assert options.model == "vismin-clip-hf" and options.dtype == get_preset("vismin-clip").dtype

@@ -151,11 +151,11 @@ SHOWN_ROWS = ("(this run)", "Random Chance", "CLIP (ViT-B/32) (zero-shot", "VisM
 
 def evaluate_default_model(out: Path) -> Path:
     """``diffbench eval vismin`` with the embedded default model into ``out`` (replacing a previous demo run)."""
-    from diffbench.models.embedded import default_model_path
-    from diffbench.harness import loop
+    from diffbench import tasks
     from diffbench.harness.options import RunOptions
+    from diffbench.models.embedded import default_model_path
 
-    loop.run(RunOptions(task="vismin", model=str(default_model_path()), out=out, overwrite=True, progress=False))
+    tasks.run(RunOptions(task="vismin", model=str(default_model_path()), out=out, overwrite=True, progress=False))
     return out
 
 

@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffbench import tasks
 from diffbench.captions.tasks import DEFAULT_PROMPT
-from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING
+from diffbench.harness import loop, outputs
+from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING, RunOptions
 
 
 def add_parser(subparsers) -> None:
@@ -90,29 +92,24 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def options_from_args(args: argparse.Namespace):
-    """The run's :class:`~diffbench.harness.options.RunOptions`; a ``--preset`` is merged by the library
-    (:func:`diffbench.vismin.preset_settings.apply_preset`): the options given beside it win."""
-    from diffbench.harness.options import RunOptions
-
-    return RunOptions(
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """The run's :class:`~diffbench.harness.options.RunOptions`, resolved as the library resolves them
+    (:func:`diffbench.tasks.resolve`: a ``--preset`` fills what the options beside it leave unset)."""
+    return tasks.resolve(RunOptions(
         model=args.model, out=args.out, task=args.name, config=args.config, split=args.split,
         data_files=args.data_files, limit=args.limit, batch_size=args.batch_size, device=args.device,
         dtype=args.dtype, num_workers=args.num_workers, fast_decode=args.fast_decode, allow_pickle=args.allow_pickle,
         answer=args.answer, prompt=args.prompt, overwrite=args.overwrite, progress=args.progress, preset=args.preset,
-        trust_remote_code=args.trust_remote_code, revision=args.revision, processor=getattr(args, "processor", None),
+        trust_remote_code=args.trust_remote_code, revision=args.revision,
         max_new_tokens=args.max_new_tokens, image_handling=args.image_handling, image_splitting=args.image_splitting,
         prompt_template=args.prompt_template, api_base=args.api_base, api_key_env=args.api_key_env,
-        concurrency=args.concurrency)
+        concurrency=args.concurrency))
 
 
 def run(args) -> int:
-    from diffbench.harness import loop, outputs
-    from diffbench.harness import task as tasks
-
-    tasks.get(args.name)  # an unknown task is an error before anything loads
+    task = tasks.get(args.name)  # an unknown task is an error before anything loads
     options = options_from_args(args)
-    results = loop.run(options)
+    results = loop.run(task, options)
     if results:
         out = options.out
         print((out / "results.md").read_text(encoding="utf-8"))

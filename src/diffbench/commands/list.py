@@ -8,6 +8,11 @@
 
 from __future__ import annotations
 
+from diffbench import tasks
+from diffbench.data import building
+from diffbench.data.hub_folders import available
+from diffbench.vismin import presets
+
 WHAT = ("tasks", "datasets", "presets")
 
 
@@ -19,18 +24,13 @@ def add_parser(subparsers) -> None:
 
 
 def tasks_lines() -> list[str]:
-    from diffbench.harness.task import registry
-
     lines = []
-    for name, task in sorted(registry().items()):
+    for name, task in sorted(tasks.registry().items()):
         lines.append(f"  {name:<22} {' or '.join(task.kinds)} models; {task.summary}")
     return lines
 
 
 def datasets_lines() -> list[str]:
-    from diffbench.data import building
-    from diffbench.data.hub_folders import available
-
     lines = []
     for name in available("datasets"):
         configs = building.config_names(name)
@@ -44,8 +44,6 @@ def datasets_lines() -> list[str]:
 
 
 def presets_lines() -> list[str]:
-    from diffbench.vismin import presets
-
     lines = []
     for preset in presets.PRESETS.values():
         protocol = preset.protocol()

@@ -312,9 +312,9 @@ class ChatTask:
 
     def build_step(self, model, processor, device, dtype, runner, options):
         protocol = self.chat_protocol(options)
-        self.processor_settings = prepare_processor(processor, protocol)  # recorded in run.json's environment
+        applied = prepare_processor(processor, protocol)  # recorded in run.json's environment
         return (ChatCollate(processor, protocol, self.turns_of(options)),
-                ChatStep(model, processor, device, dtype, runner, protocol, self.to_record))
+                ChatStep(model, processor, device, dtype, runner, protocol, self.to_record), applied)
 
     def build_api_step(self, client, options):
         protocol = self.chat_protocol(options)

@@ -1,7 +1,8 @@
 """The one run loop behind ``diffbench eval``: any :class:`~diffbench.harness.task.Task`, any model.
 
-    options -> task (by name) -> model kind (from its config) -> the task for that kind
-    -> rows (built dataset or --data-files) -> run.json (checked against an earlier run in --out)
+    task (given: :mod:`diffbench.tasks` names them) + resolved options -> model kind (from its config)
+    -> the task for that kind -> rows (built dataset or --data-files) -> run.json (checked against an
+    earlier run in --out)
     -> saved predictions (resume) -> model loaded only if something is left
     -> DataLoader + the task's step, batch by batch, saved as it goes, over accelerate processes
     -> gathered on the main process -> the task's submission file, scores and report
@@ -15,7 +16,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from diffbench.harness import outputs
+from diffbench.backends.openai_chat import OpenAIChatClient
+from diffbench.data.provenance import of_dataset
+from diffbench.harness import models, outputs, record, runtime
+from diffbench.harness.data import BadImagesError, draft_size
+from diffbench.harness.running import predict
 
 
 def log(message: str) -> None:
@@ -34,9 +39,6 @@ def image_backend(processor) -> dict:
 
 def run_record(task, options, kind, dataset, dtype) -> dict:
     """``run.json``: what defines the predictions (compared on resume) and the environment (not compared)."""
-    from diffbench.harness import record
-    from diffbench.data.provenance import of_dataset
-
     return {
         "task": task.name, "dataset": task.dataset, "config": options.config or task.default_config,
         "split": options.split, "model": options.model, "revision": options.revision,
@@ -57,8 +59,6 @@ def run_record(task, options, kind, dataset, dtype) -> dict:
 def confirm_weights(run: dict, options, out: Path, procs, resumed: bool) -> None:
     """A Hub model's commit, once loaded (downloaded): recorded where run.json did not know it yet; a
     resumed run whose download is another commit than its saved predictions' is refused."""
-    from diffbench.harness import record
-
     if not record.from_hub(run["weights"]):
         return
     loaded = record.weights_fingerprint(options.model, options.revision)
@@ -78,10 +78,6 @@ API_CACHE_DIR = "api-cache"
 
 def ask_api(task, options, dataset, todo, store, procs, out):
     """The loop's prediction step for an OpenAI-compatible endpoint (every answer cached under --out)."""
-    from diffbench.backends.openai_chat import OpenAIChatClient
-    from diffbench.harness import runtime
-    from diffbench.harness.running import predict
-
     protocol = task.chat_protocol(options)
     if procs.is_main:
         log(f"{options.model} at {options.api_base}: {len(todo)} {task.unit}s, {options.concurrency} requests in flight")
@@ -103,30 +99,28 @@ def ask_api(task, options, dataset, todo, store, procs, out):
     return predicted
 
 
-def run(options) -> dict:
-    """Run ``options.task`` with ``options.model``; returns the results (written to ``options.out``).
-    Non-main processes return ``{}``. An API run (``api_base``) imports no torch."""
-    from diffbench.harness import runtime
-
+def run(task, options) -> dict:
+    """Run ``task`` with ``options.model`` (``options`` resolved: :func:`diffbench.tasks.resolve`); returns the
+    results (written to ``options.out``). Non-main processes return ``{}``. An API run (``api_base``) imports
+    no torch."""
     procs = runtime.processes(options.device)
     try:
-        return _run(options, procs)
+        return _run(task, options, procs)
     finally:
         procs.close()
 
 
-def _run(options, procs) -> dict:
-    from diffbench.harness import models, runtime
-    from diffbench.harness import task as tasks
-    from diffbench.harness.data import BadImagesError, draft_size
-    from diffbench.harness.running import predict
-
-    family = tasks.get(options.task)
+def model_kind(options) -> models.ModelKind:
+    """What the model is (from its config), checked loadable (corrupt, pickle, no open_clip) before any work."""
     if options.api_base:  # an OpenAI-compatible endpoint answers: a chat model without local weights
-        kind = models.ModelKind(models.IMAGE_TEXT_TO_TEXT, "openai-api", None)
-    else:
-        kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
-        models.check_loadable(options.model, options.allow_pickle)  # corrupt, pickle, no open_clip: before any work
+        return models.ModelKind(models.IMAGE_TEXT_TO_TEXT, "openai-api", None)
+    kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
+    models.check_loadable(options.model, options.allow_pickle)
+    return kind
+
+
+def _run(family, options, procs) -> dict:
+    kind = model_kind(options)
     task = family.for_kind(kind)
     dataset = task.load(options)
     out = Path(options.out)
@@ -146,36 +140,43 @@ def _run(options, procs) -> dict:
     if todo and options.api_base:
         records, bad = ask_api(task, options, dataset, todo, store, procs, out)
     elif todo:
-        if procs.is_main:
-            log(f"{options.model}: {kind.kind} model ({kind.model_type}) on {device} in {run['dtype']}, "
-                f"{len(todo)} {task.unit}s, {procs.count} process(es)")
-        model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
-                                       options.revision, options.allow_pickle, options.processor)
-        confirm_weights(run, options, out, procs, resumed=bool(done))
-        batch_size = options.batch_size or task.default_batch_size
-        runner = runtime.ChunkedRunner(task.chunk_size(batch_size), log)
-        collate, step = task.build_step(model, processor, device, dtype, runner, options)
-        if procs.is_main:  # what is known once the model is loaded, in one write of run.json
-            environment = (image_backend(processor) if processor is not None else
-                           {"image_processor": "open_clip", **getattr(model, "preprocess_cfg", {})})
-            if getattr(task, "processor_settings", None):
-                environment["processor_settings"] = task.processor_settings
-            outputs.update_record(out, environment, section="environment")
-        draft = draft_size(processor.image_processor) if options.fast_decode and processor is not None else None
-        workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
-        records, bad = predict(task.samples(dataset, draft), todo, batch_size, collate, step, store, procs, workers,
-                               pin_memory=device.type == "cuda", desc=task.name, show_progress=options.progress)
-        del model
-        if device.type == "cuda":
-            import torch
-
-            torch.cuda.empty_cache()
+        records, bad = predict_locally(task, options, kind, dataset, todo, store, procs, run, device, dtype,
+                                       resumed=bool(done))
     if not procs.is_main:
         return {}
     if bad:
         raise BadImagesError.listing(bad, task.unit, out)
     by_id = {**done, **{r["id"]: r for r in records}}
-    ordered = [by_id[i] for i in ids]
-    task.write_predictions(out, ordered)
+    results = task.report(out, dataset, [by_id[i] for i in ids], run, options)  # the submission file with it
     store.remove_all()  # the predictions file now holds them all
-    return task.report(out, dataset, ordered, run, options)
+    return results
+
+
+def predict_locally(task, options, kind, dataset, todo, store, procs, run, device, dtype, resumed: bool):
+    """The loop's prediction step for a local model: loaded, its environment recorded, run over ``todo``."""
+    out = Path(options.out)
+    if procs.is_main:
+        log(f"{options.model}: {kind.kind} model ({kind.model_type}) on {device} in {run['dtype']}, "
+            f"{len(todo)} {task.unit}s, {procs.count} process(es)")
+    model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
+                                   options.revision, options.allow_pickle, options.processor)
+    confirm_weights(run, options, out, procs, resumed=resumed)
+    batch_size = options.batch_size or task.default_batch_size
+    runner = runtime.ChunkedRunner(task.chunk_size(batch_size), log)
+    collate, step, applied = task.build_step(model, processor, device, dtype, runner, options)
+    if procs.is_main:  # what is known once the model is loaded, in one write of run.json
+        environment = (image_backend(processor) if processor is not None else
+                       {"image_processor": "open_clip", **getattr(model, "preprocess_cfg", {})})
+        if applied:
+            environment["processor_settings"] = applied
+        outputs.update_record(out, environment, section="environment")
+    draft = draft_size(processor.image_processor) if options.fast_decode and processor is not None else None
+    workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
+    predicted = predict(task.samples(dataset, draft), todo, batch_size, collate, step, store, procs, workers,
+                        pin_memory=device.type == "cuda", desc=task.name, show_progress=options.progress)
+    del model
+    if device.type == "cuda":
+        import torch  # only where a GPU ran: an API run never imports torch
+
+        torch.cuda.empty_cache()
+    return predicted

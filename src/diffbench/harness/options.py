@@ -5,22 +5,24 @@ A task reads the fields that concern it (a contrastive model ignores ``answer``;
 answers and for captions, as ``evals/mllm_inference.py`` asks for) and is resolved into the run record
 (``run.json``), so a run says what it actually did.
 
-A ``preset`` (:mod:`diffbench.vismin.presets`) is applied here, when the options are made, so that the CLI and
-the Python API run a preset identically: it fills the fields left unset (``None``); what is given wins.
+Making the options checks what was given; :func:`with_defaults` fills what was left unset (the embedded
+default model, ``runs/TASK-MODEL``, ``auto`` dtype, ``generate``). A task may fill fields first from what
+it knows: VisMin's published rows (``preset``) are applied by :mod:`diffbench.vismin.presets`, through
+``Task.resolve`` (``diffbench.tasks.resolve`` for the CLI and the Python API alike).
 
-    >>> options = RunOptions(preset="llava-1.6-7b", max_new_tokens=8, out="runs/x")
-    >>> options.model, options.image_handling, options.max_new_tokens, options.dtype
-    ('llava-hf/llava-v1.6-mistral-7b-hf', 'combined', 8, 'float16')
-    >>> RunOptions(model="m").out, RunOptions(model="m").dtype, RunOptions(model="m").answer
+    >>> options = with_defaults(RunOptions(model="m"))
+    >>> options.out, options.dtype, options.answer
     (PosixPath('runs/vismin-m'), 'auto', 'generate')
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.backends.openai_chat import check_base_url
+from diffbench.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 
 ANSWER_MODES = ("generate", "likelihood")
 IMAGE_HANDLING = ("separate", "combined")
@@ -66,33 +68,34 @@ class RunOptions:
     overwrite: bool = False
     progress: bool = True
     preset: str | None = None  # a published row: its settings fill the fields left None (and it is recorded)
-    extra: dict = field(default_factory=dict)  # anything a backend adds to the run record
 
     def __post_init__(self):
-        if self.preset:
-            from diffbench.vismin.preset_settings import apply_preset
-
-            apply_preset(self)
-        if self.api_base and not self.model:
+        if self.api_base and not self.model and not self.preset:
             raise ValueError("--api-base needs --model: the model name the API serves")
         if self.api_base:
             check_base_url(self.api_base, "--api-base")  # http(s)://host, before the data is loaded
-        named = self.model
-        if self.model is None:
-            from diffbench.models.embedded import DEFAULT_MODEL_NAME, default_model_path
-
-            self.model, named = str(default_model_path()), DEFAULT_MODEL_NAME
-        self.out = Path(self.out) if self.out is not None else default_out(self.task, named)
-        self.dtype = self.dtype or "auto"
-        self.answer = self.answer or "generate"
-        self.api_key_env = self.api_key_env or "OPENAI_API_KEY"
-        if self.answer not in ANSWER_MODES:
+        if self.answer is not None and self.answer not in ANSWER_MODES:
             raise ValueError(f"answer must be one of {', '.join(ANSWER_MODES)}, got {self.answer!r}")
         if self.image_handling is not None and self.image_handling not in IMAGE_HANDLING:
             raise ValueError(f"image handling must be one of {', '.join(IMAGE_HANDLING)}, got {self.image_handling!r}")
-        if self.dtype not in DTYPES:
+        if self.dtype is not None and self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         for name in ("limit", "batch_size", "max_new_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def with_defaults(options: RunOptions) -> RunOptions:
+    """A copy of ``options`` with what was left unset filled: the embedded default model (named
+    ``diffbench-tiny-clip`` in the default ``out``), ``runs/TASK-MODEL``, dtype ``auto``, answer
+    ``generate``, the key in ``OPENAI_API_KEY``."""
+    model, named = options.model, options.model
+    if options.api_base and not model:
+        raise ValueError("--api-base needs --model: the model name the API serves")
+    if model is None:
+        model, named = str(default_model_path()), DEFAULT_MODEL_NAME
+    return dataclasses.replace(
+        options, model=model, out=Path(options.out) if options.out is not None else default_out(options.task, named),
+        dtype=options.dtype or "auto", answer=options.answer or "generate",
+        api_key_env=options.api_key_env or "OPENAI_API_KEY")

@@ -6,21 +6,15 @@ model step for the DataLoader, and turns the gathered predictions into its submi
 and report. Resume, devices, processes, batching, out-of-memory back-off, bad images and progress
 belong to the loop. A new benchmark is a new :class:`Task`, not a new loop.
 
-    >>> sorted(task_names())[:3]
-    ['clevr_change', 'clevr_dc', 'image_editing_request']
-    >>> get("nope")
-    Traceback (most recent call last):
-    ...
-    diffbench.harness.task.UnknownTaskError: unknown task 'nope'; the tasks are clevr_change, clevr_dc, image_editing_request, omnidiff, spot_the_diff, vismin
+The tasks themselves live with their benchmarks (:mod:`diffbench.vismin.tasks`,
+:mod:`diffbench.captions.tasks`); :mod:`diffbench.tasks` names them. The harness knows none of them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-
-class UnknownTaskError(ValueError):
-    """No task has this name."""
+from diffbench.harness.options import RunOptions, with_defaults
 
 
 class Task:
@@ -34,6 +28,13 @@ class Task:
     predictions_file: str = ""
     unit: str = "sample"  # what a row is called in messages
     default_batch_size: int = 8
+
+    def resolve(self, options: RunOptions) -> RunOptions:
+        """``options`` with what the task knows filled in, then the defaults (:func:`with_defaults`); a task
+        that knows presets applies them here (VisMin's published rows)."""
+        if options.preset:
+            raise ValueError(f"presets are VisMin's published rows; task {self.name!r} takes --model")
+        return with_defaults(options)
 
     def for_kind(self, kind) -> Task:
         """The task that runs a model of this kind (a family such as VisMin has one per kind)."""
@@ -77,8 +78,9 @@ class Task:
         return batch_size
 
     def build_step(self, model, processor, device, dtype, runner, options):
-        """``(collate, step)``: the collate runs in DataLoader workers; ``step(batch)`` returns
-        ``[(row index, record), ...]`` with ``record["id"]`` the sample id."""
+        """``(collate, step, applied)``: the collate runs in DataLoader workers; ``step(batch)`` returns
+        ``[(row index, record), ...]`` with ``record["id"]`` the sample id; ``applied``: the processor settings
+        the task set (recorded in run.json's environment; ``{}`` for none)."""
         raise NotImplementedError
 
     # -- outputs -----------------------------------------------------------------------------------
@@ -92,21 +94,3 @@ class Task:
     def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
         """Score, write results.json / results.md / the figure; returns the results."""
         raise NotImplementedError
-
-
-def registry() -> dict[str, Task]:
-    from diffbench.captions.tasks import caption_tasks
-    from diffbench.vismin.tasks import VISMIN
-
-    return {VISMIN.name: VISMIN, **caption_tasks()}
-
-
-def task_names() -> list[str]:
-    return sorted(registry())
-
-
-def get(name: str) -> Task:
-    tasks = registry()
-    if name not in tasks:
-        raise UnknownTaskError(f"unknown task {name!r}; the tasks are {', '.join(sorted(tasks))}")
-    return tasks[name]

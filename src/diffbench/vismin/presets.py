@@ -13,6 +13,10 @@ Interface (stable; the task layer reads only these):
   valid name.
 - :func:`published_scores` ``(preset) -> dict``: the row's published cells (``object_text`` ... ``avg``).
 - :func:`markdown_table` ``(presets=None) -> str``: the README table, row -> command.
+- :func:`preset_settings` ``(name) -> dict``: the row as :class:`~diffbench.harness.options.RunOptions` fields;
+  :func:`apply_preset` ``(options) -> RunOptions``: those fields filled where the options leave them unset
+  (VisMin's task applies it, so the CLI and the Python API run a preset identically); a row this harness
+  cannot run as published is refused in one line saying why.
 
 Where each fact comes from (rabiulcste/vismin at 29ce2c0, the files the paper's numbers were made with):
 
@@ -54,7 +58,11 @@ Where each fact comes from (rabiulcste/vismin at 29ce2c0, the files the paper's 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+
+from diffbench.harness.models import OPEN_CLIP_PREFIX
+from diffbench.harness.options import RunOptions
 
 # -- backends: what runs a preset (the task layer maps each to its model adapter) -----------------------
 #: AutoModel with get_image_features / get_text_features, cosine similarity
@@ -362,3 +370,75 @@ def markdown_table(presets=None) -> str:
             f"| `{p.command()}` | {_escape(', '.join(protocol))} |"
         )
     return "\n".join(lines)
+
+
+# -- a preset as run options -----------------------------------------------------------------------------
+
+
+def open_clip_spec(preset) -> str:
+    """What ``open_clip.create_model_and_transforms`` takes for the row: ``NAME@TAG``, or ``NAME@FILE`` with
+    the checkpoint file fetched from the Hub (``weights_repo`` / ``weights_file``)."""
+    if preset.open_clip_pretrained:
+        return f"{preset.model_id}@{preset.open_clip_pretrained}"
+    if preset.weights_repo:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(preset.weights_repo, preset.weights_file)
+        except Exception as err:  # noqa: BLE001 - offline, gated, missing: one line naming the file
+            raise ValueError(f"preset {preset.name}: cannot fetch {preset.weights_repo}/{preset.weights_file} "
+                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        return f"{preset.model_id}@{path}"
+    return preset.model_id
+
+
+def preset_settings(name: str, task: str = "vismin", with_model: bool = True) -> dict:
+    """RunOptions fields for preset ``name`` (an unknown name: a ValueError listing the valid ones).
+    ``with_model=False`` leaves ``model`` out: a row's open_clip checkpoint is then not downloaded."""
+    preset = get_preset(name)
+    if task != "vismin":
+        raise ValueError(f"presets are VisMin's published rows; task {task!r} takes --model")
+    settings = {"model": preset.model_id if with_model else None, "dtype": preset.dtype}
+    if preset.backend == OPENAI_API:
+        settings.update(api_base=preset.api_base, api_key_env=preset.api_key_env)
+    elif preset.backend == OPEN_CLIP and with_model:
+        settings["model"] = OPEN_CLIP_PREFIX + open_clip_spec(preset)
+    if preset.answer:
+        settings.update(answer=preset.answer, max_new_tokens=preset.max_new_tokens,
+                        image_handling=preset.image_handling, prompt_template=preset.prompt_template)
+        kwargs = dict(preset.processor_kwargs)
+        if "do_image_splitting" in kwargs:
+            settings["image_splitting"] = bool(kwargs.pop("do_image_splitting"))
+        if preset.processor_id:
+            settings["processor"] = preset.processor_id
+        if kwargs:
+            raise ValueError(f"preset {preset.name}: processor settings {sorted(kwargs)} are not supported")
+    if preset.needs_remote_code:
+        settings["needs_remote_code"] = True
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+#: the options a preset may set (each only where the options leave it unset, ``None``)
+PRESET_FIELDS = ("model", "revision", "processor", "dtype", "answer", "max_new_tokens", "image_handling",
+                 "image_splitting", "prompt_template", "api_base", "api_key_env")
+
+
+def apply_preset(options: RunOptions) -> RunOptions:
+    """A copy of ``options`` with its unset fields filled from its preset's settings (given values win); a
+    row that runs the model repository's code is refused unless ``trust_remote_code``. Options without a
+    preset come back as they are.
+
+    >>> options = apply_preset(RunOptions(preset="llava-1.6-7b", max_new_tokens=8, out="runs/x"))
+    >>> options.model, options.image_handling, options.max_new_tokens, options.dtype
+    ('llava-hf/llava-v1.6-mistral-7b-hf', 'combined', 8, 'float16')
+    """
+    if not options.preset:
+        return options
+    # a model the user gave wins: the row's own (an open_clip checkpoint: a download) is not fetched
+    settings = preset_settings(options.preset, options.task, with_model=options.model is None)
+    if settings.pop("needs_remote_code", False) and not options.trust_remote_code:
+        raise ValueError(f"preset {options.preset} runs code from the model's repository; pass --trust-remote-code "
+                         "(trust_remote_code=True) if you trust it")
+    unset = {name: settings[name] for name in PRESET_FIELDS
+             if getattr(options, name) is None and settings.get(name) is not None}
+    return dataclasses.replace(options, **unset)

@@ -20,7 +20,9 @@ from pathlib import Path
 from diffbench import files as result_files
 from diffbench.harness import outputs
 from diffbench.harness.chat import ChatTask
+from diffbench.harness.options import RunOptions, with_defaults
 from diffbench.harness.task import Task
+from diffbench.vismin.presets import apply_preset
 from diffbench.vismin.schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, PUBLISHED_SAMPLES, QUESTION_OPTIONS,
                                      SCORE_COLUMNS, answer_matches, parse_answer, questions)
 
@@ -71,20 +73,24 @@ class VisminFamily(Task):
     summary = (f"VisMin ({PUBLISHED_SAMPLES:,} samples, 4 categories): text / image / group scores; contrastive "
                "models by similarity, chat models by the four official questions")
 
+    def resolve(self, options: RunOptions) -> RunOptions:
+        """A published row's settings (``preset``: :func:`diffbench.vismin.presets.apply_preset`), then the defaults."""
+        return with_defaults(apply_preset(options))
+
     def for_kind(self, kind) -> Task:
         super().for_kind(kind)
         return VisminContrastive() if kind.kind == "contrastive" else VisminChat()
+
+    def load(self, options):
+        dataset = super().load(options)
+        source = str(options.data_files[0]) if options.data_files else "the built VisMin benchmark"
+        return normalize_rows(dataset, source)
 
 
 class VisminTask(VisminFamily):
     """What both VisMin tasks share: the rows, the submission file, scoring and the report."""
 
     columns: tuple[str, ...] = ()
-
-    def load(self, options):
-        dataset = super().load(options)
-        source = str(options.data_files[0]) if options.data_files else "the built VisMin benchmark"
-        return normalize_rows(dataset, source)
 
     def samples(self, dataset, draft):
         from diffbench.harness.data import SampleImages
@@ -162,11 +168,12 @@ class VisminContrastive(VisminTask):
         from diffbench.vismin.contrastive import ContrastiveCollate, ContrastiveStep, OpenClipCollate, text_padding
 
         if processor is None:  # open_clip: the model preprocesses and tokenises itself
-            return OpenClipCollate(model), ContrastiveStep(model, device, dtype, runner)
+            return OpenClipCollate(model), ContrastiveStep(model, device, dtype, runner), {}
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise models.ModelKindError(f"{options.model} loaded as {type(model).__name__}, "
                                         "which lacks get_image_features/get_text_features")
-        return ContrastiveCollate(processor, text_padding(model, processor)), ContrastiveStep(model, device, dtype, runner)
+        return (ContrastiveCollate(processor, text_padding(model, processor)),
+                ContrastiveStep(model, device, dtype, runner), {})
 
 
 def vismin_turns(item: dict):
