@@ -1,11 +1,12 @@
-"""Scoring predictions against a built difference-captioning dataset: the groups, the tables, the files.
+"""Scoring predictions against a built difference-captioning dataset: the join and the groups.
 
 :func:`score_predictions` is the one entry point the CLI (``diffbench score captions``), the
-evaluation harness and the Space call. It joins ``{id: caption}`` to the dataset's rows (columns
+evaluation harness and the Space call; :mod:`diffbench.captions.report` writes what it returns. It joins ``{id: caption}`` to the dataset's rows (columns
 ``id``, ``captions`` and, when present, ``change_types`` and ``distractor``), scores them with
 :func:`diffbench.captions.metrics.score_captions` and returns the totals with ``groups``:
 
-- **CLEVR-Change** (rows with a ``distractor`` column): the parts of the official evaluation,
+- **CLEVR-Change** (rows with a ``distractor`` column): the parts of the official evaluation
+  (:mod:`diffbench.captions.clevr_change`),
   Seth-Park/RobustChangeCaptioning ``evaluate.py`` with ``utils/eval_utils.py``
   (``score_generation``, ``score_generation_by_type``): ``semantic_change`` (semantic-change
   captions only, rows with ``distractor`` false), the five types ``color``, ``material``, ``add``,
@@ -19,44 +20,18 @@ evaluation harness and the Space call. It joins ``{id: caption}`` to the dataset
 - other datasets: one group a change type (a row may carry several; a row with none counts only in
   the total).
 
-``results["provenance"]`` is :func:`diffbench.data.provenance.of_dataset`; :func:`format_table` opens with
-:data:`diffbench.data.provenance.SYNTHETIC_NOTE` when the build is a synthetic sample.
-
-    >>> clevr_change_aliases("CLEVR_default_000123_nonsemantic")
-    ['000123.png_n', '000123_n']
-    >>> clevr_change_groups(False, ["move"]), clevr_change_groups(True, [])
-    (['semantic_change', 'move'], ['distractor'])
+``results["provenance"]`` is :func:`diffbench.data.provenance.of_dataset`.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
+from diffbench.captions.clevr_change import CLEVR_CHANGE_GROUPS, clevr_change_aliases, clevr_change_groups
+from diffbench.captions.metrics import score_captions
 from diffbench.data import provenance
-from diffbench.captions.inputs import METRICS, OUTPUT_NAMES
-from diffbench.captions.metrics import ALL_GROUP, score_captions
-from diffbench.text import markdown_text
 
-#: CLEVR-Change's semantic change types, in the order of the official ``type_mapping.json``.
-CLEVR_CHANGE_TYPES = ("color", "material", "add", "drop", "move")
-SEMANTIC_GROUP, DISTRACTOR_GROUP = "semantic_change", "distractor"
-CLEVR_CHANGE_GROUPS = (SEMANTIC_GROUP, *CLEVR_CHANGE_TYPES, DISTRACTOR_GROUP)
-_CLEVR_ID = re.compile(r"^CLEVR_default_(\d+)_(semantic|nonsemantic)$")
-
-
-def clevr_change_aliases(row_id: str) -> list[str]:
-    """The official keys of a CLEVR-Change row id (``test.py``: ``name.split('_')[-1]``, ``+ '_n'``)."""
-    found = _CLEVR_ID.match(row_id)
-    if not found:
-        return []
-    suffix = "_n" if found.group(2) == "nonsemantic" else ""
-    return [f"{found.group(1)}.png{suffix}", f"{found.group(1)}{suffix}"]
-
-
-def clevr_change_groups(distractor: bool, change_types) -> list[str]:
-    """A CLEVR-Change row's groups: ``distractor``, or ``semantic_change`` and its type."""
-    return [DISTRACTOR_GROUP] if distractor else [SEMANTIC_GROUP, *(change_types or [])]
+class MissingPredictionsError(ValueError):
+    """Dataset ids without a prediction, the one problem: each front end says how to score the others
+    (``--allow-missing``, a checkbox), or why it cannot."""
 
 
 def _match_ids(predictions_by_id: dict, ids: list[str], aliases: dict[str, str], where: str) -> dict[str, object]:
@@ -103,8 +78,7 @@ def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_m
     missing = len(ids) - len(rows)
     if missing and not allow_missing:
         example = [i for i in ids if i not in predictions][:5]
-        raise ValueError(f"{where}{missing} of {len(ids)} dataset ids have no prediction, e.g. {example} "
-                         "(allow missing predictions to score the others)")
+        raise MissingPredictionsError(f"{where}{missing} of {len(ids)} dataset ids have no prediction, e.g. {example}")
     if not rows:
         raise ValueError(f"{where}no prediction matches an id of the dataset")
     change_types = list(dataset["change_types"]) if "change_types" in columns else [[] for _ in ids]
@@ -127,41 +101,3 @@ def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_m
         results["num_missing"] = missing
     results["provenance"] = provenance.of_dataset(dataset)
     return results
-
-
-def format_table(results: dict, *, scale: float = 1, digits: int = 4) -> str:
-    """A Markdown table: one row for the total, then one a group (opened by the synthetic-sample note
-    when the results carry a synthetic provenance). ``scale`` and ``digits`` only change how numbers
-    are shown (the Space shows ×100 with two decimals).
-
-    >>> print(format_table({"CIDEr": 0.43217, "num_samples": 3, "groups": {"a|b": {"CIDEr": 0.5, "num_samples": 1}}},
-    ...                    scale=100, digits=2))
-    | subset | samples | CIDEr |
-    |---|---:|---:|
-    | all | 3 | 43.22 |
-    | a\\|b | 1 | 50.00 |
-    """
-    names = [name for metric in METRICS for name in OUTPUT_NAMES[metric] if name in results]
-    total = "total" if results.get("evaluation") == "clevr_change_official" else ALL_GROUP
-    rows = [(total, results)] + list(results.get("groups", {}).items())
-    lines = ["| subset | samples | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
-    for label, scores in rows:
-        cells = [f"{scale * scores[name]:.{digits}f}" if _is_number(scores.get(name)) else "" for name in names]
-        lines.append(f"| {markdown_text(label)} | {scores.get('num_samples', '')} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    if provenance.is_synthetic(results.get("provenance") or {}):
-        table = f"*{provenance.SYNTHETIC_NOTE}*\n\n{table}"
-    return table
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def write_results(results: dict, directory, stem: str = "results", title: str | None = None) -> tuple[Path, Path]:
-    """``<stem>.json`` and ``<stem>.md`` (title, then :func:`format_table`) in ``directory``; each file is
-    written whole or not at all."""
-    from diffbench import files as result_files
-
-    markdown = (f"# {title}\n\n" if title else "") + format_table(results)
-    return result_files.write_results(directory, results, markdown, stem)

@@ -7,8 +7,9 @@
 PREDICTIONS.json maps the dataset's ``id`` to a generated caption: an object ``{"id": "caption"}`` or
 a list of ``{"id" | "image_id": ..., "caption": ...}`` (CLEVR-Change's official ``"000123.png"`` /
 ``"000123.png_n"`` keys work too). The dataset is the one ``diffbench build NAME`` put in the cache.
-Writes ``DIR/results.json`` (with the data's provenance) and ``DIR/results.md`` and prints the table:
-the total, then one row a group (CLEVR-Change: the official evaluation's parts). The two are one set
+Writes ``DIR/results.json`` (with the data's provenance), ``DIR/results.md`` and the figure
+``DIR/results.png`` / ``.svg`` (:mod:`diffbench.captions.report`) and prints the table:
+the total, then one row a group (CLEVR-Change: the official evaluation's parts). The files are one set
 (:mod:`diffbench.files`): over files of those names that diffbench did not write only with
 ``--overwrite``. The work is :func:`diffbench.captions.scoring.score_predictions`.
 """
@@ -17,6 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diffbench import files
+from diffbench.captions.inputs import max_predictions_bytes, normalize_metrics, read_predictions
+from diffbench.captions.report import format_table, write_report
+from diffbench.captions.scoring import MissingPredictionsError, score_predictions
+from diffbench.captions.spice import check_available
+from diffbench.data import building
 
 DEFAULT_OUT = "caption-results"
 
@@ -38,30 +45,26 @@ def add_parser(targets) -> None:
 
 
 def run(args) -> int:
-    from diffbench.data import building
-    from diffbench import files as result_files
-    from diffbench.captions.inputs import max_predictions_bytes, normalize_metrics, read_predictions
-    from diffbench.captions.scoring import format_table, score_predictions, write_results
-    from diffbench.captions.spice import check_available
-
     metrics = normalize_metrics(args.metrics)  # a bad or unavailable metric fails before any work
     if "spice" in metrics:
         check_available()
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
-    result_files.prepare(args.out, result_files.REPORT_FILES, args.overwrite)  # before the scoring's minutes
+    files.prepare(args.out, files.REPORT_FILES, args.overwrite)  # before the scoring's minutes
     if not args.predictions.is_file():
         raise FileNotFoundError(f"no predictions file {args.predictions}")
     dataset = building.load_built(args.dataset, args.config, args.split)
     predictions = read_predictions(args.predictions, max_bytes=max_predictions_bytes(len(dataset)))
     # no Java: exit 2, one line; a METEOR or tokenizer failure: exit 1, one line (diffbench.cli.main)
-    results = score_predictions(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing,
-                                source=str(args.predictions))
+    try:
+        results = score_predictions(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing,
+                                    source=str(args.predictions))
+    except MissingPredictionsError as err:
+        raise ValueError(f"{err}; --allow-missing scores the others") from None
     results = {"dataset": args.dataset, "config": args.config, "split": args.split,
                "predictions": str(args.predictions), **results}
     title = f"{args.dataset} ({args.split}): {args.predictions.name}"
-    with result_files.staged(args.out, overwrite=args.overwrite) as folder:
-        json_path, md_path = (args.out / path.name for path in write_results(results, folder, title=title))
+    written = write_report(args.out, results, title, overwrite=args.overwrite)
     print(format_table(results))
-    print(f"\nwrote {json_path} and {md_path}")
+    print(f"\nwrote {', '.join(str(path) for path in written)}")
     return 0

@@ -33,8 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from diffbench.captions import report as caption_report
+from diffbench.captions.scoring import MissingPredictionsError
 from diffbench.captions.tasks import DATASETS as CAPTION_DATASETS
 from diffbench.text import markdown_text
+from diffbench.vismin import scoring
+from diffbench.vismin.submission import CoverageError, limits_for
 
 VISMIN = "vismin"
 CAPTION_SETS = tuple(CAPTION_DATASETS)  # the harness's difference-captioning tasks, in its order
@@ -53,21 +57,6 @@ DEFAULT_MODEL_ENV = "DIFFBENCH_SPACE_MODEL"  # a local model folder to use as th
 # How the Space builds a dataset that is not in the datasets cache yet: the embedded sample.
 SAMPLE_OPTIONS = {VISMIN: {"n": 160, "image_size": (320, 240)}}
 SAMPLE_SEED = 0
-
-
-_METRIC_IMPORT = threading.Lock()
-
-
-def vismin_metric():
-    """The ``vismin_group_score`` module, imported once under a lock.
-
-    ``hub_folders.load_module`` puts a module in ``sys.modules`` before running it, so a second thread
-    importing at the same moment could get it half-initialised; every Space thread goes through here.
-    """
-    from diffbench.data.hub_folders import load_module
-
-    with _METRIC_IMPORT:
-        return load_module("metrics", "vismin_group_score")
 
 
 class UserError(ValueError):
@@ -418,8 +407,7 @@ def similarity_matrix(model, processor, images, texts) -> np.ndarray:
 def verdict(similarities) -> dict[str, bool]:
     """Text, image and group correctness of one sample by the official rules (strict ``>``)."""
     s = np.asarray(similarities, dtype=np.float64).reshape(2, 2)
-    metric = vismin_metric()
-    text, image = metric.scores_correct(*(s[t, i : i + 1] for t in (0, 1) for i in (0, 1)))
+    text, image = scoring.metric_module().scores_correct(*(s[t, i : i + 1] for t in (0, 1) for i in (0, 1)))
     text, image = bool(text[0]), bool(image[0])
     return {"text": text, "image": image, "group": text and image}
 
@@ -474,14 +462,11 @@ def content_hash(path, *context) -> str:
 def score_vismin_csv(path, dataset, display_name: str | None = None, allow_missing: bool = False) -> dict:
     """Results of an official VisMin submission CSV (see :mod:`diffbench.vismin.submission`), with its
     ``content_hash``; the CSV is refused before it is read when it is far larger than the benchmark."""
-    from diffbench.vismin import submission as vismin_submission
-
-    max_bytes, _ = vismin_submission.limits_for(len(dataset))
+    max_bytes, _ = limits_for(len(dataset))
     name = _check_upload(path, display_name, ("CSV",), max_bytes=min(max_bytes, MAX_SUBMISSION_BYTES))
-    vismin_metric()  # fully imported before vismin_submission loads it
     try:
-        results = vismin_submission.score_submission(path, dataset=dataset, allow_missing=allow_missing)
-    except vismin_submission.CoverageError as err:
+        results = scoring.score_submission(path, dataset=dataset, allow_missing=allow_missing)
+    except CoverageError as err:
         message = _clean(str(err), path, name)
         if err.only_missing:
             message += "; tick “Score even if some samples are missing” to score the others"
@@ -576,12 +561,11 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
                         "`diffbench score captions` on your own machine") from None
     except WorkerFailed as err:
         raise RuntimeError(f"caption scoring failed: {err}") from None  # ours: logged, one line shown
-    except ValueError as err:
+    except MissingPredictionsError as err:
         message = _clean(" ".join(str(err).split()), path, name)
-        # the library's hint names an option this tab does not have
-        message = message.replace("(allow missing predictions to score the others)",
-                                  "(this tab scores files with a caption for every pair)")
-        raise UserError(f"{name}: {message}") from None
+        raise UserError(f"{name}: {message} (this tab scores files with a caption for every pair)") from None
+    except ValueError as err:
+        raise UserError(f"{name}: {_clean(' '.join(str(err).split()), path, name)}") from None
     results = {"dataset": dataset_name, "split": split, "submission": name, **results}
     results["content_hash"] = content_hash(path, dataset_name, split, results["provenance"].get("build_id"),
                                            allow_missing)
@@ -640,10 +624,8 @@ def caption_value(value) -> str:
 
 
 def caption_table(results: dict) -> str:
-    """The caption tab's Markdown table: :func:`diffbench.captions.scoring.format_table`, ×100 with two decimals."""
-    from diffbench.captions.scoring import format_table
-
-    return format_table(results, scale=CAPTION_SCALE, digits=2)
+    """The caption tab's Markdown table: :func:`diffbench.captions.report.format_table`, ×100 with two decimals."""
+    return caption_report.format_table(results, scale=CAPTION_SCALE, digits=2)
 
 
 def caption_chart_frame(results: dict, metric: str = "CIDEr") -> pd.DataFrame:

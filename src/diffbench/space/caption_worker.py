@@ -32,6 +32,8 @@ import sys
 import threading
 import time
 
+from diffbench.captions.scoring import MissingPredictionsError
+
 #: the columns :func:`diffbench.captions.scoring.score_predictions` reads (the images stay behind)
 SCORED_COLUMNS = ("id", "captions", "change_types", "distractor")
 
@@ -71,8 +73,8 @@ class CaptionWorker:
 
     def score(self, predictions: dict, rows, allow_missing: bool, timeout_s: float) -> dict:
         """``score_predictions(predictions, rows, allow_missing=...)`` in the worker, within ``timeout_s``
-        seconds of this call: ValueError for the input's problems, :class:`WorkerTimeout`,
-        :class:`WorkerFailed`."""
+        seconds of this call: ValueError for the input's problems (MissingPredictionsError when the one problem
+        is ids without a prediction), :class:`WorkerTimeout`, :class:`WorkerFailed`."""
         deadline = time.monotonic() + timeout_s
         if not self._lock.acquire(timeout=max(timeout_s, 0)):
             raise WorkerTimeout("another scoring held the worker for the whole time bound", busy=True)
@@ -93,6 +95,8 @@ class CaptionWorker:
             self._lock.release()
         if kind == "ok":
             return value
+        if kind == "missing_predictions":
+            raise MissingPredictionsError(value)
         if kind == "value_error":
             raise ValueError(value)
         raise WorkerFailed(value)
@@ -158,8 +162,8 @@ def _serve() -> None:
     requests = os.fdopen(os.dup(0), "rb")
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the library prints goes to the log, never into the answers
-    from diffbench.captions.scoring import score_predictions
     from diffbench.captions.metrics import score_captions
+    from diffbench.captions.scoring import score_predictions
 
     try:  # start the tokenizer and METEOR JVMs now, not in the first visitor's time (25 s on a loaded box)
         score_captions(["a red cube is gone"], [["the red cube is gone"]])
@@ -172,6 +176,8 @@ def _serve() -> None:
         predictions, rows, allow_missing = pickle.loads(requests.read(int.from_bytes(header, "big")))
         try:
             answer = ("ok", score_predictions(predictions, rows, allow_missing=allow_missing))
+        except MissingPredictionsError as err:
+            answer = ("missing_predictions", str(err))
         except ValueError as err:
             answer = ("value_error", str(err))
         except Exception as err:  # noqa: BLE001 -- reported to the server, which logs it
