@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffbench import tasks
-from diffbench.captions.tasks import DEFAULT_PROMPT
-from diffbench.harness import loop, outputs
-from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING, RunOptions
+from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING
 
 
 def add_parser(subparsers) -> None:
@@ -71,7 +68,9 @@ def add_parser(subparsers) -> None:
     chat.add_argument("--prompt-template", default=None,
                       help="a raw prompt instead of the chat template, with {images} and {question}: the paper's "
                            "LLaVA-1.6 used '{images} [INST] {question} [/INST]'")
-    chat.add_argument("--prompt", default=None, help=f"difference-captioning instruction (default: {DEFAULT_PROMPT!r})")
+    chat.add_argument("--prompt", default=None,
+                      help="difference-captioning instruction (default: the task's own, which run.json and "
+                           "results.md record)")
     api = parser.add_argument_group("OpenAI-compatible chat APIs (GPT-4o, Gemini, vLLM, TGI, transformers serve)")
     api.add_argument("--api-base", default=None,
                      help="ask this endpoint (e.g. https://api.openai.com/v1) instead of loading --model; "
@@ -92,9 +91,12 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def options_from_args(args: argparse.Namespace) -> RunOptions:
+def options_from_args(args: argparse.Namespace):
     """The run's :class:`~diffbench.harness.options.RunOptions`, resolved as the library resolves them
     (:func:`diffbench.tasks.resolve`: a ``--preset`` fills what the options beside it leave unset)."""
+    from diffbench import tasks
+    from diffbench.harness.options import RunOptions
+
     return tasks.resolve(RunOptions(
         model=args.model, out=args.out, task=args.name, config=args.config, split=args.split,
         data_files=args.data_files, limit=args.limit, batch_size=args.batch_size, device=args.device,
@@ -107,6 +109,9 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 
 
 def run(args) -> int:
+    from diffbench import tasks
+    from diffbench.harness import loop, outputs
+
     task = tasks.get(args.name)  # an unknown task is an error before anything loads
     options = options_from_args(args)
     results = loop.run(task, options)

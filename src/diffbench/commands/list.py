@@ -8,10 +8,6 @@
 
 from __future__ import annotations
 
-from diffbench import tasks
-from diffbench.data import building
-from diffbench.data.hub_folders import available
-from diffbench.vismin import presets
 
 WHAT = ("tasks", "datasets", "presets")
 
@@ -24,6 +20,8 @@ def add_parser(subparsers) -> None:
 
 
 def tasks_lines() -> list[str]:
+    from diffbench import tasks
+
     lines = []
     for name, task in sorted(tasks.registry().items()):
         lines.append(f"  {name:<22} {' or '.join(task.kinds)} models; {task.summary}")
@@ -31,6 +29,9 @@ def tasks_lines() -> list[str]:
 
 
 def datasets_lines() -> list[str]:
+    from diffbench.data import building
+    from diffbench.data.hub_folders import available
+
     lines = []
     for name in available("datasets"):
         configs = building.config_names(name)
@@ -44,6 +45,8 @@ def datasets_lines() -> list[str]:
 
 
 def presets_lines() -> list[str]:
+    from diffbench.vismin import presets
+
     lines = []
     for preset in presets.PRESETS.values():
         protocol = preset.protocol()

@@ -18,12 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench import files
-from diffbench.captions.inputs import max_predictions_bytes, normalize_metrics, read_predictions
-from diffbench.captions.report import format_table, write_report
-from diffbench.captions.scoring import MissingPredictionsError, score_predictions
-from diffbench.captions.spice import check_available
-from diffbench.data import building
 
 DEFAULT_OUT = "caption-results"
 
@@ -45,6 +39,13 @@ def add_parser(targets) -> None:
 
 
 def run(args) -> int:
+    from diffbench import files
+    from diffbench.captions.inputs import max_predictions_bytes, normalize_metrics, read_predictions
+    from diffbench.captions.report import format_table, write_report
+    from diffbench.captions.scoring import MissingPredictionsError, score_predictions
+    from diffbench.captions.spice import check_available
+    from diffbench.data import building
+
     metrics = normalize_metrics(args.metrics)  # a bad or unavailable metric fails before any work
     if "spice" in metrics:
         check_available()

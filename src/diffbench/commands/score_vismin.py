@@ -4,15 +4,18 @@
     diffbench score vismin answers.csv --parser strict --out runs/a   # id,Text_Q0,Text_Q1,Image_Q0,Image_Q1
     diffbench score vismin clip_scores.csv --name "my CLIP" --compare "CLIP (ViT-B/32)"
 
-Prints the paper's table and writes ``results.json`` (with the data's provenance), ``results.md`` and
-the figure ``results.png`` / ``results.svg`` (this run beside the compared published rows, chance
-marked) to ``--out`` (default: ``./vismin-results``), as one set (:mod:`diffbench.files`): over
-files of those names that diffbench did not write only with ``--overwrite``.
+Prints the paper's table and writes ``results.json`` (with the data's provenance), ``results.md`` (the
+table with every published row, or those named by ``--compare``) and the figure ``results.png`` /
+``results.svg`` (the result beside published rows, chance marked) to ``--out`` (default:
+``./vismin-results``), as one set (:mod:`diffbench.files`): over files of those names that diffbench did
+not write only with ``--overwrite``. The work is :func:`diffbench.vismin.scoring.score_submission` and
+:func:`diffbench.vismin.report.write_report`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
 
 DEFAULT_OUT = "vismin-results"
 
@@ -30,19 +33,21 @@ def add_parser(targets) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace results files in --out that diffbench did not write (or that changed since)")
     parser.add_argument("--name", default=None, help="the run's label in the table and figure (default: the file name)")
-    parser.add_argument("--compare", action="append", default=[], metavar="MODEL",
-                        help="add a published model's row, e.g. 'CLIP (ViT-B/32)' (repeatable)")
+    parser.add_argument("--compare", action="append", default=None, metavar="MODEL",
+                        help="list only these published rows, e.g. 'CLIP (ViT-B/32)' (repeatable; default: every "
+                             "published row in the table, three in the figure)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from diffbench.report import figures
-    from diffbench import files as result_files
-    from diffbench.vismin.submission import CoverageError, format_table, score_submission, write_results
+    from diffbench import files
+    from diffbench.vismin.report import report_markdown, write_report
+    from diffbench.vismin.scoring import score_submission
+    from diffbench.vismin.submission import CoverageError
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
-    result_files.prepare(args.out, result_files.REPORT_FILES, args.overwrite)  # before any work
+    files.prepare(args.out, files.REPORT_FILES, args.overwrite)  # before any work
     try:
         results = score_submission(args.predictions, config=args.config, parser=args.parser,
                                    allow_missing=args.allow_missing)
@@ -51,14 +56,7 @@ def run(args) -> int:
             raise ValueError(f"{err}; --allow-missing scores the others") from None
         raise
     label = args.name or args.predictions.stem
-    table = format_table(results, model=label, compare=args.compare)  # checks --compare before writing
-    published = args.compare or list(figures.DEFAULT_PUBLISHED)
-    with result_files.staged(args.out, overwrite=args.overwrite) as folder:
-        written = [*write_results(results, folder, table),
-                   *figures.vismin_figure(folder / "results", figures.per_category(results), label=label,
-                                          provenance=results["provenance"], num_samples=results["num_samples"],
-                                          published=published)]
-    print(table)
-    json_path, md_path, png, svg = (args.out / path.name for path in written)
-    print(f"\nwrote {json_path}, {md_path}, {png} and {svg}")
+    written = write_report(args.out, results, label, compare=args.compare, overwrite=args.overwrite)
+    print(report_markdown(results, label, compare=args.compare))
+    print(f"wrote {', '.join(str(path) for path in written)}")
     return 0

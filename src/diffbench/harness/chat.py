@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass
 
 from PIL import Image
 
+from diffbench.backends.openai_chat import ChatAPIError, ChatRequest
+from diffbench.harness.data import slice_inputs, split_good_bad, to_device
+
 
 @dataclass(frozen=True)
 class ChatProtocol:
@@ -125,8 +128,6 @@ class ChatCollate:
         self._spans = {}
 
     def __call__(self, items: list[dict]) -> dict:
-        from diffbench.harness.data import split_good_bad
-
         good, bad = split_good_bad(items)
         batch = {"indices": [item["index"] for item in good], "ids": [item["id"] for item in good], "bad": bad,
                  "groups": [], "turns": []}
@@ -198,8 +199,6 @@ class ChatStep:
     def __call__(self, batch: dict) -> list[tuple[int, dict]]:
         import torch
 
-        from diffbench.harness.data import slice_inputs, to_device
-
         outputs = [dict() for _ in batch["indices"]]
         for group in batch["groups"]:
             inputs = to_device(group["inputs"], self.device, self.dtype)
@@ -249,9 +248,6 @@ class ApiCollate:
         self.protocol, self.turns_of = protocol, turns_of
 
     def __call__(self, items: list[dict]) -> dict:
-        from diffbench.backends.openai_chat import ChatRequest
-        from diffbench.harness.data import split_good_bad
-
         good, bad = split_good_bad(items)
         batch = {"indices": [item["index"] for item in good], "ids": [item["id"] for item in good], "bad": bad,
                  "requests": [], "turns": []}
@@ -273,8 +269,6 @@ class ApiStep:
         self.answered = 0  # answers this run got (cached as they came): whether a stop leaves any to resume from
 
     def __call__(self, batch: dict) -> list[tuple[int, dict]]:
-        from diffbench.backends.openai_chat import ChatAPIError
-
         try:
             texts = self.client.generate([request for _, _, request in batch["requests"]])
         except ChatAPIError as err:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from diffbench.data.building import load_built
 from diffbench.data.image_checks import special_file_kind
 
 
@@ -201,8 +202,6 @@ def load_rows(name: str, config: str | None, split: str, data_files=None, limit:
     if data_files:
         dataset = load_data_files(data_files, split)
     else:
-        from diffbench.data.building import load_built
-
         dataset = load_built(name, config, split)
     if limit:
         dataset = dataset.select(range(min(limit, len(dataset))))

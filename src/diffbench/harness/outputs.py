@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 
 from diffbench import files as result_files
+from diffbench.harness.record import resolves
 
 PROGRESS_DIR = "progress"
 
@@ -59,8 +60,6 @@ def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
     path = out / RUN_FILE
     if path.exists() and not overwrite:
         old = read_run(path)
-        from diffbench.harness.record import resolves
-
         if resolves(manifest.get("weights"), old.get("weights")):
             # the Hub cache lost the snapshot: the saved commit stands (the loop checks it once loaded)
             manifest["weights"] = old["weights"]

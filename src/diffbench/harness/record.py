@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from diffbench.data.provenance import of_dataset
+
 PACKAGES = ("diffbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "tokenizers",
             "safetensors", "pillow", "numpy", "open_clip_torch", "torchvision")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
@@ -184,8 +186,6 @@ def dataset_fingerprint(dataset, data_files=None) -> str:
     >>> a == dataset_fingerprint(datasets.Dataset.from_dict({"id": ["y"]}))
     False
     """
-    from diffbench.data.provenance import of_dataset
-
     digest = hashlib.sha256()
     files = [Path(f["filename"]) for f in getattr(dataset, "cache_files", None) or []]
     files += [Path(p) for p in data_files or []]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from diffbench.harness.data import BadSample, batches_of, make_loader
+
 
 def progress(iterable, total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
@@ -21,8 +23,6 @@ def predict(samples, todo: list[int], batch_size: int, collate, step, store, pro
     Each process takes every ``procs.count``-th batch of the single-process batching; its records are
     appended to ``store`` as each batch finishes.
     """
-    from diffbench.harness.data import batches_of, make_loader
-
     batches = batches_of(todo, batch_size)[procs.index::procs.count]
     mine, bad = [], []
     if batches:
@@ -35,6 +35,4 @@ def predict(samples, todo: list[int], batch_size: int, collate, step, store, pro
     store.close()
     gathered = procs.gather([(index, record) for index, record in mine])
     gathered_bad = procs.gather([(b.id, b.column, b.reason) for b in bad])
-    from diffbench.harness.data import BadSample
-
     return [record for _, record in sorted(gathered, key=lambda pair: pair[0])], [BadSample(*b) for b in gathered_bad]

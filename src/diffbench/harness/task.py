@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diffbench.data import building
+from diffbench.harness import runtime
+from diffbench.harness.data import load_rows
+from diffbench.harness.models import ModelKindError
 from diffbench.harness.options import RunOptions, with_defaults
 
 
@@ -38,8 +42,6 @@ class Task:
 
     def for_kind(self, kind) -> Task:
         """The task that runs a model of this kind (a family such as VisMin has one per kind)."""
-        from diffbench.harness.models import ModelKindError
-
         if kind.kind not in self.kinds:
             raise ModelKindError(f"{self.name} takes {' or '.join(self.kinds)} models; this one is a "
                                  f"{kind.kind} model ({kind.model_type})")
@@ -48,9 +50,6 @@ class Task:
     # -- data --------------------------------------------------------------------------------------
     def load(self, options):
         """The rows to evaluate, checked (``options.limit`` applied)."""
-        from diffbench.data import building
-        from diffbench.harness.data import load_rows
-
         configs = building.config_names(self.dataset)
         if not options.data_files and options.config and options.config not in configs:
             raise ValueError(f"{self.dataset} has no configuration {options.config!r}; its configurations are "
@@ -64,8 +63,6 @@ class Task:
 
     # -- the model ---------------------------------------------------------------------------------
     def dtype(self, requested: str, device):
-        from diffbench.harness import runtime
-
         return runtime.pick_dtype(requested, device)
 
     def protocol(self, options, kind=None) -> dict:

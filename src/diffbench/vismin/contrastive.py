@@ -9,6 +9,7 @@ one device-to-host copy.
 
 from __future__ import annotations
 
+from diffbench.harness.data import slice_inputs, split_good_bad, to_device
 from diffbench.vismin.schema import SCORE_COLUMNS
 
 
@@ -33,8 +34,6 @@ class ContrastiveCollate:
         self.text_kwargs = text_kwargs
 
     def __call__(self, items: list[dict]) -> dict:
-        from diffbench.harness.data import split_good_bad
-
         good, bad = split_good_bad(items)
         batch = {"indices": [item["index"] for item in good], "ids": [item["id"] for item in good], "bad": bad}
         if good:
@@ -52,8 +51,6 @@ class OpenClipCollate:
         self.preprocess, self.tokenize = model.preprocess, model.tokenize
 
     def __call__(self, items: list[dict]) -> dict:
-        from diffbench.harness.data import split_good_bad
-
         good, bad = split_good_bad(items)
         batch = {"indices": [item["index"] for item in good], "ids": [item["id"] for item in good], "bad": bad}
         if good:
@@ -97,8 +94,6 @@ class ContrastiveStep:
 
     def __call__(self, batch: dict) -> list[tuple[int, dict]]:
         import torch
-
-        from diffbench.harness.data import slice_inputs, to_device
 
         n = len(batch["indices"])
         if n == 0:
