@@ -297,7 +297,7 @@ def test_metric_by_path_matches_the_library(spot_pairs, tmp_path):
 def test_metric_loads_by_bare_name_after_install(hf_home):
     import evaluate
 
-    from diffbench.commands.install_metrics import install_metric
+    from diffbench.data.metric_install import install_metric
 
     install_metric("diff_caption_score")
     metric = evaluate.load("diff_caption_score")

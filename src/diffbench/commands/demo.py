@@ -167,8 +167,8 @@ def run(args) -> int:
 def _run(args) -> int:
     from diffbench.data import provenance
     from diffbench.data.building import build_configs
-    from diffbench.captions.scoring import format_table
-    from diffbench.commands.install_metrics import install_metrics
+    from diffbench.captions.report import format_table
+    from diffbench.data.metric_install import install_metrics
 
     conflicts = conflicting_builds(args.n, args.seed)
     if conflicts:

@@ -7,7 +7,7 @@ import pytest
 import evaluate
 from diffbench.data import hub_folders
 from diffbench.cli import main
-from diffbench.commands.install_metrics import install_metrics, modules_root
+from diffbench.data.metric_install import install_metrics, modules_root
 
 TOY = '''\
 """A toy metric."""
