@@ -29,9 +29,12 @@ import argparse
 import errno
 import importlib
 import os
+import pkgutil
 import sys
 import traceback
 
+from diffbench import __version__, commands
+from diffbench.extras import missing_extra_message
 from diffbench.text import one_line
 
 DEBUG_ENV = "DIFFBENCH_DEBUG"
@@ -42,10 +45,6 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
 
 def command_modules() -> list[str]:
     """Names of the modules under ``diffbench.commands`` that define a top-level command."""
-    import pkgutil
-
-    from diffbench import commands
-
     names = []
     for info in pkgutil.iter_modules(commands.__path__):
         if info.name.startswith("_") or info.name.startswith("score_"):
@@ -59,8 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffbench",
         description="Load, score and demo fine-grained vision-language benchmarks.",
     )
-    from diffbench import __version__
-
     parser.add_argument("--version", action="version", version=f"diffbench {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help=f"show the traceback of an internal error (also: {DEBUG_ENV}=1)")
@@ -125,14 +122,6 @@ def _is_setup_error(err: BaseException) -> bool:
     return isinstance(err, JavaNotFoundError)
 
 
-def _missing_extra(err: ModuleNotFoundError, command: str | None) -> str | None:
-    try:
-        from diffbench.extras import missing_extra_message
-    except ImportError:  # pragma: no cover -- extras.py ships with the package
-        return None
-    return missing_extra_message(err, command)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -164,7 +153,7 @@ def user_problem(err: BaseException, command: str | None = None) -> str | None:
     """What the user can fix, said in one line (exit 2), or ``None`` for a fault of ours (exit 1):
     a missing extra, the machine or the network refusing, bad input, no Java."""
     if isinstance(err, ModuleNotFoundError):
-        return _missing_extra(err, command)
+        return missing_extra_message(err, command)
     environment = environment_problem(err)
     if environment is not None:
         return environment
