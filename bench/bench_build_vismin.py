@@ -34,14 +34,18 @@ Run it on a machine with idle cores to see the decoding spread: Pillow releases 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from PIL import Image
+
+from diffbench.data.synth import vismin
 
 # Peak RSS is VmHWM (ru_maxrss would carry the parent's peak across fork + exec). It counts the pages of memory-mapped source files that were touched; the sampled
 # peak of RssAnon (heap and Arrow buffers, not file pages) is what streaming keeps flat.
@@ -81,12 +85,10 @@ print(json.dumps({"rows": rows, "bytes": nbytes, "seconds": time.perf_counter() 
 
 BUILD = """
 import json, os, sys, time, resource
-from concurrent.futures import ThreadPoolExecutor
 import datasets  # imported before the clock starts, as pyarrow is for the read step
-from diffbench.data import building
-if sys.argv[2] == "1":
-    module = sys.modules[building.builder_class("vismin").__module__]
-    module._DECODE_POOLS[os.getpid()] = ThreadPoolExecutor(max_workers=1)
+from diffbench.data import building, image_checks
+if sys.argv[2] == "1":  # every image check on one decoding thread
+    image_checks.decode_threads = lambda configured=None: 1
 start = time.perf_counter()
 summary = building.build("vismin", "bench", source=sys.argv[1], overwrite=True)
 print(json.dumps({"rows": summary.rows["test"], "seconds": time.perf_counter() - start,
@@ -101,9 +103,12 @@ spec = importlib.util.spec_from_file_location("vismin_before", sys.argv[2])
 module = importlib.util.module_from_spec(spec)
 sys.modules["vismin_before"] = module  # dataclasses look their module up
 spec.loader.exec_module(module)
+# the builder class found by what it is: its name differs between commits (VisMin, Vismin)
+builder_class = next(v for v in vars(module).values() if isinstance(v, type) and issubclass(v, datasets.DatasetBuilder)
+                     and v.__module__ == module.__name__)
 start = time.perf_counter()
 with tempfile.TemporaryDirectory() as scratch:
-    builder = module.VisMin(config_name="bench", dataset_name="vismin", hash="before", cache_dir=scratch + "/cache",
+    builder = builder_class(config_name="bench", dataset_name="vismin", hash="before", cache_dir=scratch + "/cache",
                             source=sys.argv[1])
     builder.download_and_prepare(output_dir=scratch + "/out", download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD)
     rows = builder.info.splits["test"].num_examples
@@ -144,9 +149,6 @@ def main() -> None:
     parser.add_argument("--before", default="e64da65", help="git commit of the 'before' builder")
     args = parser.parse_args()
     width, height = (int(v) for v in args.image_size.split("x"))
-
-    from diffbench.data.synth import vismin
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"{cores} cores; {os.getloadavg()[0]:.1f} load average at start")
     print(f"{'N':>8} {'step':<15} {'seconds':>8} {'x read':>7} {'rows/s':>8} {'MB/s':>7} {'RSS MB':>7} {'anon MB':>8}")
@@ -177,10 +179,6 @@ def main() -> None:
 
 def as_jpeg(row: dict) -> dict:
     """The row with both images re-encoded as JPEG (the real release's COCO images are JPEGs)."""
-    import io
-
-    from PIL import Image
-
     for name in ("image_0", "image_1"):
         buffer = io.BytesIO()
         Image.open(io.BytesIO(row[name]["bytes"])).convert("RGB").save(buffer, format="JPEG", quality=90)

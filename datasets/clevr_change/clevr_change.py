@@ -34,8 +34,8 @@ from pathlib import Path
 
 import datasets
 from diffbench.data.caption_builder import (
-    IDCBuilder, IDCSourceError, Pair, decimal_number, expect, indexed_names, inside, list_folder, read_json_object,
-    shown,
+    CaptionBuilder, CaptionSourceError, Pair, decimal_number, expect, indexed_names, inside, list_folder,
+    read_json_object, shown,
 )
 
 _CITATION = """\
@@ -58,7 +58,7 @@ CHANGE_TYPES = ("color", "material", "add", "drop", "move")
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
 
 
-class ClevrChange(IDCBuilder):
+class ClevrChange(CaptionBuilder):
     """CLEVR-Change, from a local folder in the official layout (no official Hub repo)."""
 
     DESCRIPTION = _DESCRIPTION
@@ -89,7 +89,7 @@ class ClevrChange(IDCBuilder):
                 stem = Path(name).stem
                 number = _number(name)
                 if number not in types:
-                    raise IDCSourceError(root / "type_mapping.json",
+                    raise CaptionSourceError(root / "type_mapping.json",
                                          f"{shown(name)} (split {upstream!r}, {where}) has no change type")
                 for kind, folder, prefix, captions, distractor in (
                     ("semantic", "sc_images", "CLEVR_semantic_", change.get(name), False),
@@ -97,7 +97,7 @@ class ClevrChange(IDCBuilder):
                 ):
                     captions_file = "no_change_captions.json" if distractor else "change_captions.json"
                     if captions is None:
-                        raise IDCSourceError(root / captions_file, f"annotation without captions for {name}")
+                        raise CaptionSourceError(root / captions_file, f"annotation without captions for {name}")
                     origin = f"{root / captions_file}, entry {name!r} (from {where})"
                     tail = stem.rsplit("_", 1)[-1]
                     pairs.append(
@@ -126,9 +126,9 @@ class ClevrChange(IDCBuilder):
                 where = f"{path}, {change_type!r} entry {position}"
                 number = _number(name) if isinstance(name, str) else None
                 if number is None:
-                    raise IDCSourceError(where, f"expected a numbered image name like '000123.png', got {shown(name)}")
+                    raise CaptionSourceError(where, f"expected a numbered image name like '000123.png', got {shown(name)}")
                 if types.setdefault(number, change_type) != change_type:
-                    raise IDCSourceError(where, f"{name!r} is listed under both {types[number]!r} and {change_type!r}")
+                    raise CaptionSourceError(where, f"{name!r} is listed under both {types[number]!r} and {change_type!r}")
         return types
 
 

@@ -36,8 +36,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffbench.data.caption_builder import (MAX_NUMBER_DIGITS, IDCBuilder, IDCConfig, IDCSourceError, Pair, decimal_number, expect,
-                                  inside, read_json_object, shown)
+from diffbench.data.caption_builder import (
+    MAX_NUMBER_DIGITS, CaptionBuilder, CaptionConfig, CaptionSourceError, Pair, decimal_number, expect, inside,
+    read_json_object, shown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def action_of(number: int, where: str) -> str:
     """
     block = number // IMAGES_PER_ACTION
     if not 0 <= block < len(ACTIONS):
-        raise IDCSourceError(where, f"image number {number} is outside the {len(ACTIONS)} action blocks "
+        raise CaptionSourceError(where, f"image number {number} is outside the {len(ACTIONS)} action blocks "
                                     f"of {IMAGES_PER_ACTION:,} (0..{len(ACTIONS) * IMAGES_PER_ACTION - 1})")
     return ACTIONS[block]
 
@@ -114,7 +116,7 @@ def check_action_blocks(pairs: list[Pair]) -> None:
         if len(disagree) * 2 > len(block):
             example = disagree[0]
             what = "describe a change" if action == "no_change" else "say nothing changed"
-            raise IDCSourceError(
+            raise CaptionSourceError(
                 example.origin,
                 f"the captions of {len(disagree)} of the {len(block)} pairs of the {action!r} block "
                 f"(numbers {IMAGES_PER_ACTION * ACTIONS.index(action)}..{IMAGES_PER_ACTION * (ACTIONS.index(action) + 1) - 1}) "
@@ -144,10 +146,10 @@ def _numbered(mapping: dict, path: Path, parse) -> tuple[dict[int, object], dict
     for key, value in mapping.items():
         number = parse(key)
         if number is None:
-            raise IDCSourceError(f"{path}, entry {shown(key)}",
+            raise CaptionSourceError(f"{path}, entry {shown(key)}",
                                  f"expected a key naming an image number (at most {MAX_NUMBER_DIGITS} digits)")
         if number in captions:
-            raise IDCSourceError(f"{path}, entry {shown(key)}",
+            raise CaptionSourceError(f"{path}, entry {shown(key)}",
                                  f"image number {number} appears twice (also {shown(keys[number])})")
         captions[number], keys[number] = value, key
     return captions, keys
@@ -175,8 +177,8 @@ def padded_layout(root: Path) -> Layout:
 
 
 @dataclass
-class ClevrDCConfig(IDCConfig):
-    """:class:`~diffbench.data.caption_builder.IDCConfig`, plus:
+class ClevrDCConfig(CaptionConfig):
+    """:class:`~diffbench.data.caption_builder.CaptionConfig`, plus:
 
     Args:
         check_action_blocks: check the inferred action blocks against the captions
@@ -186,11 +188,12 @@ class ClevrDCConfig(IDCConfig):
     check_action_blocks: bool = True
 
 
-class ClevrDC(IDCBuilder):
+class ClevrDC(CaptionBuilder):
     """CLEVR-DC, from a local folder in the published layout (no official Hub repo)."""
 
     BUILDER_CONFIG_CLASS = ClevrDCConfig
-    BUILDER_CONFIGS = [ClevrDCConfig(name="default", version=IDCBuilder.VERSION, description="The whole release, upstream splits.")]
+    BUILDER_CONFIGS = [ClevrDCConfig(name="default", version=CaptionBuilder.VERSION,
+                                     description="The whole release, upstream splits.")]
 
     DESCRIPTION = _DESCRIPTION
     CITATION = _CITATION
@@ -204,7 +207,7 @@ class ClevrDC(IDCBuilder):
         elif (root / "change_captions.json").is_file():
             layout = padded_layout(root)
         else:
-            raise IDCSourceError(root, "no captions.json (the published CLEVR-DC layout) nor change_captions.json "
+            raise CaptionSourceError(root, "no captions.json (the published CLEVR-DC layout) nor change_captions.json "
                                        "(the zero-padded variant)")
         expect(layout.before.is_dir(), root, f"no {layout.before.name}/ folder of before images")
         split_numbers = read_json_object(layout.split_path, "split -> image numbers")
@@ -216,13 +219,13 @@ class ClevrDC(IDCBuilder):
             for position, number in enumerate(split_numbers[upstream]):
                 where = f"{layout.split_path}, {upstream!r} entry {position}"
                 if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-                    raise IDCSourceError(where, f"expected an image number, got {shown(number)}")
+                    raise CaptionSourceError(where, f"expected an image number, got {shown(number)}")
                 if number in listed:
-                    raise IDCSourceError(where, f"image number {number} is listed twice (also at {listed[number]})")
+                    raise CaptionSourceError(where, f"image number {number} is listed twice (also at {listed[number]})")
                 listed[number] = where
                 action = action_of(number, where)
                 if number not in layout.captions:
-                    raise IDCSourceError(layout.captions_path, f"no captions for image number {number} (listed at {where})")
+                    raise CaptionSourceError(layout.captions_path, f"no captions for image number {number} (listed at {where})")
                 name = layout.file_name.format(number)
                 origin = f"{layout.captions_path}, entry {layout.keys[number]!r}"
                 pairs.append(

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.data.caption_builder import IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json
+from diffbench.data.caption_builder import (
+    CaptionBuilder, CaptionSourceError, Pair, expect, expect_string, inside, read_json,
+)
 
 _CITATION = """\
 @inproceedings{tan2019expressing,
@@ -50,7 +52,7 @@ SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 FIELDS = ("img0", "img1", "sents", "uid")
 
 
-class ImageEditingRequest(IDCBuilder):
+class ImageEditingRequest(CaptionBuilder):
     """Image Editing Request, from a local folder in the official layout (no official Hub repo)."""
 
     DESCRIPTION = _DESCRIPTION
@@ -104,5 +106,5 @@ class ImageEditingRequest(IDCBuilder):
         existing = [folder for folder in candidates if folder.is_dir() and folder.name == "images"]
         if existing:  # the missing-files check then names every absent image
             return existing[0]
-        raise IDCSourceError(root, f"no image folder: the first training image {first!r} is in none of "
+        raise CaptionSourceError(root, f"no image folder: the first training image {first!r} is in none of "
                                    + ", ".join(str(c) for c in candidates))

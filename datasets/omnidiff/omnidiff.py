@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.data.caption_builder import (IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json, read_jsonl,
-                                  shown)
+from diffbench.data.caption_builder import (
+    CaptionBuilder, CaptionSourceError, Pair, expect, expect_string, inside, read_json, read_jsonl, shown,
+)
 
 # Authors as on arXiv 2503.11093 (v1, 14 Mar 2025). The venue: a third-party paper index lists it under
 # ICCV 2025; neither the arXiv page nor a CVF proceedings page seen here confirms it, so the entry cites
@@ -83,7 +84,7 @@ def from_official(record: dict) -> dict:
     return record
 
 
-class OmniDiff(IDCBuilder):
+class OmniDiff(CaptionBuilder):
     """OmniDiff, from a local folder (or Hub repo) in the documented generic layout."""
 
     DESCRIPTION = _DESCRIPTION
@@ -100,7 +101,7 @@ class OmniDiff(IDCBuilder):
                 if not path.exists():  # a FIFO or a device here is refused by the reader, not skipped
                     continue
                 if split in splits:
-                    raise IDCSourceError(path, f"a second file for split {split!r}")
+                    raise CaptionSourceError(path, f"a second file for split {split!r}")
                 found = True
                 records = read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
                 expect(isinstance(records, list), path, f"expected a list of records, got {type(records).__name__}")
@@ -117,13 +118,13 @@ class OmniDiff(IDCBuilder):
         expect(not absent, where, f"missing field(s) {absent}")
         record_id = expect_string(record["id"], where, "'id'")
         if not record.get("captions"):
-            raise IDCSourceError(f"{where}, column 'captions'", f"annotation without captions (id {shown(record_id)})")
+            raise CaptionSourceError(f"{where}, column 'captions'", f"annotation without captions (id {shown(record_id)})")
         change_types = record.get("change_types") or []
         if not isinstance(change_types, list):
-            raise IDCSourceError(f"{where}, column 'change_types'", f"expected a list of change types, got {shown(change_types)}")
+            raise CaptionSourceError(f"{where}, column 'change_types'", f"expected a list of change types, got {shown(change_types)}")
         scenario = record.get("scenario") or ""
         if not isinstance(scenario, str):
-            raise IDCSourceError(f"{where}, column 'scenario'", f"expected a string, got {shown(scenario)}")
+            raise CaptionSourceError(f"{where}, column 'scenario'", f"expected a string, got {shown(scenario)}")
         return Pair(
             id=record_id,
             image_before=inside(root, expect_string(record["image_before"], where, "'image_before'"), where, "'image_before'"),

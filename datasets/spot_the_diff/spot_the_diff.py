@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench.data.caption_builder import IDCBuilder, IDCSourceError, Pair, expect, expect_string, inside, read_json
+from diffbench.data.caption_builder import (
+    CaptionBuilder, CaptionSourceError, Pair, expect, expect_string, inside, read_json,
+)
 
 _CITATION = """\
 @inproceedings{jhamtani2018learning,
@@ -50,7 +52,7 @@ human-written sentences describing every difference between the two frames. One 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
 
 
-class SpotTheDiff(IDCBuilder):
+class SpotTheDiff(CaptionBuilder):
     """Spot-the-Diff, from a local folder in the official layout (no official Hub repo)."""
 
     DESCRIPTION = _DESCRIPTION
@@ -77,11 +79,11 @@ class SpotTheDiff(IDCBuilder):
                 img_id = expect_string(entry.get("img_id"), where, "'img_id'")
                 sentences = entry.get("sentences")
                 if not isinstance(sentences, list) or not sentences:
-                    raise IDCSourceError(f"{where}, column 'sentences'",
+                    raise CaptionSourceError(f"{where}, column 'sentences'",
                                          f"annotation without captions (img_id {img_id!r}): {sentences!r}")
                 for number, sentence in enumerate(sentences):
                     if not isinstance(sentence, str):
-                        raise IDCSourceError(f"{where}, column 'sentences'",
+                        raise CaptionSourceError(f"{where}, column 'sentences'",
                                              f"sentence {number} is not a string: {sentence!r} (img_id {img_id!r})")
                 first_entry.setdefault(img_id, index)
                 gathered.setdefault(img_id, []).extend(sentences)

@@ -11,7 +11,7 @@ Three configurations:
 Sources (``source=``): ``"hub"`` (the official repos, fetched with ``huggingface_hub``) or a local
 directory in either upstream layout (a ``save_to_disk`` Arrow folder, or parquet files). Image bytes
 are copied as they are, never re-encoded. Every row is checked completely, and a bad row raises a
-:class:`VisMinSourceError` naming the source file, the row and the column: ids present, of the
+:class:`VisminSourceError` naming the source file, the row and the column: ids present, of the
 upstream type (``id`` int64; ``image_id`` string) and unique after normalisation (the ids ``"0"``
 and ``"00"`` of one category are the same id; ``0.5``, ``"0.0"`` and ``"abc7"`` are errors, never cast;
 ids are non-negative integers or digit strings within int64: ``-1`` and ``"-1"`` alike are errors, as
@@ -46,6 +46,8 @@ import pyarrow.parquet as pq
 
 import datasets
 from datasets.builder import Key
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 from diffbench.data.image_checks import DEFAULT_MAX_IMAGE_PIXELS, first_problem, not_regular_file
 
@@ -96,7 +98,7 @@ def _shown(value) -> str:
     return repr(value)
 
 
-class VisMinSourceError(ValueError):
+class VisminSourceError(ValueError):
     """A problem in the upstream data, located by source file, row and column."""
 
     def __init__(self, source: str, message: str, row: int | None = None, column: str | None = None):
@@ -109,7 +111,7 @@ class VisMinSourceError(ValueError):
 
 
 @dataclass
-class VisMinConfig(datasets.BuilderConfig):
+class VisminConfig(datasets.BuilderConfig):
     """BuilderConfig for VisMin.
 
     Args:
@@ -133,17 +135,17 @@ def _image_feature_type() -> pa.DataType:
     return datasets.Image().pa_type
 
 
-class VisMin(datasets.ArrowBasedBuilder):
+class Vismin(datasets.ArrowBasedBuilder):
     """VisMin benchmark and training data, read from the Hub or a local upstream release."""
 
     VERSION = datasets.Version("1.0.0")
-    BUILDER_CONFIG_CLASS = VisMinConfig
+    BUILDER_CONFIG_CLASS = VisminConfig
     BUILDER_CONFIGS = [
-        VisMinConfig(name="bench", version=VERSION, upstream_split="test",
+        VisminConfig(name="bench", version=VERSION, upstream_split="test",
                      description="The VisMin benchmark (2,084 samples)."),
-        VisMinConfig(name="train", version=VERSION, upstream_split="train",
+        VisminConfig(name="train", version=VERSION, upstream_split="train",
                      description="The VisMin training images, one a row."),
-        VisMinConfig(name="pairs", version=VERSION, upstream_split="train",
+        VisminConfig(name="pairs", version=VERSION, upstream_split="train",
                      description="The training set as minimal-change pairs."),
     ]
     DEFAULT_CONFIG_NAME = "bench"
@@ -196,21 +198,18 @@ class VisMin(datasets.ArrowBasedBuilder):
 
     def _source_dir(self) -> Path:
         if self.config.source == "hub":
-            from huggingface_hub import snapshot_download
-            from huggingface_hub.errors import LocalEntryNotFoundError
-
             repo_id = self.config.repo_id or HUB_REPOS[self.config.upstream_split]
             try:
                 return Path(snapshot_download(repo_id, repo_type="dataset", revision=self.config.revision))
             except LocalEntryNotFoundError as err:
-                raise VisMinSourceError(
+                raise VisminSourceError(
                     f"hf://datasets/{repo_id}",
                     "the Hub is not reachable and no copy is cached (HF_HUB_OFFLINE set, or no network); "
                     "download the repo elsewhere and pass its folder as the source",
                 ) from err
         path = Path(self.config.source).expanduser()
         if not path.exists():
-            raise VisMinSourceError(path, "source path does not exist")
+            raise VisminSourceError(path, "source path does not exist")
         return path
 
     def _source_files(self, root: Path) -> list[Path]:
@@ -223,7 +222,7 @@ class VisMin(datasets.ArrowBasedBuilder):
         split = self.config.upstream_split
 
         def unreadable(err: OSError):
-            raise VisMinSourceError(err.filename, f"cannot read the folder ({err.strerror})")
+            raise VisminSourceError(err.filename, f"cannot read the folder ({err.strerror})")
 
         if not root.is_dir():
             candidates = [root]
@@ -242,16 +241,16 @@ class VisMin(datasets.ArrowBasedBuilder):
         for path in candidates:  # every data file, looked at before any is opened (a FIFO would block)
             problem = not_regular_file(path)
             if problem is not None:
-                raise VisMinSourceError(path, problem)
+                raise VisminSourceError(path, problem)
         files = [p for p in candidates if in_split(p)] or candidates
         if not files:
-            raise VisMinSourceError(root, f"no .arrow or .parquet files of split {split!r} found")
+            raise VisminSourceError(root, f"no .arrow or .parquet files of split {split!r} found")
         for path in files:
             try:
                 with open(path, "rb"):
                     pass
             except OSError as err:
-                raise VisMinSourceError(path, f"cannot read the file ({err.strerror or err})") from None
+                raise VisminSourceError(path, f"cannot read the file ({err.strerror or err})") from None
         return files
 
     # -- reading --------------------------------------------------------------------------------
@@ -261,8 +260,8 @@ class VisMin(datasets.ArrowBasedBuilder):
         """Record batches of one source file, streamed (Arrow stream / Arrow file / parquet), their text
         checked (:meth:`_check_utf8`)."""
         first_row = 0
-        for batch in VisMin._file_batches(path, columns):
-            VisMin._check_utf8(batch, path, first_row)
+        for batch in Vismin._file_batches(path, columns):
+            Vismin._check_utf8(batch, path, first_row)
             first_row += batch.num_rows
             yield batch
 
@@ -285,18 +284,18 @@ class VisMin(datasets.ArrowBasedBuilder):
                 continue
             except pa.ArrowInvalid as err:
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            found = VisMin._first_invalid(column)
+            found = Vismin._first_invalid(column)
             if found is None:
-                raise VisMinSourceError(path, f"invalid data ({reason})", row=first_row, column=name)
+                raise VisminSourceError(path, f"invalid data ({reason})", row=first_row, column=name)
             offset, cell = found
-            raise VisMinSourceError(path, VisMin._utf8_problem(cell, reason), row=first_row + offset, column=name)
+            raise VisminSourceError(path, Vismin._utf8_problem(cell, reason), row=first_row + offset, column=name)
 
     @staticmethod
     def _first_invalid(column: pa.Array) -> tuple[int, pa.Array] | None:
         """``(row, one-row array)`` of the first row that fails a full validation, searched into struct
         fields (an image's ``path``): a struct's slice validates its whole children."""
         if pa.types.is_struct(column.type):
-            found = [hit for child in column.flatten() if (hit := VisMin._first_invalid(child)) is not None]
+            found = [hit for child in column.flatten() if (hit := Vismin._first_invalid(child)) is not None]
             return min(found, key=lambda hit: hit[0]) if found else None
         for offset in range(len(column)):
             cell = column.slice(offset, 1)
@@ -354,7 +353,7 @@ class VisMin(datasets.ArrowBasedBuilder):
                 return pa.ipc.open_file(source).schema
         except (pa.ArrowException, OSError) as err:
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise VisMinSourceError(path, f"not a readable {path.suffix[1:]} file ({first_line})") from None
+            raise VisminSourceError(path, f"not a readable {path.suffix[1:]} file ({first_line})") from None
 
     def _check_columns(self, files: list[Path], required) -> list[str]:
         """Every file must hold ``required``; returns the extra question columns of the first."""
@@ -363,12 +362,12 @@ class VisMin(datasets.ArrowBasedBuilder):
             names = self._schema(path).names
             missing = [c for c in required if c not in names]
             if missing:
-                raise VisMinSourceError(path, f"missing column(s) {missing}; found {names}", column=missing[0])
+                raise VisminSourceError(path, f"missing column(s) {missing}; found {names}", column=missing[0])
             file_questions = [n for n in names if "question" in n]
             if questions is None:
                 questions = file_questions
             elif file_questions != questions:
-                raise VisMinSourceError(path, f"question columns {file_questions} differ from {questions}")
+                raise VisminSourceError(path, f"question columns {file_questions} differ from {questions}")
         return questions or []
 
     # -- split generators -----------------------------------------------------------------------
@@ -414,7 +413,7 @@ class VisMin(datasets.ArrowBasedBuilder):
                     row = first_row + offset
                     if key in seen:
                         first_file, first_seen = seen[key]
-                        raise VisMinSourceError(
+                        raise VisminSourceError(
                             path,
                             f"duplicate {'/'.join(key_columns)} {key!r}, first seen in {files[first_file]}, row {first_seen}",
                             row=row,
@@ -435,21 +434,21 @@ class VisMin(datasets.ArrowBasedBuilder):
             column = column.combine_chunks()
         nulls = pc.indices_nonzero(pc.is_null(column))
         if len(nulls):
-            raise VisMinSourceError(path, "missing id", row=first_row + nulls[0].as_py(), column="id")
+            raise VisminSourceError(path, "missing id", row=first_row + nulls[0].as_py(), column="id")
         if pa.types.is_integer(column.type):
-            return VisMin._integer_ids(column, path, first_row)
+            return Vismin._integer_ids(column, path, first_row)
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            raise VisMinSourceError(path, f"ids must be integers (upstream type int64), got {column[0].as_py()!r} "
+            raise VisminSourceError(path, f"ids must be integers (upstream type int64), got {column[0].as_py()!r} "
                                     f"of type {column.type}", row=first_row, column="id")
         numbers = []
         for offset, value in enumerate(column.to_pylist()):
             if not DECIMAL_ID.fullmatch(value):
-                raise VisMinSourceError(path, f"id {_shown(value)} is not a whole number (upstream type int64): "
+                raise VisminSourceError(path, f"id {_shown(value)} is not a whole number (upstream type int64): "
                                         f"{ID_RULE}", row=first_row + offset, column="id")
             # Sized by its digits first: int() of an unbounded string fails past 4,300 digits, naming nothing.
             digits = value.lstrip("0") or "0"
             if len(digits) > len(str(INT64_MAX)) or int(digits) > INT64_MAX:
-                raise VisMinSourceError(path, f"id {_shown(value)} is out of the int64 range (upstream type int64)",
+                raise VisminSourceError(path, f"id {_shown(value)} is out of the int64 range (upstream type int64)",
                                         row=first_row + offset, column="id")
             numbers.append(int(digits))
         return pa.array(numbers, pa.int64())
@@ -460,13 +459,13 @@ class VisMin(datasets.ArrowBasedBuilder):
         negative = pc.indices_nonzero(pc.less(column, pa.scalar(0, column.type)))  # typed: no cast of uint64
         if len(negative):
             row = negative[0].as_py()
-            raise VisMinSourceError(path, f"id {column[row].as_py()} is negative (upstream type int64): {ID_RULE}",
+            raise VisminSourceError(path, f"id {column[row].as_py()} is negative (upstream type int64): {ID_RULE}",
                                     row=first_row + row, column="id")
         if column.type == pa.uint64():
             too_large = pc.indices_nonzero(pc.greater(column, pa.scalar(INT64_MAX, pa.uint64())))
             if len(too_large):
                 row = too_large[0].as_py()
-                raise VisMinSourceError(path, f"id {column[row].as_py()} is out of the int64 range (upstream type "
+                raise VisminSourceError(path, f"id {column[row].as_py()} is out of the int64 range (upstream type "
                                         f"int64, this column {column.type})", row=first_row + row, column="id")
         return pc.cast(column, pa.int64())
 
@@ -478,11 +477,11 @@ class VisMin(datasets.ArrowBasedBuilder):
         if pa.types.is_integer(column.type):
             column = pc.cast(column, pa.string())
         elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            raise VisMinSourceError(path, f"{name} must be strings (upstream type string), got {column.type}",
+            raise VisminSourceError(path, f"{name} must be strings (upstream type string), got {column.type}",
                                     row=first_row, column=name)
         bad = pc.indices_nonzero(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True))
         if len(bad):
-            raise VisMinSourceError(path, f"missing {name}", row=first_row + bad[0].as_py(), column=name)
+            raise VisminSourceError(path, f"missing {name}", row=first_row + bad[0].as_py(), column=name)
         return pc.cast(column, pa.string())
 
     def _generate_shards(self, files, **kwargs):
@@ -500,7 +499,7 @@ class VisMin(datasets.ArrowBasedBuilder):
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         if not pa.types.is_struct(column.type) or column.type.get_field_index("bytes") < 0:
-            raise VisMinSourceError(where[0][0], f"expected an image struct {{bytes, path}}, got {column.type}",
+            raise VisminSourceError(where[0][0], f"expected an image struct {{bytes, path}}, got {column.type}",
                                     column=name)
         data = column.field("bytes")
         blobs = data.to_pylist()
@@ -516,8 +515,8 @@ class VisMin(datasets.ArrowBasedBuilder):
         bad = first_problem(blobs, self.config.max_image_pixels)
         if bad is not None:
             index, problem = bad
-            raise VisMinSourceError(where[index][0], problem, row=where[index][1], column=name)
-        # The upstream file name is kept as it is (the IDC builders keep theirs too): never cleaned silently.
+            raise VisminSourceError(where[index][0], problem, row=where[index][1], column=name)
+        # The upstream file name is kept as it is (the caption builders keep theirs too): never cleaned silently.
         if column.type.get_field_index("path") >= 0:
             paths = pc.cast(column.field("path"), pa.string())
         else:
@@ -528,18 +527,18 @@ class VisMin(datasets.ArrowBasedBuilder):
         root = self.__dict__.get("_source_root") or path.parent.resolve()
         candidate = (path.parent / image_path).resolve() if image_path else None
         if candidate is not None and candidate != root and root not in candidate.parents:
-            raise VisMinSourceError(path, f"image path {image_path!r} leaves the source folder {root}", row=row,
+            raise VisminSourceError(path, f"image path {image_path!r} leaves the source folder {root}", row=row,
                                     column=name)
         if candidate is None:
-            raise VisMinSourceError(path, "image has neither bytes nor a path", row=row, column=name)
+            raise VisminSourceError(path, "image has neither bytes nor a path", row=row, column=name)
         problem = not_regular_file(candidate)  # looked at before it is opened: a FIFO would block
         if problem is not None:
-            raise VisMinSourceError(path, f"image has no bytes, and its file {image_path!r} {problem}", row=row,
+            raise VisminSourceError(path, f"image has no bytes, and its file {image_path!r} {problem}", row=row,
                                     column=name)
         try:
             return candidate.read_bytes()
         except OSError as err:
-            raise VisMinSourceError(path, f"cannot read image file {image_path!r} ({err.strerror or err})", row=row,
+            raise VisminSourceError(path, f"cannot read image file {image_path!r} ({err.strerror or err})", row=row,
                                     column=name) from None
 
     def _image_bytes(self, column, path: Path, first_row: int, name: str) -> pa.Array:
@@ -549,7 +548,7 @@ class VisMin(datasets.ArrowBasedBuilder):
     @staticmethod
     def _check_text_type(column, path: Path, first_row: int, name: str) -> None:
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_null(column.type)):
-            raise VisMinSourceError(path, f"expected text (upstream type string), got {column.type}", row=first_row,
+            raise VisminSourceError(path, f"expected text (upstream type string), got {column.type}", row=first_row,
                                     column=name)
 
     @classmethod
@@ -560,7 +559,7 @@ class VisMin(datasets.ArrowBasedBuilder):
             empty = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
             bad = pc.indices_nonzero(pc.fill_null(empty, True))
             if len(bad):
-                raise VisMinSourceError(path, "empty caption", row=first_row + bad[0].as_py(), column=name)
+                raise VisminSourceError(path, "empty caption", row=first_row + bad[0].as_py(), column=name)
 
     @classmethod
     def _check_categories(cls, batch: pa.RecordBatch, path: Path, first_row: int, allowed) -> pa.Array:
@@ -572,7 +571,7 @@ class VisMin(datasets.ArrowBasedBuilder):
         bad = pc.indices_nonzero(pc.is_null(codes))
         if len(bad):
             value = column[bad[0].as_py()].as_py()
-            raise VisMinSourceError(
+            raise VisminSourceError(
                 path, f"unknown category {value!r}; expected one of {allowed}", row=first_row + bad[0].as_py(), column="category"
             )
         return codes
@@ -613,7 +612,7 @@ class VisMin(datasets.ArrowBasedBuilder):
     @staticmethod
     def _question_column(column, path: Path, first_row: int, name: str) -> pa.Array:
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_null(column.type)):
-            raise VisMinSourceError(path, f"questions must be text, got {column.type}", row=first_row, column=name)
+            raise VisminSourceError(path, f"questions must be text, got {column.type}", row=first_row, column=name)
         return pc.cast(column, pa.string())
 
     def _train_columns(self, batch, path, first_row) -> dict:
@@ -648,12 +647,12 @@ class VisMin(datasets.ArrowBasedBuilder):
         codes = pc.index_in(rows.column("category"), value_set=pa.array(CATEGORIES))
         missing = pc.indices_nonzero(pc.is_null(codes))
         if len(missing):
-            raise VisMinSourceError(path, "an edited image (with a source_image_id) has no category",
+            raise VisminSourceError(path, "an edited image (with a source_image_id) has no category",
                                     row=row_numbers[missing[0].as_py()], column="category")
         sources = []
         for row, source_id in zip(row_numbers, rows.column("source_image_id").to_pylist()):
             if source_id not in image_index:
-                raise VisMinSourceError(path, f"source image {source_id!r} is not in the release", row=row,
+                raise VisminSourceError(path, f"source image {source_id!r} is not in the release", row=row,
                                         column="source_image_id")
             sources.append(image_index[source_id])
         source_rows = self._take_rows(files, sources, ["image", "caption"])

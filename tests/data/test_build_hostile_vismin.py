@@ -3,6 +3,7 @@ previous build still loads afterwards (nothing lost)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -57,8 +58,9 @@ def png_of_size(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-@pytest.fixture(scope="module")
+@functools.cache
 def bomb_png() -> bytes:
+    """A 20000x20000 PNG (400 megapixels) in under 100 KB, made once."""
     data = png_of_size(20000, 20000)
     assert len(data) < 100_000
     return data
@@ -141,33 +143,47 @@ def test_non_text_caption_is_an_error(tmp_path, private_cache):
 # -- images ---------------------------------------------------------------------------------------------
 
 
-def test_truncated_png_tail_is_an_error(tmp_path, private_cache):
-    rows = bench_rows()
+def _truncated_png_tail(tmp_path: Path) -> dict:
     buffer = io.BytesIO()
     Image.effect_noise((64, 64), 60).save(buffer, format="PNG")  # noise: the last IDAT bytes carry pixels
-    rows[6]["image_1"] = {"bytes": buffer.getvalue()[:-20], "path": None}
-    bad = write_parquet(tmp_path / "bad", rows)
-    text = _build_good_then(bad, private_cache, tmp_path)
-    _where(text, bad, 6, "image_1")
-    assert "undecodable image" in text
+    return {"bytes": buffer.getvalue()[:-20], "path": None}
 
 
-def test_garbage_after_a_png_signature_is_an_error(tmp_path, private_cache):
+def _garbage_after_a_png_signature(tmp_path: Path) -> dict:
+    return {"bytes": b"\x89PNG\r\n\x1a\n" + os.urandom(200), "path": None}
+
+
+def _bomb(tmp_path: Path) -> dict:
+    return {"bytes": bomb_png(), "path": None}
+
+
+def _path_leaving_the_source(tmp_path: Path) -> dict:
+    secret = tmp_path / "outside" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_bytes(bench_rows()[0]["image_0"]["bytes"])
+    return {"bytes": None, "path": "../../outside/secret.png"}
+
+
+#: case -> (row, column, the bad cell (made in ``tmp_path``), what the error says)
+BAD_IMAGE_CELLS = {
+    "truncated-png-tail": (6, "image_1", _truncated_png_tail, "undecodable image"),
+    "garbage-after-a-png-signature": (2, "image_0", _garbage_after_a_png_signature, "undecodable image"),
+    "decompression-bomb-refused-before-decoding": (
+        3, "image_0", _bomb, "image of 400,000,000 pixels exceeds the limit of 89,478,485 pixels (max_image_pixels)"),
+    "image-path-leaving-the-source-folder": (1, "image_0", _path_leaving_the_source,
+                                             "image path '../../outside/secret.png' leaves the source folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IMAGE_CELLS))
+def test_a_bad_image_cell_names_file_row_and_column(case, tmp_path, private_cache):
+    row, column, make_cell, message = BAD_IMAGE_CELLS[case]
     rows = bench_rows()
-    rows[2]["image_0"] = {"bytes": b"\x89PNG\r\n\x1a\n" + os.urandom(200), "path": None}
-    bad = write_parquet(tmp_path / "bad", rows)
+    rows[row][column] = make_cell(tmp_path)
+    bad = write_parquet(tmp_path / "bad" / "src", rows)
     text = _build_good_then(bad, private_cache, tmp_path)
-    _where(text, bad, 2, "image_0")
-    assert "undecodable image" in text
-
-
-def test_decompression_bomb_is_refused_before_decoding(bomb_png, tmp_path, private_cache):
-    rows = bench_rows()
-    rows[3]["image_0"] = {"bytes": bomb_png, "path": None}
-    bad = write_parquet(tmp_path / "bad", rows)
-    text = _build_good_then(bad, private_cache, tmp_path)
-    _where(text, bad, 3, "image_0")
-    assert "image of 400,000,000 pixels exceeds the limit of 89,478,485 pixels (max_image_pixels)" in text
+    _where(text, bad, row, column)
+    assert message in text, text
 
 
 def test_image_above_the_pixel_limit_is_an_error_and_the_limit_is_a_config_field(tmp_path, private_cache):
@@ -186,18 +202,6 @@ def test_image_above_the_pixel_limit_is_an_error_and_the_limit_is_a_config_field
     text = _build_good_then(write_parquet(tmp_path / "small", bench_rows()), private_cache, tmp_path / "again",
                             max_image_pixels=1000)
     assert "image of 48x32 = 1,536 pixels exceeds the limit of 1,000 pixels" in text
-
-
-def test_image_path_leaving_the_source_folder_is_an_error(tmp_path, private_cache):
-    secret = tmp_path / "outside" / "secret.png"
-    secret.parent.mkdir()
-    secret.write_bytes(bench_rows()[0]["image_0"]["bytes"])
-    rows = bench_rows()
-    rows[1]["image_0"] = {"bytes": None, "path": "../../outside/secret.png"}
-    bad = write_parquet(tmp_path / "bad" / "src", rows)
-    text = _build_good_then(bad, private_cache, tmp_path)
-    _where(text, bad, 1, "image_0")
-    assert "image path '../../outside/secret.png' leaves the source folder" in text
 
 
 # -- unreadable files and folders (as an unprivileged user: root reads everything) ------------------
@@ -260,9 +264,9 @@ def test_unreadable_parquet_file_or_subfolder_is_an_error_never_skipped(what, wo
 # -- the CLI: one line, exit 2, no traceback -------------------------------------------------------------
 
 
-def test_cli_bomb_is_one_line(bomb_png, tmp_path):
+def test_cli_bomb_is_one_line(tmp_path):
     rows = bench_rows()
-    rows[3]["image_0"] = {"bytes": bomb_png, "path": None}
+    rows[3]["image_0"] = {"bytes": bomb_png(), "path": None}
     bad = write_parquet(tmp_path / "bad", rows)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-m", "diffbench", "build", "vismin", "--source", str(bad)], env=env,

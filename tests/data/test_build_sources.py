@@ -140,7 +140,7 @@ def test_a_source_changed_while_it_is_built_is_an_error_and_replaces_nothing(kin
     assert provenance.of_dataset(building.load_built("vismin", "bench", "test"))["build_id"] == before["build_id"]
 
 
-def test_an_idc_build_gets_provenance_generically(private_cache):
+def test_a_caption_set_build_gets_provenance_generically(private_cache):
     building.build_configs("omnidiff", ["default"], "sample", n=12, seed=1, image_size=(32, 32))
     record = provenance.of_dataset(building.load_built("omnidiff", None, "test"))
     assert (record["dataset"], record["source"], record["generator"], record["n"], record["seed"]) == (
@@ -304,13 +304,27 @@ def test_a_map_cache_written_into_another_config_is_undone_by_keep_default_newes
 
 
 @pytest.mark.parametrize("module_name", ["diffbench.data.building", "diffbench.data.provenance", "diffbench.data.samples",
-                                         "diffbench.data.publishing", "diffbench.commands.build"])
+                                         "diffbench.data.publishing", "diffbench.commands.build",
+                                         "diffbench.data.image_checks", "diffbench.data.hub_folders",
+                                         "diffbench.data.synth.scenes", "diffbench.data.synth.captions",
+                                         "diffbench.data.synth.vismin"])
 def test_module_doctests(module_name):
     import doctest
     import importlib
 
     failures, attempted = doctest.testmod(importlib.import_module(module_name))
     assert attempted > 0 and failures == 0
+
+
+def test_caption_builder_doctests_in_an_interpreter_of_their_own():
+    """Its examples show ``pathlib.Path`` results; once a process has made a builder, datasets has put its
+    streaming ``xPath`` in the module's ``Path`` (it patches every builder's module and its bases)."""
+    code = ("import doctest, diffbench.data.caption_builder as m; r = doctest.testmod(m); "
+            "print(r.attempted, r.failed)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    attempted, failed = map(int, done.stdout.split()[-2:])
+    assert attempted > 0 and failed == 0, done.stdout[-3000:]
 
 
 def test_a_hub_build_records_repo_and_commit_read_from_the_local_hub_cache(tmp_path, private_cache, monkeypatch):

@@ -3,13 +3,13 @@ file (and row, entry, field where there is one), and nothing hangs.
 
 What each row of the issue's table feeds, and where its test is:
 
-- a FIFO, a socket or a device where a source file is read (a VisMin data file, an IDC image or
-  annotation file, the build's fingerprint): refused from its ``stat``, unopened (here);
+- a FIFO, a socket or a device where a source file is read (a VisMin data file, a difference-captioning image
+  or annotation file, the build's fingerprint): refused from its ``stat``, unopened (here);
 - ``diffbench build vismin --source sample --image-size 30000x30000``: refused up front (here);
 - blank lines and quoted line breaks before a bad CSV cell: ``tests/vismin/test_vismin_submission_reader.py``;
 - uint64, negative and 5,000-digit VisMin ids, text that is no UTF-8: ``tests/data/test_build_hostile_vismin.py``;
-- 5,000-digit JSON integers: ``tests/captions/test_caption_inputs.py`` (predictions), ``tests/data/test_idc_integrity.py``
-  (IDC releases), and the ``score captions`` command (here);
+- 5,000-digit JSON integers: ``tests/captions/test_caption_inputs.py`` (predictions),
+  ``tests/data/test_caption_integrity.py`` (difference-captioning releases), and the ``score captions`` command (here);
 - caption coverage errors naming the predictions file, ``eval --data-files`` naming the file (here).
 
 A case that used to hang runs under :func:`deadline`, so without the fix it fails instead of hanging.
@@ -33,7 +33,7 @@ from diffbench import cli
 from diffbench.data import building
 from diffbench.captions.scoring import score_predictions
 from diffbench.harness.data import load_rows
-from diffbench.data.synth import captions as synth_idc
+from diffbench.data.synth import captions as synth_captions
 from diffbench.data.synth import vismin as synth_vismin
 
 KINDS = {"fifo": "a FIFO", "socket": "a socket", "device": "a character device"}
@@ -141,7 +141,7 @@ def test_the_vismin_builder_refuses_a_special_data_file_unopened(kind, tmp_path,
     builder = building.builder_class("vismin")(config_name="bench", source=str(source), cache_dir=str(tmp_path / "c"))
     with deadline(), pytest.raises(ValueError) as raised:
         builder.download_and_prepare()
-    assert type(raised.value).__name__ == "VisMinSourceError"
+    assert type(raised.value).__name__ == "VisminSourceError"
     assert str(raised.value) == f"{special}: not a regular file ({KINDS[kind]})"
 
 
@@ -158,7 +158,7 @@ def test_the_source_fingerprint_refuses_a_special_file_unopened(kind, fingerprin
 
 def _spot_the_diff(folder: Path) -> tuple[Path, Path, str]:
     """A Spot-the-Diff sample, the after image of its first test pair, and where that pair is annotated."""
-    source = synth_idc.WRITERS["spot_the_diff"](folder, 12, 0, (32, 32))
+    source = synth_captions.WRITERS["spot_the_diff"](folder, 12, 0, (32, 32))
     annotations = source / "data/annotations/test.json"
     img_id = json.loads(annotations.read_text())[0]["img_id"]
     image = source / "data/resized_images" / f"{img_id}_2.png"
@@ -167,7 +167,7 @@ def _spot_the_diff(folder: Path) -> tuple[Path, Path, str]:
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device"])
-def test_an_idc_image_that_is_a_special_file_is_refused_unopened(kind, tmp_path, make_special):
+def test_a_caption_set_image_that_is_a_special_file_is_refused_unopened(kind, tmp_path, make_special):
     source, image, where = _spot_the_diff(tmp_path / "std")
     make_special(kind, image)
     builder = building.builder_class("spot_the_diff")(config_name="default", source=str(source),
@@ -178,8 +178,8 @@ def test_an_idc_image_that_is_a_special_file_is_refused_unopened(kind, tmp_path,
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device"])
-def test_cli_content_fingerprint_refuses_an_idc_image_that_is_a_special_file(kind, tmp_path, private_cache,
-                                                                              make_special, capsys):
+def test_cli_content_fingerprint_refuses_a_caption_set_image_that_is_a_special_file(kind, tmp_path, private_cache,
+                                                                                    make_special, capsys):
     """``--fingerprint content`` reads every byte of the source before the build: a FIFO blocked it,
     ``/dev/zero`` never ended."""
     source, image, _ = _spot_the_diff(tmp_path / "std")
@@ -192,9 +192,9 @@ def test_cli_content_fingerprint_refuses_an_idc_image_that_is_a_special_file(kin
 
 @pytest.mark.parametrize("name, annotation", [("spot_the_diff", "data/annotations/test.json"),
                                               ("omnidiff", "test.jsonl")])
-def test_an_idc_annotation_file_that_is_a_fifo_is_refused_never_skipped(name, annotation, tmp_path, make_special):
+def test_a_caption_set_annotation_file_that_is_a_fifo_is_refused_never_skipped(name, annotation, tmp_path, make_special):
     """Before, Spot-the-Diff said "file not found", and OmniDiff built without its test split."""
-    source = synth_idc.WRITERS[name](tmp_path / name, 12, 0, (32, 32))
+    source = synth_captions.WRITERS[name](tmp_path / name, 12, 0, (32, 32))
     (source / annotation).unlink()
     make_special("fifo", source / annotation)
     builder = building.builder_class(name)(config_name="default", source=str(source), cache_dir=str(tmp_path / "c"))
@@ -227,7 +227,7 @@ def test_the_library_refuses_it_too_and_admits_every_real_size(private_cache):
     with deadline(30), memory_cap(), pytest.raises(ValueError, match="image size 30000x30000 is too large"):
         building.build_configs("vismin", ["bench"], "sample", n=8, image_size=(30000, 30000))
     assert not private_cache.exists()
-    # COCO images (VisMin) are at most 640 a side, the IDC releases' 224 to 480; the samples default to 320x240.
+    # COCO images (VisMin) are at most 640 a side, the difference-captioning releases' 224 to 480; the samples default to 320x240.
     assert [parse_size(s) for s in ("16", "640x480", "4096", "4096x16")] == [(16, 16), (640, 480), (4096, 4096),
                                                                                  (4096, 16)]
 

@@ -40,17 +40,13 @@ def _encoded(fmt: str) -> bytes:
     return buffer.getvalue()
 
 
+#: kind -> (the bad image's bytes, made when the test runs; the start of the problem the check gives)
 BAD_IMAGES = {
-    "truncated JPEG": lambda: _encoded("JPEG")[:1500],
-    "truncated PNG": lambda: _encoded("PNG")[:-20],
-    "decompression bomb": lambda: _png_of_size(20000, 20000),
-    "garbage after a PNG signature": lambda: b"\x89PNG\r\n\x1a\n" + b"garbage " * 64,
-}
-EXPECTED = {
-    "truncated JPEG": "undecodable image (OSError: image file is truncated",
-    "truncated PNG": "undecodable image (",
-    "decompression bomb": "image of 400,000,000 pixels exceeds the limit of 89,478,485 pixels (max_image_pixels)",
-    "garbage after a PNG signature": "undecodable image (",
+    "truncated JPEG": (lambda: _encoded("JPEG")[:1500], "undecodable image (OSError: image file is truncated"),
+    "truncated PNG": (lambda: _encoded("PNG")[:-20], "undecodable image ("),
+    "decompression bomb": (lambda: _png_of_size(20000, 20000),
+                           "image of 400,000,000 pixels exceeds the limit of 89,478,485 pixels (max_image_pixels)"),
+    "garbage after a PNG signature": (lambda: b"\x89PNG\r\n\x1a\n" + b"garbage " * 64, "undecodable image ("),
 }
 
 
@@ -72,7 +68,8 @@ def private_cache(tmp_path, monkeypatch) -> Path:
 
 def test_the_truncated_jpeg_is_a_real_trap():
     """With the switch on, PIL alone decodes the truncated JPEG (grey-padded): only a forced check refuses it."""
-    blob = BAD_IMAGES["truncated JPEG"]()
+    make_blob, expected = BAD_IMAGES["truncated JPEG"]
+    blob = make_blob()
     saved = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     try:
@@ -80,7 +77,7 @@ def test_the_truncated_jpeg_is_a_real_trap():
             image.verify()
         with Image.open(io.BytesIO(blob)) as image:
             image.load()  # no error
-        assert image_checks.first_problem([blob])[1].startswith(EXPECTED["truncated JPEG"])
+        assert image_checks.first_problem([blob])[1].startswith(expected)
         assert ImageFile.LOAD_TRUNCATED_IMAGES is True
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
@@ -89,9 +86,10 @@ def test_the_truncated_jpeg_is_a_real_trap():
 @pytest.mark.parametrize("kind", list(BAD_IMAGES))
 def test_both_builders_refuse_the_same_bad_image_with_the_same_problem(kind, tmp_path, private_cache,
                                                                        truncated_images_allowed):
-    blob = BAD_IMAGES[kind]()
+    make_blob, expected = BAD_IMAGES[kind]
+    blob = make_blob()
     index, problem = image_checks.first_problem([blob])
-    assert problem.startswith(EXPECTED[kind]), problem
+    assert problem.startswith(expected), problem
 
     # VisMin: embedded bytes in a parquet release, row 3, column image_0.
     rows = list(synth.generate_bench(n=8, seed=0, image_size=(32, 32)))
@@ -107,9 +105,9 @@ def test_both_builders_refuse_the_same_bad_image_with_the_same_problem(kind, tmp
     source = samples.write_sample("clevr_dc", tmp_path / "clevr_dc", n=6, image_size=(32, 32))
     image = source / "aft" / "8000.png"
     image.write_bytes(blob)
-    with pytest.raises(ValueError) as idc_error:
+    with pytest.raises(ValueError) as caption_error:
         building.build("clevr_dc", "default", source=str(source))
-    message = str(idc_error.value)
+    message = str(caption_error.value)
     assert message.startswith(f"{image}: {problem} (referenced by "), message
     assert "column 'image_after'" in message and "\n" not in message
 

@@ -303,23 +303,32 @@ def test_cli_push_to_an_unreachable_hub_is_one_line(vismin_built, tmp_path):
     assert (tmp_path / "hub" / publishing.MARKER).is_file()  # the folder itself was written (and listed on stdout)
 
 
-def test_cli_out_onto_a_file_or_a_foreign_folder_is_one_line(vismin_built, tmp_path):
+def _a_file(tmp_path):
     target = tmp_path / "results.csv"
     target.write_text("id,score\n")
+    return target, lambda: target.read_text() == "id,score\n"
+
+
+def _a_foreign_folder(tmp_path):
     foreign = tmp_path / "thesis"
     (foreign / ".git").mkdir(parents=True)
     (foreign / "thesis.tex").write_text("x")
-    for out, flags, message in (
-        (target, [], f"{target} exists and is not a folder: --out must name a folder"),
-        (target, ["--overwrite"], f"{target} exists and is not a folder: --out must name a folder"),
-        (foreign, ["--overwrite"], f"{foreign} was not written by diffbench publish"),
-    ):
-        done = subprocess.run([sys.executable, "-m", "diffbench", "publish", "vismin", "--out", str(out), *flags],
-                              capture_output=True, text=True, timeout=240)
-        assert done.returncode == 2, done.stderr[-2000:]
-        [line] = done.stderr.strip().splitlines()
-        assert line.startswith(f"diffbench publish: error: {message}"), line
-    assert target.read_text() == "id,score\n" and (foreign / "thesis.tex").read_text() == "x"
+    return foreign, lambda: (foreign / "thesis.tex").read_text() == "x"
+
+
+@pytest.mark.parametrize("make_out, flags, message", [
+    (_a_file, [], "{out} exists and is not a folder: --out must name a folder"),
+    (_a_file, ["--overwrite"], "{out} exists and is not a folder: --out must name a folder"),
+    (_a_foreign_folder, ["--overwrite"], "{out} was not written by diffbench publish"),
+], ids=["file", "file-overwrite", "foreign-folder-overwrite"])
+def test_cli_out_onto_a_file_or_a_foreign_folder_is_one_line(make_out, flags, message, vismin_built, tmp_path):
+    out, unchanged = make_out(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "diffbench", "publish", "vismin", "--out", str(out), *flags],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2, done.stderr[-2000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"diffbench publish: error: {message.format(out=out)}"), line
+    assert unchanged()
 
 
 def test_a_difference_captioning_set_publishes_with_its_splits_and_card(tmp_path, monkeypatch):

@@ -44,6 +44,7 @@ import collections
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -52,10 +53,15 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from diffbench.data import provenance
-from diffbench.files import clean_staging, replace_directory
+import diffbench
+from diffbench.data import provenance, samples
 from diffbench.data.hub_folders import hub_folder, load_module
 from diffbench.data.image_checks import special_file_kind
+from diffbench.files import clean_staging, replace_directory
+
+# ``datasets`` (about a second to import), ``huggingface_hub`` and ``filelock`` (which imports asyncio,
+# ~60 ms) are imported by the functions that use them: the CLI imports its command modules at start-up,
+# and they import this one (``diffbench --help`` should not pay for a build).
 
 STAGING_DIRNAME = ".diffbench_staging"
 
@@ -99,14 +105,14 @@ class BuildSummary:
 
 def cache_root() -> Path:
     """The HF datasets cache in use (``HF_DATASETS_CACHE`` or ``HF_HOME/datasets``)."""
-    import datasets.config
+    import datasets.config  # late: see the note at the imports
 
     return Path(datasets.config.HF_DATASETS_CACHE).expanduser()
 
 
 def builder_class(name: str):
     """The ``DatasetBuilder`` subclass defined in ``datasets/<name>/<name>.py``."""
-    import datasets
+    import datasets  # late: see the note at the imports
 
     module = load_module("datasets", name)
     for value in vars(module).values():
@@ -236,9 +242,7 @@ def planned_provenance(name: str, config: str, source: str, repo_id: str | None 
                        revision: str | None = None) -> dict:
     """The provenance of building ``name/config`` from ``source`` (``"hub"`` or a local folder), without
     the local folder's fingerprint (:func:`build` adds it from the snapshot it takes)."""
-    import datasets
-
-    import diffbench
+    import datasets  # late: see the note at the imports
 
     record = {"dataset": name, "config": config, "diffbench_version": diffbench.__version__,
               "datasets_version": datasets.__version__}
@@ -313,64 +317,36 @@ def build(name: str, config: str, num_proc: int | None = None, *, overwrite: boo
     while it was read is an error, and nothing is replaced, so the recorded fingerprint is the one
     of what was built.
     """
-    import datasets
-    from filelock import FileLock
-
-    cls = builder_class(name)
     if config not in config_names(name):
         raise ValueError(f"{name} has no configuration {config!r}; choose from {config_names(name)}")
     source = config_kwargs.get("source", "hub")
     local = Path(source).expanduser() if source != "hub" else None
     if local is not None and local.exists():
         source_snapshot = source_snapshot or folder_fingerprint(local, "stat")  # first: any later change is seen
-    record = dict(provenance_record) if provenance_record else planned_provenance(
-        name, config, source, config_kwargs.get("repo_id"), config_kwargs.get("revision"))
-    record.update(dataset=name, config=config)
-    if record.get("source") == "local" and "fingerprint" not in record and source_snapshot:
-        record.update(fingerprint=source_snapshot if fingerprint == "stat" else folder_fingerprint(local, fingerprint),
-                      fingerprint_kind=fingerprint)
+    record = _build_record(name, config, config_kwargs, provenance_record, local, fingerprint, source_snapshot)
     if not overwrite:
         check_replaceable(name, config, record)
     root = cache_root()
     staging_root = root / STAGING_DIRNAME
     staging_root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with FileLock(str(staging_root / f"{name}-{config}.lock")):
+    with _file_lock(staging_root / f"{name}-{config}.lock"):
         clean_staging(staging_root)
         if not overwrite:  # again under the lock: another process may have built it meanwhile
             check_replaceable(name, config, record)
         staging = staging_root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             digest = build_hash(name, config)
-            builder = cls(config_name=config, dataset_name=name, hash=digest, cache_dir=str(staging / "cache"),
-                          **config_kwargs)
-            try:
-                builder.download_and_prepare(output_dir=str(staging / "final"), num_proc=num_proc,
-                                             download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD)
-            except datasets.exceptions.DatasetGenerationError as err:
-                # Surface the builder's own error (it names file, row and column).
-                raise (err.__cause__ or err) from None
+            info = _prepare_in(staging, name, config, digest, num_proc, config_kwargs)
             if source_snapshot and folder_fingerprint(local, "stat") != source_snapshot:
                 raise ValueError(f"{local}: the source changed while it was being built (a file was written, added or "
                                  "removed); nothing was replaced: build again once it is complete")
-            if record["source"] == "hub":
-                record["revision"] = _resolved_revision(record) or record.get("revision")
-            record.update(built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), build_id=uuid.uuid4().hex)
+            _stamp(record)
             _record_in_build(staging / "final", record)
-            destination = root / name / config / str(builder.info.version or cls.VERSION) / digest
-            default = default_config(name)
-            # One swap at a time per dataset name, so the default config's "newest" order holds.
-            with FileLock(str(staging_root / f"{name}.swap.lock")):
-                # The default config's build is the newest at every instant: dated now before it
-                # appears, or touched now before another config's build (dated earlier) appears.
-                _touch(staging / "final" if config == default else current_build(name, default))
-                replace_directory(staging / "final", destination, staging / "previous")
-                for old in config_builds(name, config):  # builds of an older builder version or hash
-                    if old != destination:
-                        old.rename(staging / f"older-{uuid.uuid4().hex[:8]}")
+            destination = root / name / config / str(info.version or builder_class(name).VERSION) / digest
+            _swap_into_place(name, config, staging, destination)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    info = builder.info
     return BuildSummary(
         name=name,
         config=config,
@@ -382,11 +358,68 @@ def build(name: str, config: str, num_proc: int | None = None, *, overwrite: boo
     )
 
 
+def _build_record(name: str, config: str, config_kwargs: dict, given: dict | None, local: Path | None,
+                  fingerprint: str, source_snapshot: str | None) -> dict:
+    """What a build of ``name/config`` records as its source: ``given`` (copied), else the planned provenance
+    of the source in ``config_kwargs``; the fingerprint of the ``local`` folder added where it is missing."""
+    record = dict(given) if given else planned_provenance(
+        name, config, config_kwargs.get("source", "hub"), config_kwargs.get("repo_id"), config_kwargs.get("revision"))
+    record.update(dataset=name, config=config)
+    if record.get("source") == "local" and "fingerprint" not in record and source_snapshot:
+        record.update(fingerprint=source_snapshot if fingerprint == "stat" else folder_fingerprint(local, fingerprint),
+                      fingerprint_kind=fingerprint)
+    return record
+
+
+def _file_lock(path: Path):
+    """A ``filelock.FileLock`` on ``path`` (held across processes)."""
+    from filelock import FileLock  # late: see the note at the imports
+
+    return FileLock(str(path))
+
+
+def _prepare_in(staging: Path, name: str, config: str, digest: str, num_proc: int | None, config_kwargs: dict):
+    """Run the builder into ``staging/final`` (its download cache in ``staging/cache``); its ``DatasetInfo``."""
+    import datasets  # late: see the note at the imports
+
+    builder = builder_class(name)(config_name=config, dataset_name=name, hash=digest, cache_dir=str(staging / "cache"),
+                                  **config_kwargs)
+    try:
+        builder.download_and_prepare(output_dir=str(staging / "final"), num_proc=num_proc,
+                                     download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD)
+    except datasets.exceptions.DatasetGenerationError as err:
+        # Surface the builder's own error (it names file, row and column).
+        raise (err.__cause__ or err) from None
+    return builder.info
+
+
+def _stamp(record: dict) -> None:
+    """Add what is known once a build succeeded: the Hub commit it read, when it was built, a new build id."""
+    if record["source"] == "hub":
+        record["revision"] = _resolved_revision(record) or record.get("revision")
+    record.update(built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), build_id=uuid.uuid4().hex)
+
+
+def _swap_into_place(name: str, config: str, staging: Path, destination: Path) -> None:
+    """Swap ``staging/final`` in at ``destination``, the default configuration's build kept the newest, and
+    move this configuration's builds of an older builder version or hash into ``staging`` (removed with it)."""
+    default = default_config(name)
+    # One swap at a time per dataset name, so the default config's "newest" order holds.
+    with _file_lock(staging.parent / f"{name}.swap.lock"):
+        # The default config's build is the newest at every instant: dated now before it
+        # appears, or touched now before another config's build (dated earlier) appears.
+        _touch(staging / "final" if config == default else current_build(name, default))
+        replace_directory(staging / "final", destination, staging / "previous")
+        for old in config_builds(name, config):
+            if old != destination:
+                old.rename(staging / f"older-{uuid.uuid4().hex[:8]}")
+
+
 def _resolved_revision(record: dict) -> str | None:
     """The commit of the Hub snapshot a build read (from the local Hub cache; no network)."""
-    try:
-        from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # late: see the note at the imports
 
+    try:
         path = snapshot_download(record["repo_id"], repo_type="dataset", revision=record.get("revision"),
                                  local_files_only=True)
     except Exception:  # noqa: BLE001 - the revision is informative; the build itself succeeded
@@ -423,39 +456,45 @@ def build_configs(name: str, configs: list[str], source: str, num_proc=None, rep
     """
     if fingerprint not in FINGERPRINT_KINDS:
         raise ValueError(f"fingerprint must be one of {FINGERPRINT_KINDS}, got {fingerprint!r}")
-    from diffbench.data import samples
-
-    plans = {}
-    for config in configs:
-        if source == "sample":
-            plans[config] = {**samples.sample_provenance(name, **sample_options), "dataset": name, "config": config}
-        else:
-            plans[config] = planned_provenance(name, config, source, repo_id, revision)
-        if not overwrite:
-            check_replaceable(name, config, plans[config])
+    records = _planned_records(name, configs, source, repo_id, revision, overwrite, sample_options)
+    options = {"source": source, **({"repo_id": repo_id} if repo_id else {}),
+               **({"revision": revision} if revision else {})}
     summaries = []
     with tempfile.TemporaryDirectory(prefix=f"diffbench-{name}-sample-") as scratch:
-        kwargs = {"source": source}
+        snapshot = None
         if source == "sample":
-            kwargs["source"] = str(samples.write_sample(name, Path(scratch), **sample_options))
-        if repo_id:
-            kwargs["repo_id"] = repo_id
-        if revision:
-            kwargs["revision"] = revision
-        snapshot = digest = None
+            options["source"] = str(samples.write_sample(name, Path(scratch), **sample_options))
+        elif source != "hub" and configs:
+            snapshot, records = _with_fingerprint(records, Path(source).expanduser(), fingerprint)
         for config in configs:
-            record = plans[config] if source == "sample" else None
-            if source not in ("sample", "hub"):
-                folder = Path(source).expanduser()
-                if snapshot is None:  # the stat snapshot first, so a change during the content hash is seen
-                    snapshot = folder_fingerprint(folder, "stat")
-                    digest = snapshot if fingerprint == "stat" else folder_fingerprint(folder, fingerprint)
-                record = {**plans[config], "fingerprint": digest, "fingerprint_kind": fingerprint}
-            summary = build(name, config, num_proc=num_proc, overwrite=overwrite, provenance_record=record,
-                            source_snapshot=snapshot, **kwargs)
+            summary = build(name, config, num_proc=num_proc, overwrite=overwrite, source_snapshot=snapshot,
+                            provenance_record=None if source == "hub" else records[config], **options)
             summary.counts = label_counts(load_built(name, config))
             summaries.append(summary)
     return summaries
+
+
+def _planned_records(name: str, configs: list[str], source: str, repo_id: str | None, revision: str | None,
+                     overwrite: bool, sample_options: dict) -> dict[str, dict]:
+    """Config -> the provenance its build will record (a local folder's fingerprint not yet in it), each
+    checked against the existing build unless ``overwrite``."""
+    records = {}
+    for config in configs:
+        if source == "sample":
+            records[config] = {**samples.sample_provenance(name, **sample_options), "dataset": name, "config": config}
+        else:
+            records[config] = planned_provenance(name, config, source, repo_id, revision)
+        if not overwrite:
+            check_replaceable(name, config, records[config])
+    return records
+
+
+def _with_fingerprint(records: dict[str, dict], folder: Path, fingerprint: str) -> tuple[str, dict[str, dict]]:
+    """The ``stat`` snapshot of ``folder``, and ``records`` with its fingerprint by ``fingerprint`` added."""
+    snapshot = folder_fingerprint(folder, "stat")  # first, so a change during the content hash is seen
+    digest = snapshot if fingerprint == "stat" else folder_fingerprint(folder, fingerprint)
+    return snapshot, {config: {**record, "fingerprint": digest, "fingerprint_kind": fingerprint}
+                      for config, record in records.items()}
 
 
 def load_built(name: str, config: str | None = None, split: str | None = None):
@@ -464,9 +503,7 @@ def load_built(name: str, config: str | None = None, split: str | None = None):
     The same data ``load_dataset(name, config)`` gives after ``diffbench build``; a
     :class:`NotBuiltError` says which command builds it when it is missing.
     """
-    import logging
-
-    from datasets.packaged_modules.cache import cache
+    from datasets.packaged_modules.cache import cache  # late: see the note at the imports
 
     logger = logging.getLogger(cache.__name__)
     level = logger.level

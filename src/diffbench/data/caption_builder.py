@@ -1,8 +1,8 @@
-"""The one base of the image-difference-captioning (IDC) builders: one schema, one build path.
+"""The one base of the difference-captioning builders: one schema, one build path.
 
 Every builder under ``datasets/{omnidiff,spot_the_diff,clevr_change,clevr_dc,image_editing_request}/``
-subclasses :class:`IDCBuilder` and only says how its upstream layout maps onto the schema, by
-implementing :meth:`IDCBuilder.read_pairs` (upstream files -> :class:`Pair` records per split).
+subclasses :class:`CaptionBuilder` and only says how its upstream layout maps onto the schema, by
+implementing :meth:`CaptionBuilder.read_pairs` (upstream files -> :class:`Pair` records per split).
 Everything else is here, once: the schema, the sources (``hub`` / a local folder), the checks, and
 the generation of batched Arrow tables whose images are the source files' bytes, copied, never
 re-encoded.
@@ -13,7 +13,7 @@ file, the row (entry) and the column:
 - ids: present, strings, unique after normalisation (:func:`normalised_id`: ``"7"`` and ``"07"`` collide);
   each builder checks its upstream id type while reading (a ``null`` id is an error, never ``"None"``);
 - captions: a non-empty list of strings; a blank caption only where the builder declares that upstream
-  has them (:attr:`IDCBuilder.UPSTREAM_HAS_BLANK_CAPTIONS`), and kept verbatim;
+  has them (:attr:`CaptionBuilder.UPSTREAM_HAS_BLANK_CAPTIONS`), and kept verbatim;
 - change types from the declared vocabulary; a ``domain`` of :data:`DOMAINS`;
 - image paths: inside the source folder (``..`` or an absolute path in an annotation is an error);
 - files: regular ones only; a FIFO, a socket or a device is refused from its ``stat`` before anything
@@ -32,10 +32,10 @@ Schema (one row = one image pair):
 ``image_before``   Image (the original file's bytes; ``path`` keeps its file name)
 ``image_after``    Image
 ``captions``       list of strings: the reference descriptions of what changed
-``change_types``   list of strings from the builder's :attr:`~IDCBuilder.CHANGE_TYPES`
+``change_types``   list of strings from the builder's :attr:`~CaptionBuilder.CHANGE_TYPES`
 ``domain``         ``real`` or ``synthetic``
 ``scenario``       string, may be empty
-(extras)           per dataset, declared in :attr:`~IDCBuilder.EXTRA_FEATURES`
+(extras)           per dataset, declared in :attr:`~CaptionBuilder.EXTRA_FEATURES`
 =================  =====================================================================
 
 Why the base lives here, imported by each builder, rather than copied into each folder: datasets 5
@@ -60,9 +60,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 import datasets
+import pyarrow as pa
 from datasets.builder import Key
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 from diffbench.captions.inputs import parse_json_int
 
@@ -76,7 +78,7 @@ MAX_NUMBER_DIGITS = 18  # an image number or index longer than this (past int64)
 SHOWN_CHARS = 60  # a longer value is shown cut, with its length
 
 
-class IDCSourceError(ValueError):
+class CaptionSourceError(ValueError):
     """A problem in the upstream data, located in its file (line and column, or entry and key)."""
 
     def __init__(self, source, message: str, line: int | None = None, column: int | None = None):
@@ -89,8 +91,8 @@ class IDCSourceError(ValueError):
 
 
 @dataclass
-class IDCConfig(datasets.BuilderConfig):
-    """BuilderConfig of the image-difference-captioning builders.
+class CaptionConfig(datasets.BuilderConfig):
+    """BuilderConfig of the difference-captioning builders.
 
     Args:
         source: ``"hub"`` (``repo_id``, or the builder's official Hub repo where one exists) or the
@@ -150,9 +152,9 @@ def _regular_file(path: Path) -> None:
     """Refuse a missing path, or one that is no regular file, before anything opens it (a FIFO would block)."""
     problem = _file_problem(os.fspath(path))
     if problem == "missing":
-        raise IDCSourceError(path, "file not found")
+        raise CaptionSourceError(path, "file not found")
     if problem is not None:
-        raise IDCSourceError(path, problem)
+        raise CaptionSourceError(path, problem)
 
 
 def read_json(path: Path):
@@ -162,11 +164,11 @@ def read_json(path: Path):
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise IDCSourceError(path, f"cannot be read: {_reason(err)}") from None
+        raise CaptionSourceError(path, f"cannot be read: {_reason(err)}") from None
     try:
         return json.loads(text, parse_int=parse_json_int)
     except json.JSONDecodeError as err:
-        raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=err.lineno, column=err.colno) from None
+        raise CaptionSourceError(path, f"malformed JSON: {err.msg}", line=err.lineno, column=err.colno) from None
 
 
 def read_json_object(path: Path, what: str) -> dict:
@@ -185,9 +187,9 @@ def indexed_names(split_path: Path, split_indices: dict, upstream: str, names: l
     for position, index in enumerate(split_indices[upstream]):
         where = f"{split_path}, {upstream!r} entry {position}"
         if not isinstance(index, int) or isinstance(index, bool):
-            raise IDCSourceError(where, f"expected an index into {folder}, got {shown(index)}")
+            raise CaptionSourceError(where, f"expected an index into {folder}, got {shown(index)}")
         if not 0 <= index < len(names):
-            raise IDCSourceError(where, f"index {index!r} out of range: {folder} holds {len(names)} images")
+            raise CaptionSourceError(where, f"index {index!r} out of range: {folder} holds {len(names)} images")
         yield where, names[index]
 
 
@@ -199,14 +201,14 @@ def read_jsonl(path: Path) -> list:
         with open(path, encoding="utf-8") as handle:
             lines = list(handle)
     except (OSError, UnicodeDecodeError) as err:
-        raise IDCSourceError(path, f"cannot be read: {_reason(err)}") from None
+        raise CaptionSourceError(path, f"cannot be read: {_reason(err)}") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line.rstrip("\r\n"), parse_int=parse_json_int))
         except json.JSONDecodeError as err:
-            raise IDCSourceError(path, f"malformed JSON: {err.msg}", line=number, column=err.pos + 1) from None
+            raise CaptionSourceError(path, f"malformed JSON: {err.msg}", line=number, column=err.pos + 1) from None
     return records
 
 
@@ -220,7 +222,7 @@ def list_folder(folder: Path, suffix: str | None = None) -> list[str]:
     try:
         entries = list(os.scandir(folder))
     except OSError as err:
-        raise IDCSourceError(folder, f"folder cannot be read: {_reason(err)}") from None
+        raise CaptionSourceError(folder, f"folder cannot be read: {_reason(err)}") from None
     names = []
     for entry in entries:
         if suffix is not None and not entry.name.endswith(suffix):
@@ -228,7 +230,7 @@ def list_folder(folder: Path, suffix: str | None = None) -> list[str]:
         try:
             is_file = entry.is_file()
         except OSError as err:
-            raise IDCSourceError(entry.path, f"cannot be read: {_reason(err)}") from None
+            raise CaptionSourceError(entry.path, f"cannot be read: {_reason(err)}") from None
         if is_file:
             names.append(entry.name)
     return sorted(names)
@@ -244,14 +246,14 @@ def inside(root: Path, relative, where: str, column: str) -> Path:
         PosixPath('/data/std/12.png')
         >>> try:
         ...     inside(Path("/data/std"), "../../etc/passwd", "train.json, entry 3", "'img_id'")
-        ... except IDCSourceError as err:
+        ... except CaptionSourceError as err:
         ...     print(err)
         train.json, entry 3, column 'img_id': path '../../etc/passwd' leaves the source folder /data/std
     """
     root = Path(root)
     path = Path(os.path.normpath(root / relative))
     if path == root or root not in path.parents:
-        raise IDCSourceError(f"{where}, column {column}", f"path {str(relative)!r} leaves the source folder {root}")
+        raise CaptionSourceError(f"{where}, column {column}", f"path {str(relative)!r} leaves the source folder {root}")
     return path
 
 
@@ -285,7 +287,7 @@ def decimal_number(text: str) -> int | None:
 def expect_string(value, where: str, column: str) -> str:
     """``value`` if it is a non-empty string, else a located error (a ``null`` id never becomes ``"None"``)."""
     if not isinstance(value, str) or not value:
-        raise IDCSourceError(f"{where}, column {column}", f"expected a non-empty string, got {shown(value)}")
+        raise CaptionSourceError(f"{where}, column {column}", f"expected a non-empty string, got {shown(value)}")
     return value
 
 
@@ -314,9 +316,9 @@ def _file_problem(path: str) -> str | None:
 
 
 def expect(condition: bool, source, message: str) -> None:
-    """Raise :class:`IDCSourceError` unless ``condition``."""
+    """Raise :class:`CaptionSourceError` unless ``condition``."""
     if not condition:
-        raise IDCSourceError(source, message)
+        raise CaptionSourceError(source, message)
 
 
 def _listing(items: list[str]) -> str:
@@ -324,12 +326,43 @@ def _listing(items: list[str]) -> str:
     return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
 
 
-class IDCBuilder(datasets.ArrowBasedBuilder):
+def _check_id(pair: Pair, where: str, first_seen: dict[str, tuple[str, str]]) -> None:
+    """A non-empty string id, unique after :func:`normalised_id` (``first_seen``: normalised id -> (id, where))."""
+    if not isinstance(pair.id, str) or not pair.id:
+        raise CaptionSourceError(where, f"empty or non-string id {shown(pair.id)}")
+    key = normalised_id(pair.id)
+    if key in first_seen:
+        first_id, first_where = first_seen[key]
+        same = "" if first_id == pair.id else f" (the same as {shown(first_id)} after normalisation)"
+        raise CaptionSourceError(where, f"duplicate id {shown(pair.id)}{same}, first seen at {first_where}")
+    first_seen[key] = (pair.id, where)
+
+
+def _unreachable_images(pair: Pair, where: str, root: Path, checked: set[str]) -> list[tuple[str, str, str, str]]:
+    """``(image, problem, where, column)`` of each image of ``pair`` not seen before (``checked``) that is
+    missing or no regular file; an image path leaving ``root`` is an error at once."""
+    found = []
+    for column in ("image_before", "image_after"):
+        image = os.fspath(getattr(pair, column))
+        # The builders join upstream names under the source folder with inside(); this catches any path
+        # that still leaves it.
+        inside(Path(os.path.abspath(root)), os.path.relpath(os.path.abspath(image), os.path.abspath(root)),
+               where, pair.column(column))
+        if image not in checked:
+            checked.add(image)
+            problem = _file_problem(image)
+            if problem:
+                found.append((image, problem, where, pair.column(column)))
+    return found
+
+
+class CaptionBuilder(datasets.ArrowBasedBuilder):
     """Base builder: subclasses set the class attributes below and implement :meth:`read_pairs`."""
 
     VERSION = datasets.Version("1.0.0")
-    BUILDER_CONFIG_CLASS = IDCConfig
-    BUILDER_CONFIGS = [IDCConfig(name="default", version=VERSION, description="The whole release, upstream splits.")]
+    BUILDER_CONFIG_CLASS = CaptionConfig
+    BUILDER_CONFIGS = [CaptionConfig(name="default", version=VERSION,
+                                     description="The whole release, upstream splits.")]
     DEFAULT_CONFIG_NAME = "default"
 
     #: the declared change-type vocabulary (empty: the dataset has none, every row has ``[]``)
@@ -388,82 +421,66 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
         if self.config.source == "hub":
             repo_id = self.config.repo_id or self.HUB_REPO_ID
             if repo_id is None:
-                raise IDCSourceError(
+                raise CaptionSourceError(
                     "source='hub'",
                     f"{self.dataset_name or self.name} has no official Hub repo: pass repo_id= (a Hub mirror in the "
                     "official layout) or the path of a local folder holding the upstream release",
                 )
-            from huggingface_hub import snapshot_download
-            from huggingface_hub.errors import LocalEntryNotFoundError
-
             try:
                 return Path(snapshot_download(repo_id, repo_type="dataset", revision=self.config.revision))
             except LocalEntryNotFoundError as err:
-                raise IDCSourceError(
+                raise CaptionSourceError(
                     f"hf://datasets/{repo_id}",
                     "the Hub is not reachable and no copy is cached (HF_HUB_OFFLINE set, or no network); "
                     "download the repo elsewhere and pass its folder as the source",
                 ) from err
         path = Path(self.config.source).expanduser()
         if not path.is_dir():
-            raise IDCSourceError(path, "source folder does not exist")
+            raise CaptionSourceError(path, "source folder does not exist")
         return path
 
     # -- checks -----------------------------------------------------------------------------------
 
     def _check(self, splits: dict[str, list[Pair]], root: Path) -> None:
-        """Every check of the annotations over every split, before anything is written."""
-        vocabulary = set(self.CHANGE_TYPES)
-        seen: dict[str, tuple[str, str]] = {}
+        """Every check of the annotations over every split, before anything is written; the image files are
+        looked at with ``stat`` only here, and all those missing or unreachable are named in one error."""
+        first_seen: dict[str, tuple[str, str]] = {}  # normalised id -> (id, where)
         unreachable: list[tuple[str, str, str, str]] = []  # (image, problem, origin, column)
         checked: set[str] = set()
         for split, pairs in splits.items():
             for pair in pairs:
                 where = pair.origin or f"{split} pair {pair.id!r}"
-                if not isinstance(pair.id, str) or not pair.id:
-                    raise IDCSourceError(where, f"empty or non-string id {shown(pair.id)}")
-                key = normalised_id(pair.id)
-                if key in seen:
-                    first_id, first_where = seen[key]
-                    same = "" if first_id == pair.id else f" (the same as {shown(first_id)} after normalisation)"
-                    raise IDCSourceError(where, f"duplicate id {shown(pair.id)}{same}, first seen at {first_where}")
-                seen[key] = (pair.id, where)
+                _check_id(pair, where, first_seen)
                 self._check_captions(pair, where)
-                unknown = [t for t in pair.change_types if not isinstance(t, str) or t not in vocabulary]
-                if unknown:
-                    declared = ", ".join(self.CHANGE_TYPES) or "none"
-                    raise IDCSourceError(where, f"unknown change type(s) {unknown} (id {pair.id!r}); declared: {declared}")
-                if pair.domain not in DOMAINS:
-                    raise IDCSourceError(where, f"domain must be one of {DOMAINS}, got {pair.domain!r}")
-                for column in ("image_before", "image_after"):
-                    image = os.fspath(getattr(pair, column))
-                    # The builders join upstream names under the source folder with inside(); this
-                    # catches any path that still leaves it.
-                    inside(Path(os.path.abspath(root)), os.path.relpath(os.path.abspath(image), os.path.abspath(root)),
-                           where, pair.column(column))
-                    if image not in checked:
-                        checked.add(image)
-                        problem = _file_problem(image)
-                        if problem:
-                            unreachable.append((image, problem, where, pair.column(column)))
+                self._check_labels(pair, where)
+                unreachable += _unreachable_images(pair, where, root, checked)
         if unreachable:
             image, problem, where, column = unreachable[0]
             others = [u[0] for u in unreachable[1:]]
             more = f"; {len(others)} more image file(s) missing or unreadable: {_listing(others)}" if others else ""
-            raise IDCSourceError(image, f"image file {problem} (referenced by {where}, column {column}){more}")
+            raise CaptionSourceError(image, f"image file {problem} (referenced by {where}, column {column}){more}")
+
+    def _check_labels(self, pair: Pair, where: str) -> None:
+        """Change types from the declared vocabulary, a domain of :data:`DOMAINS`."""
+        unknown = [t for t in pair.change_types if not isinstance(t, str) or t not in self.CHANGE_TYPES]
+        if unknown:
+            declared = ", ".join(self.CHANGE_TYPES) or "none"
+            raise CaptionSourceError(where, f"unknown change type(s) {unknown} (id {pair.id!r}); declared: {declared}")
+        if pair.domain not in DOMAINS:
+            raise CaptionSourceError(where, f"domain must be one of {DOMAINS}, got {pair.domain!r}")
 
     def _check_captions(self, pair: Pair, where: str) -> None:
         captions = pair.captions
         column = pair.column("captions")
         if not isinstance(captions, list) or not captions:
-            raise IDCSourceError(f"{where}, column {column}", f"annotation without captions (id {pair.id!r}): {captions!r}")
+            raise CaptionSourceError(f"{where}, column {column}", f"annotation without captions (id {pair.id!r}): {captions!r}")
         for index, caption in enumerate(captions):
             if not isinstance(caption, str):
-                raise IDCSourceError(
+                raise CaptionSourceError(
                     f"{where}, column {column}", f"caption {index} is not a string: {caption!r} (id {pair.id!r})"
                 )
             if not caption.strip() and not self.UPSTREAM_HAS_BLANK_CAPTIONS:
-                raise IDCSourceError(f"{where}, column {column}", f"caption {index} is blank: {caption!r} (id {pair.id!r})")
+                raise CaptionSourceError(f"{where}, column {column}", f"caption {index} is blank: {caption!r} (id {pair.id!r})")
 
     def _check_images(self, splits: dict[str, list[Pair]]) -> None:
         """Decode every image in full (threads: PIL releases the GIL); the first bad one, in row order,
@@ -476,13 +493,13 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
                                                                        pair.column(column)))
         limit = self.config.max_image_pixels
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-            raise IDCSourceError("config", f"max_image_pixels must be a positive integer, got {limit!r}")
+            raise CaptionSourceError("config", f"max_image_pixels must be a positive integer, got {limit!r}")
         paths = list(jobs)
         bad = first_problem(paths, limit, self.config.decode_threads, check=image_file_problem)
         if bad is not None:
             path = paths[bad[0]]
             where, column = jobs[path]
-            raise IDCSourceError(path, f"{bad[1]} (referenced by {where}, column {column})")
+            raise CaptionSourceError(path, f"{bad[1]} (referenced by {where}, column {column})")
 
     # -- split generators -------------------------------------------------------------------------
 
@@ -513,7 +530,7 @@ class IDCBuilder(datasets.ArrowBasedBuilder):
             try:
                 blobs.append(_read_bytes(path))
             except OSError as err:  # it changed since the checks ran
-                raise IDCSourceError(path, f"cannot be read: {_reason(err)} (referenced by {origin}, column {column!r})") from None
+                raise CaptionSourceError(path, f"cannot be read: {_reason(err)} (referenced by {origin}, column {column!r})") from None
         return pa.StructArray.from_arrays(
             [pa.array(blobs, pa.binary()), pa.array([os.path.basename(p) for p in paths], pa.string())],
             fields=list(datasets.Image().pa_type),

@@ -43,9 +43,12 @@ from pathlib import Path
 
 import yaml
 
-from diffbench.data import building, provenance
 from diffbench import files as result_files
+from diffbench.data import building, provenance
 from diffbench.data.hub_folders import hub_folder
+
+# ``datasets`` (about a second to import) and ``huggingface_hub`` are imported by the functions that use
+# them: the CLI imports its command modules at start-up, and the publish command imports this one.
 
 MAX_SHARD_BYTES = 500 * 1000 * 1000  # the Hub's recommendation for parquet shards
 MARKER = ".diffbench-publish"  # in every folder publish writes: what --overwrite may replace
@@ -101,7 +104,7 @@ def write_card(name: str, configs: dict[str, object], out_dir: Path) -> Path:
 
     Sizes, ``size_categories`` and the license describe what ``out_dir`` holds.
     """
-    from datasets.info import DatasetInfosDict
+    from datasets.info import DatasetInfosDict  # late: see the note at the imports
     from datasets.splits import SplitDict
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -361,7 +364,7 @@ def publish(name: str, out_dir: Path, configs: list[str] | None = None, max_shar
 
 def check_online() -> None:
     """Refuse a push before any work when the Hub cannot be reached by configuration (``HF_HUB_OFFLINE``)."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # late: see the note at the imports
 
     if constants.HF_HUB_OFFLINE:
         raise ValueError("--push needs the network to reach the Hub, and HF_HUB_OFFLINE is set: unset it, or "
@@ -371,7 +374,7 @@ def check_online() -> None:
 def push(folder: Path, repo_id: str, private: bool = False, revision: str | None = None) -> str:
     """Upload the files a publish wrote into ``folder`` (not the marker, nor what the user keeps there) to a
     Hub dataset repo (created if missing); returns the commit URL."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # late: see the note at the imports
 
     check_online()
     files = sorted(published_files(Path(folder)) - {MARKER})

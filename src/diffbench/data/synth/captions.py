@@ -79,83 +79,126 @@ class _State:
         return self.rng.choice(free) if free else None
 
 
+#: the changes that act on one of the scene's objects (none applies to an empty scene)
+_OBJECT_CHANGES = ("disappearance", "removal", "substitution", "size", "color", "orientation", "text")
+
+
 def _change(state: _State, change: str) -> tuple[str, str] | None:
     """Apply ``change`` to ``state``; (description, editing request), or ``None`` if it cannot apply."""
-    rng = state.rng
-    shapes = state.shapes
-    if change in ("disappearance", "removal", "substitution", "size", "color", "orientation", "text") and not shapes:
+    if change in _OBJECT_CHANGES and not state.shapes:
         return None
-    index = rng.randrange(len(shapes)) if shapes else 0
-    target = shapes[index] if shapes else None
-    if change == "addition":
-        spot = state.free_position()
-        if spot is None:
-            return None
-        new = Shape(rng.choice(SHAPES), rng.choice(list(COLORS)), x=spot[0], y=spot[1])
-        shapes.append(new)
-        return f"a {_name(new)} has been added at the {_where(new)}", f"add a {new.color} {new.kind} at the {_where(new)}"
-    if change in ("disappearance", "removal"):
-        del shapes[index]
-        if change == "removal":
-            return f"the {_name(target)} at the {_where(target)} has been removed", f"remove the {target.color} {target.kind}"
-        return f"the {_name(target)} that was at the {_where(target)} is no longer there", f"get rid of the {target.kind}"
-    if change == "substitution":
-        new = target.moved(kind=rng.choice([k for k in SHAPES if k != target.kind]))
-        shapes[index] = new
-        return (f"the {_name(target)} at the {_where(target)} has been replaced by a {new.color} {new.kind}",
-                f"replace the {target.kind} with a {new.kind}")
-    if change == "size":
-        new = target.moved(size="small" if target.size == "large" else "large")
-        shapes[index] = new
-        grew = "bigger" if new.size == "large" else "smaller"
-        return f"the {target.color} {target.kind} at the {_where(target)} has become {grew}", f"make the {target.kind} {grew}"
-    if change == "color":
-        new = target.moved(color=rng.choice([c for c in COLORS if c != target.color]))
-        shapes[index] = new
-        return (f"the {target.kind} at the {_where(target)} has changed colour from {target.color} to {new.color}",
-                f"make the {target.color} {target.kind} {new.color}")
-    if change == "orientation":
-        turnable = [k for k, s in enumerate(shapes) if s.kind in ("triangle", "star")]  # 180 degrees shows
-        if not turnable:
-            return None
-        index = rng.choice(turnable)
-        target = shapes[index]
-        new = target.moved(angle=(target.angle + 180) % 360)
-        shapes[index] = new
-        return f"the {target.color} {target.kind} at the {_where(target)} has been turned upside down", f"flip the {target.kind}"
-    if change == "text":
-        labelled = [k for k, s in enumerate(shapes) if s.label]
-        if not labelled:
-            return None
-        index = rng.choice(labelled)
-        target = shapes[index]
-        old = target.label
-        label = rng.choice([c for c in "ABCDEFGH" if c != old])
-        shapes[index] = target.moved(label=label)
-        return (f"the letter on the {target.color} {target.kind} has changed from {old} to {label}",
-                f"change the letter {old} to {label}")
-    if change == "pose":
-        before = state.figure or rng.choice(("up", "down"))
-        state.figure = "down" if before == "up" else "up"
-        verb = "raised" if state.figure == "up" else "lowered"
-        return f"the stick figure has {verb} its arms", f"make the figure's arms point {state.figure}"
-    if change == "counting":
-        kind, color, count = state.row or (rng.choice(SHAPES), rng.choice(list(COLORS)), rng.randint(1, 4))
-        new = rng.choice([c for c in range(1, 6) if c != count])
-        state.row = (kind, color, new)
-        more = "more" if new > count else "fewer"
-        return (f"there are now {NUMBER_WORDS[new]} {color} {kind}s in the row instead of {NUMBER_WORDS[count]}, "
-                f"{NUMBER_WORDS[abs(new - count)]} {more}", f"make it {NUMBER_WORDS[new]} {kind}s")
-    if change == "illumination":
-        state.brightness = rng.choice((0.55, 1.35))
-        lighter = "darker" if state.brightness < 1 else "brighter"
-        return f"the whole scene is {lighter}: the lighting has changed", f"make the photo {lighter}"
-    if change == "viewpoint":
-        state.offset = (rng.choice((-0.12, 0.12)), rng.choice((-0.08, 0.08)))
-        side = "left" if state.offset[0] > 0 else "right"
-        return (f"the camera has moved to the {side}: every object appears shifted, none has changed",
-                f"shift the view to the {side}")
-    raise ValueError(f"unknown change type {change!r}")
+    # Drawn for every change, used or not: a seed gives the samples it always gave.
+    index = state.rng.randrange(len(state.shapes)) if state.shapes else 0
+    if change not in CHANGES:
+        raise ValueError(f"unknown change type {change!r}")
+    return CHANGES[change](state, index)
+
+
+def _add(state: _State, index: int) -> tuple[str, str] | None:
+    spot = state.free_position()
+    if spot is None:
+        return None
+    new = Shape(state.rng.choice(SHAPES), state.rng.choice(list(COLORS)), x=spot[0], y=spot[1])
+    state.shapes.append(new)
+    return f"a {_name(new)} has been added at the {_where(new)}", f"add a {new.color} {new.kind} at the {_where(new)}"
+
+
+def _disappear(state: _State, index: int) -> tuple[str, str]:
+    target = state.shapes.pop(index)
+    return f"the {_name(target)} that was at the {_where(target)} is no longer there", f"get rid of the {target.kind}"
+
+
+def _remove(state: _State, index: int) -> tuple[str, str]:
+    target = state.shapes.pop(index)
+    return f"the {_name(target)} at the {_where(target)} has been removed", f"remove the {target.color} {target.kind}"
+
+
+def _substitute(state: _State, index: int) -> tuple[str, str]:
+    target = state.shapes[index]
+    new = target.moved(kind=state.rng.choice([k for k in SHAPES if k != target.kind]))
+    state.shapes[index] = new
+    return (f"the {_name(target)} at the {_where(target)} has been replaced by a {new.color} {new.kind}",
+            f"replace the {target.kind} with a {new.kind}")
+
+
+def _resize(state: _State, index: int) -> tuple[str, str]:
+    target = state.shapes[index]
+    new = target.moved(size="small" if target.size == "large" else "large")
+    state.shapes[index] = new
+    grew = "bigger" if new.size == "large" else "smaller"
+    return (f"the {target.color} {target.kind} at the {_where(target)} has become {grew}",
+            f"make the {target.kind} {grew}")
+
+
+def _recolour(state: _State, index: int) -> tuple[str, str]:
+    target = state.shapes[index]
+    new = target.moved(color=state.rng.choice([c for c in COLORS if c != target.color]))
+    state.shapes[index] = new
+    return (f"the {target.kind} at the {_where(target)} has changed colour from {target.color} to {new.color}",
+            f"make the {target.color} {target.kind} {new.color}")
+
+
+def _turn(state: _State, index: int) -> tuple[str, str] | None:
+    """Turn a triangle or a star upside down (the other shapes look the same turned 180 degrees)."""
+    turnable = [k for k, s in enumerate(state.shapes) if s.kind in ("triangle", "star")]
+    if not turnable:
+        return None
+    index = state.rng.choice(turnable)
+    target = state.shapes[index]
+    state.shapes[index] = target.moved(angle=(target.angle + 180) % 360)
+    return (f"the {target.color} {target.kind} at the {_where(target)} has been turned upside down",
+            f"flip the {target.kind}")
+
+
+def _relabel(state: _State, index: int) -> tuple[str, str] | None:
+    labelled = [k for k, s in enumerate(state.shapes) if s.label]
+    if not labelled:
+        return None
+    index = state.rng.choice(labelled)
+    target = state.shapes[index]
+    old = target.label
+    label = state.rng.choice([c for c in "ABCDEFGH" if c != old])
+    state.shapes[index] = target.moved(label=label)
+    return (f"the letter on the {target.color} {target.kind} has changed from {old} to {label}",
+            f"change the letter {old} to {label}")
+
+
+def _pose(state: _State, index: int) -> tuple[str, str]:
+    before = state.figure or state.rng.choice(("up", "down"))
+    state.figure = "down" if before == "up" else "up"
+    verb = "raised" if state.figure == "up" else "lowered"
+    return f"the stick figure has {verb} its arms", f"make the figure's arms point {state.figure}"
+
+
+def _count(state: _State, index: int) -> tuple[str, str]:
+    rng = state.rng
+    kind, color, count = state.row or (rng.choice(SHAPES), rng.choice(list(COLORS)), rng.randint(1, 4))
+    new = rng.choice([c for c in range(1, 6) if c != count])
+    state.row = (kind, color, new)
+    more = "more" if new > count else "fewer"
+    return (f"there are now {NUMBER_WORDS[new]} {color} {kind}s in the row instead of {NUMBER_WORDS[count]}, "
+            f"{NUMBER_WORDS[abs(new - count)]} {more}", f"make it {NUMBER_WORDS[new]} {kind}s")
+
+
+def _relight(state: _State, index: int) -> tuple[str, str]:
+    state.brightness = state.rng.choice((0.55, 1.35))
+    lighter = "darker" if state.brightness < 1 else "brighter"
+    return f"the whole scene is {lighter}: the lighting has changed", f"make the photo {lighter}"
+
+
+def _move_camera(state: _State, index: int) -> tuple[str, str]:
+    state.offset = (state.rng.choice((-0.12, 0.12)), state.rng.choice((-0.08, 0.08)))
+    side = "left" if state.offset[0] > 0 else "right"
+    return (f"the camera has moved to the {side}: every object appears shifted, none has changed",
+            f"shift the view to the {side}")
+
+
+#: OmniDiff change type -> how it is applied to a scene (``index``: the object drawn for it)
+CHANGES = {
+    "addition": _add, "disappearance": _disappear, "removal": _remove, "substitution": _substitute,
+    "size": _resize, "color": _recolour, "orientation": _turn, "text": _relabel, "pose": _pose,
+    "counting": _count, "illumination": _relight, "viewpoint": _move_camera,
+}
 
 
 def _draw(state: _State, size: tuple[int, int]) -> bytes:

@@ -29,6 +29,9 @@ from pathlib import Path
 from diffbench.data.synth.scenes import COLORS, SHAPES, SIZES, TEXTURES, Scene, Shape, bounding_box, render
 from diffbench.vismin.schema import CATEGORIES, IMAGE_QUESTION, TEXT_QUESTION
 
+# ``datasets`` (about a second to import) is imported by the two functions that write the release: this
+# module is on the CLI's start-up path (the build command imports ``diffbench.data.samples``, which imports it).
+
 # The share of each category (vismin_schema.CATEGORIES) in the 2,084 rows of the real benchmark. The
 # samples are generated in this dict's order (which differs from the published tables' order): changing
 # it would change the samples a seed gives.
@@ -190,7 +193,7 @@ def generate_train(n: int = DEFAULT_N, seed: int = 1, image_size: tuple[int, int
 
 
 def _upstream_features(split: str):
-    from datasets import Features, Image, Value
+    from datasets import Features, Image, Value  # late: see the note at the imports
 
     if split == "test":
         names = ["image_0", "text_0", "image_1", "text_1", "category", "id"]
@@ -207,9 +210,9 @@ def write_save_to_disk(rows: Iterator[dict], out_dir: Path, split: str, num_shar
 
     Rows are streamed to a scratch Arrow file first, so memory stays flat whatever their number.
     """
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset, DatasetDict  # late: see the note at the imports
     from datasets.arrow_writer import ArrowWriter
-    from datasets.utils import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     out_dir = Path(out_dir)
     bars_were_disabled = are_progress_bars_disabled()
@@ -238,3 +241,17 @@ def write_bench(out_dir: Path, n: int = DEFAULT_N, seed: int = 0, image_size=(32
 def write_train(out_dir: Path, n: int = DEFAULT_N, seed: int = 1, image_size=(320, 240), num_shards: int = 1) -> Path:
     """Write a synthetic ``mair-lab/vismin`` (training) folder and return it."""
     return write_save_to_disk(generate_train(n, seed, image_size), out_dir, "train", num_shards)
+
+
+def write_release(out_dir: Path, n: int | None = DEFAULT_N, seed: int = 0, image_size=(320, 240)) -> Path:
+    """Both upstream repos under ``out_dir``: ``bench/`` (seed ``seed``) and ``train/`` (seed ``seed + 1``),
+    the folder ``diffbench build vismin --source`` reads every configuration from."""
+    n = n or DEFAULT_N
+    out_dir = Path(out_dir)
+    write_bench(out_dir / "bench", n=n, seed=seed, image_size=image_size)
+    write_train(out_dir / "train", n=n, seed=seed + 1, image_size=image_size)
+    return out_dir
+
+
+#: dataset name -> writer ``(out_dir, n, seed, image_size) -> folder to build from``
+WRITERS = {"vismin": write_release}

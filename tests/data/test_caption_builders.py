@@ -1,4 +1,4 @@
-"""The image-difference-captioning builders: one schema, real annotations, bare names, bad input.
+"""The difference-captioning builders: one schema, real annotations, bare names, bad input.
 
 Real Spot-the-Diff and Image Editing Request annotations come from ``../shared`` (``shared_dir``),
 with generated placeholder PNGs at their real file names (each one distinct: a ``tEXt`` chunk names
@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from diffbench.data import building, samples
-from diffbench.data.caption_builder import IDCSourceError
+from diffbench.data.caption_builder import CaptionSourceError
 from diffbench.data.synth import captions as synth
 from conftest import REPO_ROOT
 
@@ -59,8 +59,8 @@ def private_cache(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def idc_built(hf_home):
-    """Every IDC sample built into the session's datasets cache: name -> BuildSummary."""
+def caption_sets_built(hf_home):
+    """Every difference-captioning sample built into the session's datasets cache: name -> BuildSummary."""
     from diffbench.data.building import build_configs
 
     # overwrite: other test files build these samples at other sizes into the same session cache
@@ -165,7 +165,7 @@ def test_image_editing_request_builds_every_real_annotation(shared_dir, tmp_path
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_sample_builds_on_the_shared_schema(idc_built, name):
+def test_sample_builds_on_the_shared_schema(caption_sets_built, name):
     dataset = building.load_built(name)
     assert sorted(dataset) == ["test", "train", "validation"]
     cls = building.builder_class(name)
@@ -187,7 +187,7 @@ def test_sample_builds_on_the_shared_schema(idc_built, name):
     assert info.license == samples.SAMPLE_LICENSE and info.citation == cls.CITATION
 
 
-def test_omnidiff_sample_covers_all_twelve_change_types(idc_built):
+def test_omnidiff_sample_covers_all_twelve_change_types(caption_sets_built):
     dataset = building.load_built("omnidiff")
     seen = {t for split in dataset.values() for types in split["change_types"] for t in types}
     assert seen == set(synth.OMNIDIFF_CHANGE_TYPES)
@@ -196,7 +196,7 @@ def test_omnidiff_sample_covers_all_twelve_change_types(idc_built):
     assert row["captions"][0].startswith("The camera has moved")
 
 
-def test_clevr_change_pairs_each_default_image_with_a_change_and_a_distractor(idc_built):
+def test_clevr_change_pairs_each_default_image_with_a_change_and_a_distractor(caption_sets_built):
     test = building.load_built("clevr_change", None, "test")
     assert test.column_names == SCHEMA + ["distractor"]
     by_id = dict(zip(test["id"], zip(test["distractor"], test["change_types"])))
@@ -257,7 +257,7 @@ def _missing_images(source: Path):
                source / "data/resized_images/1017.png"]  # one in each split
     for path in removed:
         path.unlink()
-    return "spot_the_diff", [f"{removed[0]}: image file missing (referenced by", "2 more image file(s) missing"] + [
+    return [f"{removed[0]}: image file missing (referenced by", "2 more image file(s) missing"] + [
         str(p) for p in removed]
 
 
@@ -268,7 +268,7 @@ def _malformed_json(source: Path):
     path.write_text("\n".join(lines))
     after_key = lines[2].index('"img_id"') + len('"img_id"')
     column = after_key + len(lines[2][after_key:]) - len(lines[2][after_key:].lstrip()) + 1  # the value's quote
-    return "spot_the_diff", [f"{path}, line 3, column {column}: malformed JSON: Expecting ':' delimiter"]
+    return [f"{path}, line 3, column {column}: malformed JSON: Expecting ':' delimiter"]
 
 
 def _malformed_jsonl(source: Path):
@@ -276,17 +276,17 @@ def _malformed_jsonl(source: Path):
     lines = path.read_text().splitlines()
     lines[1] = lines[1][:-1]  # line 2 loses its closing brace
     path.write_text("\n".join(lines) + "\n")
-    return "omnidiff", [f"{path}, line 2, column {len(lines[1]) + 1}: malformed JSON"]
+    return [f"{path}, line 2, column {len(lines[1]) + 1}: malformed JSON"]
 
 
 def _index_out_of_range(source: Path):
     _edit_json(source / "splits.json", lambda s: s["test"].append(18))
-    return "clevr_change", ["splits.json, 'test' entry", "index 18 out of range: images/ holds 18 images"]
+    return ["splits.json, 'test' entry", "index 18 out of range: images/ holds 18 images"]
 
 
 def _clevr_dc_index_out_of_range(source: Path):
     _edit_json(source / "split.json", lambda s: s["val"].insert(0, -1))
-    return "clevr_dc", ["split.json, 'val' entry 0: expected an image number, got -1"]
+    return ["split.json, 'val' entry 0: expected an image number, got -1"]
 
 
 def _duplicate_ids(source: Path):
@@ -297,17 +297,17 @@ def _duplicate_ids(source: Path):
     record["id"] = first
     lines[1] = json.dumps(record)
     path.write_text("\n".join(lines) + "\n")
-    return "omnidiff", [f"{path}, line 2", f"duplicate id {first!r}, first seen at {source / 'train.jsonl'}, line 1"]
+    return [f"{path}, line 2", f"duplicate id {first!r}, first seen at {source / 'train.jsonl'}, line 1"]
 
 
 def _duplicate_uid(source: Path):
     _edit_json(source / "valid.json", lambda e: e[1].update(uid=e[0]["uid"]))
-    return "image_editing_request", ["valid.json, entry 1", "duplicate id 'Synthetic_"]
+    return ["valid.json, entry 1", "duplicate id 'Synthetic_"]
 
 
 def _no_captions(source: Path):
     _edit_json(source / "data/annotations/test.json", lambda e: e[0].update(sentences=[]))
-    return "spot_the_diff", ["test.json, entry 0", "annotation without captions (img_id '1015'"]
+    return ["test.json, entry 0", "annotation without captions (img_id '1015'"]
 
 
 def _no_captions_omnidiff(source: Path):
@@ -317,12 +317,12 @@ def _no_captions_omnidiff(source: Path):
     del record["captions"]
     lines[3] = json.dumps(record)
     path.write_text("\n".join(lines) + "\n")
-    return "omnidiff", [f"{path}, line 4", "annotation without captions"]
+    return [f"{path}, line 4", "annotation without captions"]
 
 
 def _no_captions_clevr(source: Path):
     _edit_json(source / "no_change_captions.json", lambda c: c.pop("CLEVR_default_000004.png"))
-    return "clevr_change", ["no_change_captions.json", "annotation without captions for CLEVR_default_000004.png"]
+    return ["no_change_captions.json", "annotation without captions for CLEVR_default_000004.png"]
 
 
 def _unknown_change_type(source: Path):
@@ -332,39 +332,33 @@ def _unknown_change_type(source: Path):
     record["change_types"] = ["colour"]
     lines[0] = json.dumps(record)
     path.write_text("\n".join(lines) + "\n")
-    return "omnidiff", [f"{path}, line 1", "unknown change type(s) ['colour']"]
+    return [f"{path}, line 1", "unknown change type(s) ['colour']"]
 
 
-BAD_INPUTS = {
-    "missing-images": _missing_images,
-    "malformed-json": _malformed_json,
-    "malformed-jsonl": _malformed_jsonl,
-    "index-out-of-range": _index_out_of_range,
-    "clevr-dc-index-out-of-range": _clevr_dc_index_out_of_range,
-    "duplicate-ids": _duplicate_ids,
-    "duplicate-uid": _duplicate_uid,
-    "no-captions": _no_captions,
-    "no-captions-jsonl": _no_captions_omnidiff,
-    "no-captions-clevr": _no_captions_clevr,
-    "unknown-change-type": _unknown_change_type,
-}
-DATASET_OF = {
-    "missing-images": "spot_the_diff", "malformed-json": "spot_the_diff", "malformed-jsonl": "omnidiff",
-    "index-out-of-range": "clevr_change", "clevr-dc-index-out-of-range": "clevr_dc", "duplicate-ids": "omnidiff",
-    "duplicate-uid": "image_editing_request", "no-captions": "spot_the_diff", "no-captions-jsonl": "omnidiff",
-    "no-captions-clevr": "clevr_change", "unknown-change-type": "omnidiff",
-}
+#: (dataset, edit of its sample returning the parts of the error), by case
+BAD_INPUTS = [
+    pytest.param("spot_the_diff", _missing_images, id="missing-images"),
+    pytest.param("spot_the_diff", _malformed_json, id="malformed-json"),
+    pytest.param("omnidiff", _malformed_jsonl, id="malformed-jsonl"),
+    pytest.param("clevr_change", _index_out_of_range, id="index-out-of-range"),
+    pytest.param("clevr_dc", _clevr_dc_index_out_of_range, id="clevr-dc-index-out-of-range"),
+    pytest.param("omnidiff", _duplicate_ids, id="duplicate-ids"),
+    pytest.param("image_editing_request", _duplicate_uid, id="duplicate-uid"),
+    pytest.param("spot_the_diff", _no_captions, id="no-captions"),
+    pytest.param("omnidiff", _no_captions_omnidiff, id="no-captions-jsonl"),
+    pytest.param("clevr_change", _no_captions_clevr, id="no-captions-clevr"),
+    pytest.param("omnidiff", _unknown_change_type, id="unknown-change-type"),
+]
 
 
 @pytest.mark.parametrize("previous", [False, True], ids=["first-build", "over-a-good-build"])
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_located_and_leaves_nothing_partial(case, previous, tmp_path, private_cache):
-    name = DATASET_OF[case]
+@pytest.mark.parametrize("name, edit", BAD_INPUTS)
+def test_bad_input_is_located_and_leaves_nothing_partial(name, edit, previous, tmp_path, private_cache):
     source = _sample(name, tmp_path)
     if previous:
         good = building.build(name, "default", source=str(source))
-    _, expected = BAD_INPUTS[case](source)
-    with pytest.raises(IDCSourceError) as raised:
+    expected = edit(source)
+    with pytest.raises(CaptionSourceError) as raised:
         building.build(name, "default", source=str(source))
     message = str(raised.value)
     for part in expected:
@@ -382,7 +376,7 @@ def test_undecodable_image_is_named(tmp_path, private_cache):
     source = _sample("clevr_dc", tmp_path)
     broken = source / "aft" / "8000.png"
     broken.write_bytes(b"not a png")
-    with pytest.raises(IDCSourceError) as raised:
+    with pytest.raises(CaptionSourceError) as raised:
         building.build("clevr_dc", "default", source=str(source))
     message = str(raised.value)
     assert message.startswith(f"{broken}: undecodable image (UnidentifiedImageError"), message
@@ -390,7 +384,7 @@ def test_undecodable_image_is_named(tmp_path, private_cache):
 
 
 def test_hub_source_without_an_official_repo_says_what_to_do(private_cache):
-    with pytest.raises(IDCSourceError, match="no official Hub repo: pass repo_id="):
+    with pytest.raises(CaptionSourceError, match="no official Hub repo: pass repo_id="):
         building.build("spot_the_diff", "default", source="hub")
 
 

@@ -1,4 +1,4 @@
-"""The upstream layouts each IDC builder reads, as published (and the variants users hold).
+"""The upstream layouts each difference-captioning builder reads, as published (and the variants users hold).
 
 CLEVR-Change: ``type_mapping.json`` with the official numbered tails (``"000123.png"``) and with full
 names. CLEVR-DC: the published ``captions.json`` / ``split.json`` / ``bef/N.png`` / ``aft/N.png``
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from diffbench.data import building
-from diffbench.data.caption_builder import IDCSourceError
+from diffbench.data.caption_builder import CaptionSourceError
 from diffbench.data.synth import captions as synth
 
 SIZE = (32, 32)
@@ -68,11 +68,11 @@ def test_clevr_change_type_mapping_errors_are_located(tmp_path):
     mapping = json.loads((source / "type_mapping.json").read_text())
     mapping["move"].append(mapping["color"][0])
     (source / "type_mapping.json").write_text(json.dumps(mapping))
-    with pytest.raises(IDCSourceError, match=r"type_mapping.json, 'move' entry \d+: '000000.png' is listed under both 'color' and 'move'"):
+    with pytest.raises(CaptionSourceError, match=r"type_mapping.json, 'move' entry \d+: '000000.png' is listed under both 'color' and 'move'"):
         _pairs("clevr_change", source, tmp_path)
     mapping["move"][-1] = "default.png"
     (source / "type_mapping.json").write_text(json.dumps(mapping))
-    with pytest.raises(IDCSourceError, match=r"expected a numbered image name like '000123.png', got 'default.png'"):
+    with pytest.raises(CaptionSourceError, match=r"expected a numbered image name like '000123.png', got 'default.png'"):
         _pairs("clevr_change", source, tmp_path)
 
 
@@ -126,7 +126,7 @@ def test_clevr_dc_block_order_is_checked_against_the_captions(clevr_dc, tmp_path
         a, b = str(position), str(5 * 8000 + position)
         captions[a], captions[b] = captions[b], captions[a]
     (source / "captions.json").write_text(json.dumps(captions))
-    with pytest.raises(IDCSourceError) as raised:
+    with pytest.raises(CaptionSourceError) as raised:
         building.build("clevr_dc", "default", source=str(source))
     message = str(raised.value)
     assert "\n" not in message
@@ -141,7 +141,7 @@ def test_clevr_dc_number_outside_the_action_blocks_is_an_error(clevr_dc, tmp_pat
     split = json.loads((source / "split.json").read_text())
     split["test"].append(48000)
     (source / "split.json").write_text(json.dumps(split))
-    with pytest.raises(IDCSourceError, match=r"split.json, 'test' entry \d+: image number 48000 is outside the 6 action "
+    with pytest.raises(CaptionSourceError, match=r"split.json, 'test' entry \d+: image number 48000 is outside the 6 action "
                                              r"blocks of 8,000 \(0..47999\)"):
         _pairs("clevr_dc", source, tmp_path)
 

@@ -1,9 +1,9 @@
 """Build throughput and peak memory of the Spot-the-Diff builder, against merely reading the source.
 
-    .venv/bin/python bench/bench_build_idc.py                  # 13,192 pairs of 224x224 PNGs
-    .venv/bin/python bench/bench_build_idc.py --pairs 2000     # a quicker run
-    .venv/bin/python bench/bench_build_idc.py --num-proc 2     # also a build over two processes
-    .venv/bin/python bench/bench_build_idc.py --before DIR     # also the builder of another checkout
+    .venv/bin/python bench/bench_build_captions.py                  # 13,192 pairs of 224x224 PNGs
+    .venv/bin/python bench/bench_build_captions.py --pairs 2000     # a quicker run
+    .venv/bin/python bench/bench_build_captions.py --num-proc 2     # also a build over two processes
+    .venv/bin/python bench/bench_build_captions.py --before DIR     # also the builder of another checkout
                                                                # (e.g. `git archive <commit> | tar -x -C DIR`)
 
 It writes a Spot-the-Diff-sized release in the official layout (``data/annotations/{train,val,test}.json``,
@@ -41,6 +41,10 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
+
+from PIL import Image
+
+from diffbench.data.synth import captions
 
 READ = """
 import json, resource, sys, time
@@ -106,10 +110,6 @@ print(json.dumps({"rows": sum(summary.rows.values()), "seconds": seconds, "arrow
 
 def _photo_like_pngs(count: int, seed: int = 0) -> list[bytes]:
     """``count`` 224x224 PNGs: a rendered scene with sensor-like noise (realistic PNG sizes)."""
-    from PIL import Image
-
-    from diffbench.data.synth import captions
-
     rng = random.Random(seed)
     pool = []
     for pair in captions.generate_pairs(n=count, seed=seed, image_size=(224, 224)):
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num-proc", type=int, default=0, help="also build with this many processes")
     parser.add_argument("--before", type=Path, help="also build with the checkout in this folder (its src/)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-idc-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bench-captions-") as scratch:
         root = Path(scratch) / "spot_the_diff"
         started = time.perf_counter()
         image_bytes = write_release(root, args.pairs)
