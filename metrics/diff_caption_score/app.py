@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from diffbench.captions.inputs import DEFAULT_METRICS, METRICS
-from diffbench.captions.scoring import format_table
+from diffbench.captions.report import format_table
 from diffbench.captions.metrics import score_captions
 
 HERE = Path(__file__).resolve().parent

@@ -70,13 +70,15 @@ class NotOursError(ValueError):
     """The output folder holds files of the names being written that diffbench did not write."""
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Write ``content`` (text as UTF-8, or bytes) to ``path`` so that a reader sees the old file or the new
+    one, never half of one."""
     path = Path(path)
     scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        with open(scratch, "x", encoding="utf-8") as out:  # the umask's permissions, as a plain write gives
-            out.write(text)
+        with open(scratch, "xb") as out:  # the umask's permissions, as a plain write gives
+            out.write(data)
         os.replace(scratch, path)
     except BaseException:
         scratch.unlink(missing_ok=True)

@@ -15,8 +15,9 @@ import json
 import pytest
 
 from diffbench.data import provenance
-from diffbench.captions.scoring import (CLEVR_CHANGE_GROUPS, CLEVR_CHANGE_TYPES, format_table, score_predictions,
-                                      write_results)
+from diffbench.captions.clevr_change import CLEVR_CHANGE_GROUPS, CLEVR_CHANGE_TYPES
+from diffbench.captions.report import format_table, write_report
+from diffbench.captions.scoring import score_predictions
 
 NAMES = ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"]
 NO_CHANGE = ["the scene is the same as before", "nothing has changed", "no change was made",
@@ -181,13 +182,14 @@ def test_synthetic_builds_say_so_and_files_are_written_whole(clevr_rows, tmp_pat
     assert results["provenance"]["synthetic"] is True
     table = format_table(results)
     assert table.startswith(f"*{provenance.SYNTHETIC_NOTE}*") and "| total | 120 |" in table
-    json_path, md_path = write_results(results, tmp_path / "out", title="t")
+    json_path, md_path, png, svg = write_report(tmp_path / "out", results, "t")
     assert json.loads(json_path.read_text())["provenance"]["n"] == 60
-    assert provenance.SYNTHETIC_NOTE in md_path.read_text()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".diffbench-files.json", "results.json", "results.md"]
+    assert provenance.SYNTHETIC_NOTE in md_path.read_text() and provenance.SYNTHETIC_NOTE in svg.read_text()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".diffbench-files.json", "results.json", "results.md", "results.png", "results.svg"]
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
-        write_results(results, tmp_path / "file")
+        write_report(tmp_path / "file", results, "t")
 
 
 def test_the_report_names_the_builders_change_types():

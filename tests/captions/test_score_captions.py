@@ -13,7 +13,8 @@ import pytest
 from diffbench import cli
 from diffbench.data import building
 from diffbench.captions.inputs import read_predictions
-from diffbench.captions.scoring import format_table, score_predictions
+from diffbench.captions.report import format_table
+from diffbench.captions.scoring import score_predictions
 from diffbench.captions.metrics import score_captions
 
 REPO = Path(__file__).resolve().parents[2]

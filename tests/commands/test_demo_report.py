@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from diffbench.data import building, provenance
-from diffbench.captions.scoring import CLEVR_CHANGE_GROUPS, format_table, score_predictions
+from diffbench.captions.clevr_change import CLEVR_CHANGE_GROUPS
+from diffbench.captions.report import format_table
+from diffbench.captions.scoring import score_predictions
 from diffbench.commands import demo
 
 

@@ -256,7 +256,7 @@ def test_unknown_parser(metric):
 def test_card_front_matter_and_published_values():
     import yaml
 
-    from diffbench.vismin.submission import published_results
+    from diffbench.vismin.published import published_results
 
     text = (METRIC_DIR / "README.md").read_text()
     front = yaml.safe_load(text.split("---")[1])

@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 from diffbench.cli import main
-from diffbench.vismin.submission import format_table, published_results, read_submission, score_submission
+from diffbench.vismin.published import published_results
+from diffbench.vismin.report import format_table
+from diffbench.vismin.scoring import score_submission
+from diffbench.vismin.submission import read_submission
 
 FIELDS = ["T0_I0", "T0_I1", "T1_I0", "T1_I1"]
 

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diffbench.vismin.schema import ANSWER_COLUMNS, SCORE_COLUMNS
-from diffbench.vismin.submission import limits_for, read_submission, score_submission, validate_submission
+from diffbench.vismin.scoring import score_submission
+from diffbench.vismin.submission import limits_for, read_submission, validate_submission
 
 HEADER = "id," + ",".join(SCORE_COLUMNS) + "\n"
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

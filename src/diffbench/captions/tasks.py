@@ -15,8 +15,12 @@ import json
 from pathlib import Path
 
 from diffbench import files
+from diffbench.captions.report import write_report_files
+from diffbench.captions.scoring import score_predictions
 from diffbench.harness import outputs
 from diffbench.harness.chat import ChatTask
+from diffbench.harness.data import SampleImages
+from diffbench.harness.models import ModelKindError
 from diffbench.harness.task import Task
 
 DEFAULT_PROMPT = ("The first image is the before image and the second image is the after image. "
@@ -62,8 +66,6 @@ class CaptionTask(ChatTask, Task):
         self.summary = summary
 
     def for_kind(self, kind) -> Task:
-        from diffbench.harness.models import ModelKindError
-
         if kind.kind not in self.kinds:
             raise ModelKindError(f"{kind.model_type} is a {kind.kind} model; difference captioning needs an "
                                  "image-text-to-text model")
@@ -77,8 +79,6 @@ class CaptionTask(ChatTask, Task):
         return dataset
 
     def samples(self, dataset, draft):
-        from diffbench.harness.data import SampleImages
-
         return SampleImages(dataset, ["image_before", "image_after"], draft=draft)
 
     def chat_protocol(self, options):
@@ -108,44 +108,20 @@ class CaptionTask(ChatTask, Task):
 
     def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
         """captions.json, results.json, results.md and the figure: one set, moved into ``out`` together
-        (:func:`diffbench.files.staged`)."""
-        from diffbench.captions import scoring
-        from diffbench.report import figures
-
-        predictions = {r["id"]: r["caption"] for r in records}
-        results = scoring.score_predictions(predictions, dataset)
+        (:func:`diffbench.files.staged`); the report is :mod:`diffbench.captions.report`'s, as
+        ``diffbench score captions`` writes it, with what was run added."""
+        results = score_predictions({r["id"]: r["caption"] for r in records}, dataset)
         protocol = {k: run[k] for k in ("kind", "dtype", *self.protocol(options)) if k in run}
-        results = {**results, "model": options.model, "dataset": self.name, "prompt": run["prompt"],
-                   "protocol": protocol, "weights": run["weights"], "dataset_fingerprint": run["dataset_fingerprint"],
-                   "provenance": run["provenance"], "preset": run.get("preset")}
-        table = scoring.format_table(results)  # opens with the synthetic-sample note where it applies
-        title = f"{self.name}: {options.model}"
+        results = {"dataset": self.name, "config": run["config"], "split": run["split"], **results,
+                   "model": options.model, "prompt": run["prompt"], "protocol": protocol, "weights": run["weights"],
+                   "dataset_fingerprint": run["dataset_fingerprint"], "provenance": run["provenance"],
+                   "preset": run.get("preset")}
+        intro = f"{len(records)} pairs; prompt: {run['prompt']!r}; max new tokens {run['max_new_tokens']}"
         with files.staged(out, overwrite=options.overwrite, names=outputs.OUTPUT_FILES) as folder:
             self.write_predictions(folder, records)
-            outputs.write_json(folder / "results.json", results)
-            files.write_file(folder / "results.md", f"# {title}\n\n{len(records)} pairs; prompt: "
-                                    f"{run['prompt']!r}; max new tokens {run['max_new_tokens']}\n\n{table}\n")
-            figures.caption_figure(folder / "results", change_type_scores(results), provenance=run["provenance"],
-                                   title=title, num_samples=len(records))
+            write_report_files(folder, results, f"{self.name}: {options.model}", intro)
         return results
 
 
 def caption_tasks() -> dict[str, CaptionTask]:
     return {name: CaptionTask(name, summary) for name, summary in DATASETS.items()}
-
-
-def change_type_scores(results: dict) -> dict[str, dict[str, float]]:
-    """``{group: {metric: value}}`` for the figure: overall first, then each change type (whatever key the
-    scorer keeps them under: a dict of dicts of numbers)."""
-    def numbers(values):
-        return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                and k.lower() not in ("num_samples", "count", "n")}
-
-    overall = results.get("overall") if isinstance(results.get("overall"), dict) else results
-    groups = {"all": numbers(overall)}
-    for key in ("per_change_type", "change_types", "per_group", "groups"):
-        value = results.get(key)
-        if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
-            groups.update({name: numbers(v) for name, v in value.items()})
-            break
-    return {name: values for name, values in groups.items() if values}

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 
 from diffbench.harness.models import OPEN_CLIP_PREFIX
 from diffbench.harness.options import RunOptions
+from diffbench.vismin.published import published_results
 
 # -- backends: what runs a preset (the task layer maps each to its model adapter) -----------------------
 #: AutoModel with get_image_features / get_text_features, cosine similarity
@@ -321,8 +322,6 @@ def get_preset(name: str) -> Preset:
 
 def published_scores(preset: Preset) -> dict[str, float]:
     """The published cells of ``preset``'s row: ``object_text`` ... ``counting_group`` and ``avg``."""
-    from diffbench.vismin.submission import published_results
-
     table = published_results()
     row = table[(table["table"] == preset.table) & (table["model"] == preset.table_name)]
     if len(row) != 1:

@@ -1,4 +1,4 @@
-"""Score an official VisMin submission CSV against the built benchmark, as the paper reports it.
+"""Read and check an official VisMin submission, and join it to the benchmark's rows.
 
 A submission is one of the two official formats (rabiulcste/vismin, ``vismin-bench/README.md``):
 
@@ -9,10 +9,11 @@ A submission is one of the two official formats (rabiulcste/vismin, ``vismin-ben
 or the upstream integer id. Upstream ids restart at 0 in each category, so an integer id needs a
 ``category`` column beside it, unless the file lists every sample in the dataset's order (the official
 scorer matches rows by position). Missing, extra and duplicate ids are reported, never skipped
-silently. The scores come from the ``vismin_group_score`` metric (``metrics/vismin_group_score/``).
+silently. Every error names the file, the line and the column. Scoring is
+:func:`diffbench.vismin.scoring.score_submission`.
 
-    >>> published_results().loc[lambda t: t.model == "Random Chance", "avg_as_published"].item()
-    22.22
+    >>> limits_for(2084)
+    (18120704, 5168)
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from __future__ import annotations
 import csv
 import math
 import re
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from diffbench.text import markdown_text, printable
+from diffbench.text import printable
 from diffbench.vismin.schema import ANSWER_COLUMNS, CATEGORIES, SCORE_COLUMNS
 
 KINDS = {"scores": SCORE_COLUMNS, "answers": ANSWER_COLUMNS}
@@ -312,137 +312,3 @@ def check_coverage(ids: pd.Series, keys: pd.DataFrame, source: str, allow_missin
     if problems:
         raise CoverageError(f"{source}: " + "; ".join(problems), only_missing=only_missing)
     return missing
-
-
-# -- scoring --------------------------------------------------------------------------------------
-
-
-def _metric():
-    from diffbench.data.hub_folders import load_module
-
-    module = load_module("metrics", "vismin_group_score")
-    return module.VisminGroupScore()
-
-
-def score_submission(
-    path_or_frame,
-    dataset=None,
-    config: str = "bench",
-    *,
-    parser: str = "lenient",
-    allow_missing: bool = False,
-    output_dir=None,
-) -> dict:
-    """Score a submission (a CSV path or a DataFrame) on the built VisMin benchmark.
-
-    ``dataset`` defaults to ``load_built("vismin", config, "test")``. Returns the results dict, with
-    the build's ``"provenance"`` (:func:`diffbench.data.provenance.of_dataset`); with ``output_dir`` it is
-    also written there as ``results.json``, beside the table as ``results.md``. A CSV far larger than
-    the benchmark is refused before it is read (:func:`limits_for`).
-    """
-    from diffbench.data import provenance
-
-    if not isinstance(path_or_frame, pd.DataFrame) and not Path(path_or_frame).is_file():
-        raise FileNotFoundError(f"no submission file at {path_or_frame}")  # before loading the benchmark
-    if dataset is None:
-        from diffbench.data.building import load_built
-
-        dataset = load_built("vismin", config, "test")
-    if isinstance(path_or_frame, pd.DataFrame):
-        source = "submission"
-        frame = validate_submission(path_or_frame, source)
-    else:
-        source = str(path_or_frame)
-        max_bytes, max_rows = limits_for(len(dataset))
-        frame = read_submission(path_or_frame, max_bytes=max_bytes, max_rows=max_rows)
-    keys = dataset_keys(dataset)
-    ids = submission_ids(frame, keys, source)
-    missing = check_coverage(ids, keys, source, allow_missing, frame.attrs.get("lines"))
-    category_of = dict(zip(keys["id"], keys["category"]))
-    categories = [category_of[i] for i in ids]
-    kind = frame.attrs["kind"]
-    inputs = {column: frame[column].to_numpy() for column in KINDS[kind]}
-    if kind == "answers":
-        inputs = {column: values.tolist() for column, values in inputs.items()}
-    scores = _metric().compute(**inputs, categories=categories, parser=parser)
-    from diffbench import __version__
-
-    results = {
-        "benchmark": "vismin",
-        "config": config,
-        "split": "test",
-        "submission": source,
-        "kind": kind,
-        "parser": parser if kind == "answers" else None,
-        "num_samples": len(frame),
-        "dataset_samples": len(keys),
-        "missing_ids": missing,
-        "scores": scores,
-        "provenance": provenance.of_dataset(dataset),
-        "diffbench_version": __version__,
-    }
-    if output_dir is not None:
-        write_results(results, output_dir)
-    return results
-
-
-def write_results(results: dict, output_dir, table: str | None = None) -> tuple[Path, Path]:
-    """``results.json`` and ``results.md`` (``table``, by default :func:`format_table`) in ``output_dir``."""
-    from diffbench import files
-
-    return files.write_results(output_dir, results, table or format_table(results))
-
-
-# -- the paper's table ----------------------------------------------------------------------------
-
-
-def published_results() -> pd.DataFrame:
-    """The published VisMin tables (project page): one row per model, ``table`` zero-shot or fine-tuned."""
-    with resources.files("diffbench").joinpath("reference", "vismin_published_results.csv").open("rb") as f:
-        return pd.read_csv(f)
-
-
-def _cell(value) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
-
-
-def format_table(results: dict, model: str | None = None, compare=()) -> str:
-    """The paper's layout in markdown: text / image / group per category, then AVG.
-
-    ``results`` is what :func:`score_submission` returns (or a metric output with categories);
-    ``compare`` names published models (see :func:`published_results`) to list below it. A result of
-    a synthetic build says :data:`diffbench.data.provenance.SYNTHETIC_NOTE` under the table.
-    """
-    from diffbench.report.figures import describe_provenance
-    from diffbench.data.provenance import SYNTHETIC_NOTE, is_synthetic
-
-    scores = results.get("scores", results)
-    if "per_category" not in scores:
-        raise ValueError("the results have no per-category scores: score with categories to get the paper's table")
-    header = ["Model"] + [f"{c.capitalize()} {k}" for c in CATEGORIES for k in ("T", "I", "G")] + ["AVG"]
-    label = model or Path(str(results.get("submission", "submission"))).stem
-    rows = [[markdown_text(label)] + [_cell(scores["per_category"].get(c, {}).get(f"{k}_score")) for c in CATEGORIES
-                       for k in ("text", "image", "group")] + [_cell(scores["avg_as_published"])]]
-    if compare:
-        published = published_results()
-        for name in compare:
-            match = published[published["model"] == name]
-            if match.empty:
-                raise ValueError(f"no published VisMin result for {name!r}; known: {', '.join(published['model'].unique())}")
-            for _, row in match.iterrows():
-                cells = [row[f"{c}_{k}"] for c in CATEGORIES for k in ("text", "image", "group")]
-                rows.append([f"{name} ({row['table']}, published)"] + [_cell(v) for v in cells] + [_cell(row["avg_as_published"])])
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    n = scores["num_samples"]
-    lines += [
-        "",
-        f"T / I / G: text, image and group scores (%). AVG: the mean of the category cells, as published. "
-        f"Over all {n:,} samples: text {scores['text_score']:.2f}, image {scores['image_score']:.2f}, "
-        f"group {scores['group_score']:.2f}.",
-    ]
-    if results.get("missing_ids"):
-        lines.append(f"Scored {n:,} of {results['dataset_samples']:,} samples: {len(results['missing_ids']):,} missing.")
-    if is_synthetic(results.get("provenance") or {}):
-        lines.append(f"**{SYNTHETIC_NOTE}** ({describe_provenance(results['provenance'])}).")
-    return "\n".join(lines)

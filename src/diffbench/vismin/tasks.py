@@ -17,14 +17,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffbench import files as result_files
-from diffbench.harness import outputs
+from diffbench import files
+from diffbench.harness import models, outputs, runtime
 from diffbench.harness.chat import ChatTask
+from diffbench.harness.data import SampleImages
 from diffbench.harness.options import RunOptions, with_defaults
 from diffbench.harness.task import Task
-from diffbench.vismin.presets import apply_preset
-from diffbench.vismin.schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, PUBLISHED_SAMPLES, QUESTION_OPTIONS,
-                                     SCORE_COLUMNS, answer_matches, parse_answer, questions)
+from diffbench.models.embedded import display_name
+from diffbench.vismin.contrastive import ContrastiveCollate, ContrastiveStep, OpenClipCollate, text_padding
+from diffbench.vismin.presets import SIMILARITY_BLIP_ITC, SIMILARITY_COSINE, apply_preset
+from diffbench.vismin.report import write_report_files
+from diffbench.vismin.scoring import score_submission
+from diffbench.vismin.schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, IMAGE_QUESTION, PUBLISHED_SAMPLES,
+                                     QUESTION_OPTIONS, SCORE_COLUMNS, TEXT_QUESTION, answer_matches, parse_answer,
+                                     questions)
 
 SUBMISSION_FILES = {"contrastive": "vismin_scores.csv", "image-text-to-text": "vismin_answers.csv"}
 GENERATIONS_FILE = "generations.jsonl"
@@ -93,8 +99,6 @@ class VisminTask(VisminFamily):
     columns: tuple[str, ...] = ()
 
     def samples(self, dataset, draft):
-        from diffbench.harness.data import SampleImages
-
         return SampleImages(dataset, ["image_0", "image_1"], ["text_0", "text_1"], draft=draft)
 
     def finished(self, out: Path, ids: list) -> dict:
@@ -112,26 +116,20 @@ class VisminTask(VisminFamily):
     def write_predictions(self, out: Path, records: list[dict]) -> None:
         outputs.write_csv(out / self.predictions_file, records, list(self.columns))
 
-    def score(self, out: Path, dataset, run: dict) -> dict:
-        from diffbench.vismin.submission import score_submission
-
-        return score_submission(out / self.predictions_file, dataset=dataset, config=run["config"])
-
     def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
         """The submission file, results.json, results.md, the figure (and generations.jsonl): one set, moved
-        into ``out`` together (:func:`diffbench.files.staged`)."""
-        from diffbench.models.embedded import display_name
-
-        with result_files.staged(out, overwrite=options.overwrite, names=outputs.OUTPUT_FILES) as folder:
+        into ``out`` together (:func:`diffbench.files.staged`); the report is :mod:`diffbench.vismin.report`'s,
+        as ``diffbench score vismin`` writes it, with what was run added."""
+        with files.staged(out, overwrite=options.overwrite, names=outputs.OUTPUT_FILES) as folder:
             self.write_predictions(folder, records)
-            results = self.score(folder, dataset, run)
+            results = score_submission(folder / self.predictions_file, dataset=dataset, config=run["config"])
             results["submission"] = str(Path(out) / self.predictions_file)  # where it is once moved in
             protocol = {k: run[k] for k in ("kind", "dtype", "similarity", *self.protocol(options)) if k in run}
             results.update(model=options.model, model_kind=run["kind"], protocol=protocol, weights=run["weights"],
                            dataset_fingerprint=run["dataset_fingerprint"], provenance=run["provenance"],
                            preset=run.get("preset"))
             self.add_details(folder, dataset, records, results)
-            write_reports(folder, results, display_name(options.model))
+            write_report_files(folder, results, f"{display_name(options.model)} (this run)")
         return results
 
     def add_details(self, out, dataset, records, results) -> None:
@@ -148,15 +146,11 @@ class VisminContrastive(VisminTask):
     def dtype(self, requested: str, device):
         import torch
 
-        from diffbench.harness import runtime
-
         # float32 unless asked: the official code runs contrastive models in float32, and half precision
         # flips verdicts (1 of 160 on the tiny model: issue 13)
         return torch.float32 if requested == "auto" else runtime.pick_dtype(requested, device)
 
     def protocol(self, options, kind=None) -> dict:
-        from diffbench.vismin.presets import SIMILARITY_BLIP_ITC, SIMILARITY_COSINE  # one text for presets and runs
-
         blip = kind is not None and getattr(kind.model_class, "__name__", "") == "BlipForImageTextRetrieval"
         return {"similarity": SIMILARITY_BLIP_ITC if blip else SIMILARITY_COSINE}
 
@@ -164,9 +158,6 @@ class VisminContrastive(VisminTask):
         return float(text)
 
     def build_step(self, model, processor, device, dtype, runner, options):
-        from diffbench.harness import models
-        from diffbench.vismin.contrastive import ContrastiveCollate, ContrastiveStep, OpenClipCollate, text_padding
-
         if processor is None:  # open_clip: the model preprocesses and tokenises itself
             return OpenClipCollate(model), ContrastiveStep(model, device, dtype, runner), {}
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
@@ -199,8 +190,6 @@ class VisminChat(ChatTask, VisminTask):
     to_record = staticmethod(answers_record)
 
     def protocol(self, options, kind=None) -> dict:
-        from diffbench.vismin.schema import IMAGE_QUESTION, TEXT_QUESTION
-
         protocol = self.chat_protocol(options).record()
         if options.answer == "likelihood":
             protocol["max_new_tokens"] = None  # nothing is generated
@@ -236,44 +225,3 @@ class VisminChat(ChatTask, VisminTask):
 
 
 VISMIN = VisminFamily()
-
-
-def question_table(results: dict) -> str:
-    rows = results.get("per_question")
-    if not rows:
-        return ""
-    lines = ["| Question | Accuracy (%) | Unparseable | Ambiguous |", "|---|---:|---:|---:|"]
-    lines += [f"| {c} | {r['accuracy']:.2f} | {r['unparseable']} | {r['ambiguous']} |" for c, r in rows.items()]
-    return ("\n".join(lines) + f"\n\nUnparseable answers (the lenient parser finds neither option; scored wrong): "
-            f"{results['unparseable_answers']} of {4 * results['num_samples']}.")
-
-
-def write_reports(out: Path, results: dict, model_name: str) -> None:
-    """results.json; results.md: this run in the paper's layout with every published row below it (and,
-    for a chat model, per-question accuracy); results.png / .svg: the figure. Into a staging folder of
-    :func:`diffbench.files.staged` (the report moves in with its submission file); given any other
-    folder, the four are one set of their own."""
-    if not result_files.in_staging(out):
-        with result_files.staged(out) as folder:
-            write_reports(folder, results, model_name)
-        return
-    from diffbench.report import figures
-    from diffbench.data.provenance import SYNTHETIC_NOTE, is_synthetic
-    from diffbench.vismin.submission import format_table, published_results
-
-    outputs.write_json(out / "results.json", results)
-    published = list(dict.fromkeys(published_results()["model"]))
-    title = f"VisMin: {model_name}"
-    table = format_table(results, model=f"{model_name} (this run)", compare=published)
-    protocol = results.get("protocol", {})
-    said = ", ".join(f"{k} {v}" for k, v in protocol.items() if k not in ("prompts",) and v is not None)
-    note = ("Published rows: the VisMin paper and project page, on the full benchmark "
-            f"({PUBLISHED_SAMPLES:,} samples); "
-            f"this run: {results['num_samples']:,} samples. Protocol: {said}.")
-    if is_synthetic(results.get("provenance", {})) and SYNTHETIC_NOTE not in table:
-        note += f"\n\n**{SYNTHETIC_NOTE}.**"
-    questions_md = question_table(results)
-    body = f"# {title}\n\n{table}\n\n{note}\n" + (f"\n{questions_md}\n" if questions_md else "")
-    result_files.write_file(out / "results.md", body)
-    figures.vismin_figure(out / "results", figures.per_category(results), label=f"{model_name} (this run)",
-                          provenance=results.get("provenance"), num_samples=results["num_samples"])
