@@ -44,6 +44,11 @@ import os
 import time
 from pathlib import Path
 
+from diffbench.captions import metrics
+from diffbench.captions.meteor import MeteorPool, get_meteor
+from diffbench.captions.stats import STATS
+from diffbench.captions.tokenizer import PTBTokenizer, get_tokenizer
+
 DEFAULT_ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "spot_the_diff" / "annotations" / "train.json"
 NAMES = ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"]
 
@@ -95,11 +100,6 @@ def shifted(predictions, k: int, word: str):
 def slow_path(predictions, references) -> dict:
     """Our scores the slow way: a tokenizer JVM for the call, one METEOR JVM running the jar's own loop,
     empty caches."""
-    from diffbench.captions import metrics
-    from diffbench.captions.meteor import MeteorPool
-    from diffbench.captions.stats import STATS
-    from diffbench.captions.tokenizer import PTBTokenizer, get_tokenizer
-
     STATS.clear()
     tokenizer = get_tokenizer()
     saved = tokenizer._cache, tokenizer.keep_alive
@@ -125,10 +125,6 @@ def main() -> None:
     parser.add_argument("--order", choices=["ours-first", "coco-first"], default="ours-first")
     parser.add_argument("--skip-slow-path", action="store_true", help="skip the bit-for-bit check against the slow path")
     args = parser.parse_args()
-
-    from diffbench.captions import metrics
-    from diffbench.captions.meteor import get_meteor
-    from diffbench.captions.tokenizer import get_tokenizer
 
     predictions, references, groups = load_corpus(args.annotations)
     score = metrics.score_captions

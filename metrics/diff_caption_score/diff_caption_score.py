@@ -9,11 +9,11 @@ as CLEVR-Change's official per-type evaluation does), at the cost of little more
 
 The work is done by ``diffbench.captions.metrics`` (installed with diffbench, which the Space installs
 too; one module a scorer with pycocoevalcap's ``compute_score`` interface: ``diffbench.captions.bleu``,
-``caption_meteor``, ``caption_rouge``, ``caption_cider``). The module imports it rather than carrying a
-copy, on purpose: METEOR and the tokenizer run Java,
-and the one METEOR JVM a process may hold, its lock, its statistics cache and its exit hook must be the
-same object for this module, the ``diffbench score captions`` command and the demo Space; a second copy
-loaded by evaluate from its module cache would start a second JVM and score with a second cache.
+``diffbench.captions.meteor``, ``diffbench.captions.rouge``, ``diffbench.captions.cider``). The module
+imports it rather than carrying a copy, on purpose: METEOR and the tokenizer run Java, and the one
+METEOR JVM a process may hold, its lock, its statistics cache and its exit hook must be the same object
+for this module, the ``diffbench score captions`` command and the demo Space; a second copy loaded by
+evaluate from its module cache would start a second JVM and score with a second cache.
 
 Java is required (``default-jdk-headless``): tokenisation identical to PTBTokenizer is not possible
 without it, so without Java every metric fails with a clear error instead of drifting silently.

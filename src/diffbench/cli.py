@@ -34,6 +34,7 @@ import sys
 import traceback
 
 from diffbench import __version__, commands
+from diffbench.captions.java import JavaNotFoundError
 from diffbench.extras import missing_extra_message
 from diffbench.text import one_line
 
@@ -113,15 +114,6 @@ def environment_problem(err: BaseException) -> str | None:
     return None
 
 
-def _is_setup_error(err: BaseException) -> bool:
-    """Errors of the user's machine set-up rather than of our code (no Java for the caption metrics)."""
-    try:
-        from diffbench.captions.tokenizer import JavaNotFoundError
-    except ImportError:  # pragma: no cover -- the library is importable wherever the CLI is
-        return False
-    return isinstance(err, JavaNotFoundError)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -157,7 +149,7 @@ def user_problem(err: BaseException, command: str | None = None) -> str | None:
     environment = environment_problem(err)
     if environment is not None:
         return environment
-    if isinstance(err, USER_ERRORS) or _is_setup_error(err):
+    if isinstance(err, (*USER_ERRORS, JavaNotFoundError)):
         return str(err)
     return None
 

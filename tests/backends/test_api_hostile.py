@@ -23,6 +23,7 @@ from test_openai_chat import SECRET, Script, files_under, free_port, ok, prompt_
 
 from diffbench.backends.openai_chat import (MALFORMED_WARNINGS, MAX_ANSWER_BYTES, MAX_RETRY_AFTER_S, RETRY_BUDGET_S,
                                             ChatAPIError, ChatRequest, OpenAIChatClient)
+from diffbench.cli import main
 
 KEY_ENV = "DIFFBENCH_HOSTILE_KEY"
 
@@ -79,8 +80,6 @@ def test_a_key_with_a_control_or_non_ascii_character_is_refused_naming_the_varia
 
 def test_the_cli_refuses_a_key_read_from_a_file_with_its_line_break(scripted, vismin_built, tmp_path, monkeypatch,
                                                                      capsys):
-    from diffbench.cli import main
-
     monkeypatch.setenv(KEY_ENV, SECRET + "\r\n")
     assert main(eval_args(scripted(Script(lambda n, body, headers: ok("A"))), tmp_path / "out")) == 2
     err = capsys.readouterr().err
@@ -124,8 +123,6 @@ def test_a_server_echoing_the_key_in_its_answer_never_gets_it_written(scripted, 
 
 
 def test_eval_never_writes_a_key_the_server_echoes(scripted, key, vismin_built, tmp_path, caplog, capsys):
-    from diffbench.cli import main
-
     script = Script(lambda n, body, headers: ok(f"A {headers['Authorization']}"))
     out = tmp_path / "out"
     caplog.set_level(logging.DEBUG)
@@ -287,8 +284,6 @@ def test_the_answer_bound_is_documented_and_an_error_body_is_bounded_too(scripte
 
 
 def test_eval_records_how_many_answers_were_malformed(scripted, vismin_built, tmp_path, capsys):
-    from diffbench.cli import main
-
     def answer(n, body, headers):
         if "First" in prompt_of(body):  # the image questions: content as a dict
             return 200, {}, {"choices": [{"message": {"content": {"answer": "First"}}}]}
@@ -317,8 +312,6 @@ def test_eval_records_how_many_answers_were_malformed(scripted, vismin_built, tm
 
 @pytest.mark.parametrize("url", ["ftp://x", "file:///etc/passwd", "127.0.0.1:8000/v1", "http://", "https://u:p@h/v1"])
 def test_an_api_base_that_is_not_an_http_url_is_one_line_exit_2(url, vismin_built, tmp_path, capsys):
-    from diffbench.cli import main
-
     assert main(["eval", "vismin", "--api-base", url, "--model", "m", "--out", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--api-base" in err[0] and "internal error" not in err[0]
@@ -329,8 +322,6 @@ def test_an_api_base_that_is_not_an_http_url_is_one_line_exit_2(url, vismin_buil
 
 @pytest.mark.timeout(60)
 def test_nothing_listening_fails_in_seconds_saying_so(vismin_built, tmp_path, capsys):
-    from diffbench.cli import main
-
     base = f"http://127.0.0.1:{free_port()}/v1"
     with OpenAIChatClient(base, "m", timeout=5) as client:
         started = time.monotonic()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from diffbench.backends.blip_itc import BlipITC
+
 
 @pytest.fixture(scope="module")
 def tiny_blip_retrieval(tmp_path_factory):
@@ -25,8 +27,6 @@ def tiny_blip_retrieval(tmp_path_factory):
 
 def test_itc_features_give_the_retrieval_models_own_itc_scores(tiny_blip_retrieval):
     from transformers import BlipForImageTextRetrieval
-
-    from diffbench.backends.blip_itc import BlipITC
 
     itc = BlipITC.from_pretrained(tiny_blip_retrieval).eval()
     reference = BlipForImageTextRetrieval.from_pretrained(tiny_blip_retrieval).eval()

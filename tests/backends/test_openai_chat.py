@@ -8,9 +8,15 @@
 
 from __future__ import annotations
 
+import base64
+import doctest
+import importlib
+import io
 import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -300,8 +306,25 @@ def test_the_request_is_the_openai_shape_without_a_key_when_none_is_set(scripted
     assert body["model"] == "gpt-x" and body["max_tokens"] == 64 and body["temperature"] == 0.0
     parts = body["messages"][0]["content"]
     assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
-    import base64
-    import io
-
     decoded = Image.open(io.BytesIO(base64.b64decode(parts[1]["image_url"]["url"].split(",", 1)[1])))
     assert decoded.getpixel((0, 0)) == (0, 0, 255)  # lossless: the pixels sent are the pixels given
+
+
+# -- the modules: their examples, and what importing them needs ---------------------------------------------
+
+@pytest.mark.parametrize("module", ["openai_chat", "api_access", "chat_format", "bounded_http"])
+def test_module_doctests(module):
+    failures, attempted = doctest.testmod(importlib.import_module(f"diffbench.backends.{module}"))
+    assert attempted >= 1 and failures == 0
+
+
+def test_the_client_module_imports_without_httpx_and_a_client_needs_it():
+    """The CLI imports the client module at start-up (``--api-base`` is checked there): httpx, the [api]
+    extra, is needed only once a client is made."""
+    code = ("import sys; sys.modules['httpx'] = None\n"
+            "from diffbench.backends.openai_chat import OpenAIChatClient, check_base_url\n"
+            "check_base_url('http://127.0.0.1:9/v1')\n"
+            "try:\n    OpenAIChatClient('http://127.0.0.1:9/v1', 'm')\n"
+            "except ModuleNotFoundError as err:\n    print(err.name)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "httpx", done.stderr

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from diffbench.captions.inputs import (MAX_CAPTION_CHARS, max_predictions_bytes, normalize_metrics, read_predictions,
                                       validate_inputs)
+from diffbench.captions.metrics import score_captions
+from diffbench.captions.tokenizer import tokenize_corpus
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -126,8 +128,6 @@ def test_reader_refuses_a_file_far_larger_than_the_dataset_before_reading(tmp_pa
 
 
 def test_caption_length_is_capped_before_any_jvm():
-    from diffbench.captions.metrics import score_captions
-
     long_caption = "word " * 300_000
     with pytest.raises(ValueError, match="sample 1 \\(id 'b'\\): the prediction has 1,500,000 characters; the limit is") as caught:
         score_captions(["ok", long_caption], [["ok"], ["ok"]], sample_ids=["a", "b"])
@@ -162,9 +162,6 @@ def test_pipeline_on_arbitrary_text_equals_pycocoevalcap_or_refuses(data):
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
-
-    from diffbench.captions.metrics import score_captions
-    from diffbench.captions.tokenizer import tokenize_corpus
 
     predictions, references = [p for p, _ in data], [r for _, r in data]
     try:

@@ -9,15 +9,25 @@ reference Meteor is one real pycocoevalcap Meteor JVM for the module (each evalu
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from diffbench.captions import meteor
 from diffbench.captions.bleu import Bleu
 from diffbench.captions.cider import Cider
-from diffbench.captions.meteor import Meteor
+from diffbench.captions.java import (JavaNotFoundError, compiled_class, find_java, stop_process,
+                                     write_in_background)
+from diffbench.captions.meteor import Meteor, MeteorPool
 from diffbench.captions.rouge import Rouge
 from diffbench.captions.tokenizer import PTBTokenizer
 
@@ -126,12 +136,6 @@ def test_compute_score_checks_its_input_like_pycocoevalcap():
 @pytest.mark.parametrize("ending", ["exit", "kill"])
 def test_no_jvm_outlives_its_process(tmp_path, ending):
     """The tokenizer and METEOR JVMs end with the process: at exit (atexit) and after a SIGKILL (stdin EOF)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     script = (
         "import sys, time\n"
         "from diffbench.captions.metrics import score_captions\n"
@@ -167,8 +171,6 @@ def test_no_jvm_outlives_its_process(tmp_path, ending):
 
 def test_meteor_pool_size_follows_spare_cores(monkeypatch):
     """A JVM more only where a core is spare, or where the job repays its paraphrase-table load."""
-    from diffbench.captions import meteor
-
     pool = meteor.MeteorPool(workers=4, threaded=False)  # the jar's loop, JVMs; nothing starts until a call
     monkeypatch.setattr(meteor.os, "cpu_count", lambda: 2)
     assert pool.workers_for(9_524) == 1
@@ -181,8 +183,6 @@ def test_meteor_pool_size_follows_spare_cores(monkeypatch):
 
 def test_meteor_pool_of_two_jvms_answers_as_pycocoevalcap(coco_files, coco_meteor):
     """Segments split over two ready JVMs give, line for line, pycocoevalcap's Meteor._stat answers."""
-    from diffbench.captions.meteor import MeteorPool
-
     gt_path, res_path = coco_files
     annotations = json.loads(gt_path.read_text())["annotations"]
     by_pair: dict = {}
@@ -216,8 +216,6 @@ def test_meteor_pool_of_two_jvms_answers_as_pycocoevalcap(coco_files, coco_meteo
 
 def test_threaded_meteor_jvm_answers_as_pycocoevalcap_line_for_line(coco_files, coco_meteor):
     """One JVM scoring on 3 threads answers, in request order, what the jar's own loop answers."""
-    from diffbench.captions.meteor import MeteorPool
-
     gt_path, res_path = coco_files
     hyps = [r["caption"] for r in json.loads(res_path.read_text())]
     refs: dict = {}
@@ -244,8 +242,6 @@ def test_threaded_meteor_jvm_answers_as_pycocoevalcap_line_for_line(coco_files, 
 
 def test_a_full_statistics_cache_still_answers_every_line(monkeypatch):
     """Past the cache's limit it is emptied, and the lines cached before still get their answers."""
-    from diffbench.captions import meteor
-
     monkeypatch.setattr(meteor, "_STATS_CACHE_LIMIT", 2)
     cache = {}
     asked = []
@@ -259,3 +255,57 @@ def test_a_full_statistics_cache_still_answers_every_line(monkeypatch):
     assert meteor.cached_answers(cache, ["a", "c", "b", "d"], score) == [
         "stats of a", "stats of c", "stats of b", "stats of d"]
     assert asked == [["a", "b"], ["c", "d"]] and cache == {"c": "stats of c", "d": "stats of d"}
+
+
+# -- the JVM plumbing the tokenizer and METEOR share (diffbench.captions.java) ----------------------------
+HELLO_SOURCE = 'public final class DiffbenchHello { public static void main(String[] a) { System.out.println("hi"); } }\n'
+
+
+def test_find_java_takes_the_given_path_then_java_home_then_the_path(tmp_path, monkeypatch):
+    real = find_java()
+    home = tmp_path / "jdk"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "java").symlink_to(real)
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    assert find_java() == str(home / "bin" / "java")
+    assert find_java(real) == real
+    monkeypatch.delenv("JAVA_HOME")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    with pytest.raises(JavaNotFoundError, match=r"no Java runtime found \(java\).*default-jdk-headless"):
+        find_java()
+    with pytest.raises(JavaNotFoundError, match=r"\(/nowhere/java\)"):
+        find_java("/nowhere/java")
+
+
+def test_a_driver_is_compiled_once_a_user_and_one_that_does_not_compile_is_none(tmp_path, monkeypatch):
+    java = find_java()
+    if not (Path(java).resolve().parent / "javac").is_file() and not shutil.which("javac"):
+        pytest.skip("no javac here (a JRE only): the callers run the jars' own commands")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = compiled_class(java, "DiffbenchHello", HELLO_SOURCE, tmp_path)
+    assert folder is not None and folder.parent == tmp_path / "cache" / "diffbench" / "java" / "DiffbenchHello"
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no build folder left behind
+    ran = subprocess.run([java, "-cp", str(folder), "DiffbenchHello"], capture_output=True, text=True, timeout=60)
+    assert ran.stdout == "hi\n"
+    broken = compiled_class(java, "DiffbenchBroken", "public final class DiffbenchBroken {", tmp_path)
+    assert broken is None and not any((folder.parent.parent / "DiffbenchBroken").iterdir())
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))  # no javac from here on
+    assert compiled_class("/nowhere/bin/java", "DiffbenchHello", HELLO_SOURCE, tmp_path) == folder  # compiled once
+    assert compiled_class("/nowhere/bin/java", "DiffbenchHello", HELLO_SOURCE + "// v2\n", tmp_path) is None
+
+
+def test_stopping_a_jvm_closes_its_stdin_then_kills_it_and_a_failed_write_is_kept_not_raised():
+    reader = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.buffer.read()"], stdin=subprocess.PIPE)
+    stop_process(reader)
+    assert reader.returncode == 0  # it read its stdin to the end and left by itself
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.PIPE)
+    started = time.monotonic()
+    stop_process(stuck)
+    assert stuck.returncode == -signal.SIGKILL and time.monotonic() - started < 10
+    gone = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE)
+    gone.wait(timeout=30)
+    writer, errors = write_in_background(gone.stdin, b"SCORE ||| a ||| a\n" * 100_000)
+    writer.join(timeout=30)
+    assert not writer.is_alive() and len(errors) == 1 and isinstance(errors[0], BrokenPipeError)
+    with contextlib.suppress(BrokenPipeError):  # what is left in its buffer cannot be flushed
+        gone.stdin.close()

@@ -192,7 +192,7 @@ def test_cli_bad_input_is_one_line(omnidiff_test, tmp_path, capsys):
 
 
 def building_spice_installed() -> bool:
-    from diffbench.captions.tokenizer import pycocoevalcap_dir
+    from diffbench.captions.java import pycocoevalcap_dir
 
     return (pycocoevalcap_dir() / "spice" / "lib" / "stanford-corenlp-3.6.0.jar").is_file()
 

@@ -22,8 +22,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from diffbench.backends import open_clip_model
+from diffbench.cli import main
 from diffbench.convert import open_clip as oc
 from diffbench.convert.open_clip import UnsupportedOpenClipModel, convert_open_clip
+from diffbench.models.tiny import build_word_tokenizer
 
 VOCAB = 40
 EOT = VOCAB - 1  # open_clip pools at the highest token id (OpenAI's <|endoftext|> is the last id)
@@ -142,8 +145,6 @@ def token_ids():
 
 @pytest.fixture
 def tokenizer_dir(tmp_path):
-    from diffbench.models.tiny import build_word_tokenizer
-
     path = tmp_path / "tokenizer"
     build_word_tokenizer(["a", "red", "box", "blue"]).save_pretrained(path)
     return path
@@ -240,8 +241,6 @@ def test_squash_resize_mode_has_no_crop():
 
 
 def test_the_cli_converts_and_refuses_a_non_empty_out_folder(tmp_path, tokenizer_dir, capsys):
-    from diffbench.cli import main
-
     torch.manual_seed(4)
     cfg = tiny_model_cfg()
     src = write_local_dir(tmp_path / "src", ReferenceCLIP(cfg), cfg)
@@ -259,8 +258,6 @@ def test_the_cli_converts_and_refuses_a_non_empty_out_folder(tmp_path, tokenizer
 def test_overwrite_replaces_only_a_converted_folder_and_a_file_out_is_one_line(tmp_path, tokenizer_dir, capsys):
     """--overwrite replaces a folder the converter wrote (it holds diffbench_conversion.json), never another
     non-empty folder; --out naming a file is a one-line error (no NotADirectoryError)."""
-    from diffbench.cli import main
-
     torch.manual_seed(4)
     cfg = tiny_model_cfg()
     src = write_local_dir(tmp_path / "src", ReferenceCLIP(cfg), cfg)
@@ -352,8 +349,6 @@ def test_parity_with_open_clip_itself(tmp_path, tokenizer_dir):
 # -- running open_clip in place (the optional backend) ----------------------------------------------------
 
 def test_open_clip_specs_and_the_message_where_it_cannot_import():
-    from diffbench.backends import open_clip_model
-
     assert open_clip_model.parse_spec("local-dir:/x") == ("local-dir:/x", None)
     assert open_clip_model.parse_spec("ViT-B-32@openai") == ("ViT-B-32", "openai")
     with pytest.raises(ValueError, match="nothing after '@'"):
@@ -368,8 +363,6 @@ def test_open_clip_specs_and_the_message_where_it_cannot_import():
 
 
 def test_open_clip_backend_features_match_the_converted_model(tmp_path, tokenizer_dir):
-    from diffbench.backends import open_clip_model
-
     try:
         open_clip_model.import_open_clip()
     except ImportError as err:

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from conftest import REPO_ROOT
-from diffbench.models import embedded as default_model
+from diffbench.data.synth.vismin import generate_pairs
+from diffbench.models import embedded
 from diffbench.models.embedded import default_model_path
 
 CHANCE = {"text_score": 25.0, "image_score": 25.0, "group_score": 100 / 6}
@@ -45,8 +46,6 @@ def test_the_weights_have_the_shape_of_the_recipe_that_the_card_names():
 def test_the_tokenizer_knows_every_word_of_the_synthetic_captions():
     from transformers import AutoTokenizer
 
-    from diffbench.data.synth.vismin import generate_pairs
-
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     texts = [t for *_, t0, t1 in generate_pairs(n=400, seed=12345) for t in (t0, t1)]
     unknown = [t for t in texts if tokenizer.unk_token_id in tokenizer(t)["input_ids"]]
@@ -57,7 +56,9 @@ def test_the_tokenizer_knows_every_word_of_the_synthetic_captions():
 def test_scores_above_chance_on_a_held_out_synthetic_bench(image_size):
     from transformers import AutoModel, AutoProcessor, CLIPModel
 
-    from diffbench.training import HELD_OUT, evaluate_on
+    # torch and transformers: only the tests that run the model import them
+    from diffbench.training.evaluation import evaluate_on
+    from diffbench.training.settings import HELD_OUT
 
     model = AutoModel.from_pretrained(default_model_path())
     processor = AutoProcessor.from_pretrained(default_model_path())
@@ -71,5 +72,5 @@ def test_scores_above_chance_on_a_held_out_synthetic_bench(image_size):
 
 
 def test_module_doctest():
-    failures, attempted = doctest.testmod(default_model)
+    failures, attempted = doctest.testmod(embedded)
     assert attempted > 0 and failures == 0

@@ -36,7 +36,7 @@ class BlipITC(nn.Module):
 
     @classmethod
     def from_pretrained(cls, model_id, **kwargs) -> BlipITC:
-        from transformers import BlipForImageTextRetrieval
+        from transformers import BlipForImageTextRetrieval  # seconds to import: only when a BLIP is loaded
 
         return cls(BlipForImageTextRetrieval.from_pretrained(model_id, **kwargs))
 

@@ -44,7 +44,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 def import_open_clip():
     """The ``open_clip`` module, or an ImportError naming the extra and the conversion route."""
     try:
-        import open_clip
+        import open_clip  # the optional [openclip] extra (and torchvision): imported only when asked for
     except Exception as err:  # ModuleNotFoundError, or torchvision's "operator torchvision::nms does not exist"
         raise ImportError(
             f"open_clip cannot be imported here ({type(err).__name__}: {str(err).splitlines()[0]}). Install the "

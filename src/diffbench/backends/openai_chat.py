@@ -31,8 +31,9 @@ Behaviour:
   character is a ``ValueError`` naming the variable, never the value. It is sent only as
   ``Authorization: Bearer ...``; it is never logged, never cached, never part of a message or a repr.
   Whatever a server sends back (error messages, answers, the cached fields) has the key, and any run of
-  its first :data:`REDACT_PREFIX_CHARS` or more characters (a key cut short), replaced by ``***`` before
-  anything is cut, shown or written. Unset variable: no ``Authorization`` header (local servers need none).
+  its first :data:`~diffbench.backends.api_access.REDACT_PREFIX_CHARS` or more characters (a key cut
+  short), replaced by ``***`` before anything is cut, shown or written. Unset variable: no
+  ``Authorization`` header (local servers need none).
 - ``concurrency`` requests in flight (a thread pool; each thread's request on its own kept-alive
   connection).
 - ``timeout`` bounds one try of a request as a whole, from connecting to the last byte of the answer:
@@ -61,6 +62,13 @@ Behaviour:
 
 Greedy decoding is ``temperature=0``; a server may still not be deterministic (hosted models are not).
 
+Where the pieces are: this module is the client (what is asked, the cache, the retries, the thread pool);
+:mod:`diffbench.backends.api_access` checks the address and the key and redacts the key;
+:mod:`diffbench.backends.chat_format` turns images into what is sent and reads what comes back;
+:mod:`diffbench.backends.bounded_http` is the transport (a connection a thread, the whole-request deadline,
+bounded reads). Callers import from here: :class:`ChatRequest`, :class:`ChatAPIError`,
+:class:`OpenAIChatClient`, :func:`check_base_url`.
+
     >>> from PIL import Image
     >>> client = OpenAIChatClient("http://127.0.0.1:9/v1", "tiny", api_key_env="DIFFBENCH_DOCTEST_UNSET")
     >>> parts = client.messages(ChatRequest("Which?", (Image.new("RGB", (2, 2)),)))[0]["content"]
@@ -73,28 +81,28 @@ Greedy decoding is ``temperature=0``; a server may still not be deterministic (h
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import email.utils
 import hashlib
-import io
 import itertools
 import json
 import logging
-import os
-import queue
 import random
-import socket
 import ssl
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffbench.text import one_line, printable
+from diffbench.backends.api_access import check_base_url, read_api_key, redact, shown
+from diffbench.backends.bounded_http import BoundedTransport, TransportFailure, caused_by
+from diffbench.backends.chat_format import (answer_text, cache_fields, image_data_uri, image_identity, load_json,
+                                            retry_after_seconds, server_message)
+from diffbench.files import write_atomically
+from diffbench.text import printable
+
+__all__ = ["MALFORMED_WARNINGS", "MAX_ANSWER_BYTES", "MAX_RETRY_AFTER_S", "RETRY_BUDGET_S", "ChatAPIError",
+           "ChatRequest", "OpenAIChatClient", "check_base_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +114,6 @@ MAX_RETRY_AFTER_S = 60.0
 RETRY_BUDGET_S = 600.0
 #: the largest answer body read (bytes): an answer of a few words is a few hundred; larger is malformed
 MAX_ANSWER_BYTES = 2**20
-#: a server's message is cut to this many characters (after the key is redacted from it)
-MESSAGE_CHARS = 500
-#: a run of this many leading characters of the key, or more, is redacted like the whole key
-REDACT_PREFIX_CHARS = 8
 #: malformed answers logged one by one: a server that sends nothing but (thousands of) them is said, not shouted
 MALFORMED_WARNINGS = 20
 
@@ -140,323 +144,6 @@ class _Retryable(Exception):
         self.status = status
 
 
-# -- what the user gives: the address and the key ------------------------------------------------------
-
-def check_base_url(url: str, name: str = "base_url") -> str:
-    """``url`` if it is an ``http(s)://host[:port][/path]`` URL; else a one-line ``ValueError`` starting
-    with ``name``. A user name or password in it is refused without being echoed (it would be recorded
-    in run.json; the key belongs in the environment variable).
-
-    >>> check_base_url("https://api.openai.com/v1")
-    'https://api.openai.com/v1'
-    >>> check_base_url("ftp://x", "--api-base")
-    Traceback (most recent call last):
-    ...
-    ValueError: --api-base 'ftp://x': the scheme must be http or https, got 'ftp' (e.g. https://api.openai.com/v1)
-    """
-    shown = printable(url)
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
-        raise ValueError(f"{name} {shown!r} holds a space or a control character")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 -- raises on a port that is not a number in range
-    except ValueError as err:
-        raise ValueError(f"{name} {shown!r} is not a URL ({err})") from None
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{name} holds a user name or password (user:password@host): give the API key in an "
-                         "environment variable (--api-key-env) instead")
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"{name} {shown!r}: the scheme must be http or https, got {parts.scheme or 'none'!r} "
-                         "(e.g. https://api.openai.com/v1)")
-    if not parts.hostname:
-        raise ValueError(f"{name} {shown!r} names no host (e.g. https://api.openai.com/v1)")
-    return url
-
-
-def read_api_key(variable: str) -> str | None:
-    """The API key in the environment variable ``variable`` (``None`` when unset or empty), which must be
-    printable ASCII without spaces: anything else would reach the ``Authorization`` header (where httpx
-    refuses it with the whole header, key included, in its message). The error names the variable and
-    where the character is, never the key."""
-    key = os.environ.get(variable) or None
-    if key is None:
-        return None
-    for position, char in enumerate(key, 1):
-        if "!" <= char <= "~":
-            continue
-        what = ("a line break" if char in "\r\n" else "a space" if char == " " else
-                "a non-ASCII character" if ord(char) > 0x7F else "a control character")
-        where = "as its last character" if position == len(key) else f"at character {position} of {len(key)}"
-        raise ValueError(f"the API key in {variable} has {what} {where}: a key is printable ASCII without "
-                         "spaces (a key read from a file often keeps its line break: strip it)")
-    return key
-
-
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with ``secret``, and every run of :data:`REDACT_PREFIX_CHARS` or more of its first
-    characters (a key cut short, by us or by a server), replaced by ``***``.
-
-    >>> redact("got sk-abcdefghij, sk-abcdefg... and sk-abc", "sk-abcdefghij")
-    'got ***, ***... and sk-abc'
-    """
-    if not secret:
-        return text
-    head = secret[:REDACT_PREFIX_CHARS]
-    start = text.find(head)
-    if start < 0:
-        return text
-    pieces, done = [], 0
-    while start >= 0:
-        end = start + len(head)
-        while end - start < len(secret) and end < len(text) and text[end] == secret[end - start]:
-            end += 1
-        pieces += [text[done:start], "***"]
-        done = end
-        start = text.find(head, done)
-    pieces.append(text[done:])
-    return "".join(pieces)
-
-
-def _shown(text: str, secret: str | None, limit: int = MESSAGE_CHARS) -> str:
-    """A server's text as it may be shown: the key redacted first, then one line, then cut."""
-    return one_line(redact(text, secret))[:limit]
-
-
-# -- what is sent and what comes back ------------------------------------------------------------------
-
-def image_data_uri(image) -> str:
-    """A PIL image as a PNG ``data:`` URI (lossless, so the model sees the pixels the dataset holds).
-
-    >>> from PIL import Image
-    >>> image_data_uri(Image.new("RGB", (1, 1)))[:30]
-    'data:image/png;base64,iVBORw0K'
-    """
-    buffer = io.BytesIO()
-    image = image if image.mode in ("RGB", "RGBA", "L") else image.convert("RGB")
-    image.save(buffer, format="PNG", compress_level=1)  # level 1: 4x faster than the default, still lossless
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """A ``Retry-After`` header in seconds: a number, or an HTTP date (RFC 9110); ``None`` if unreadable.
-
-    >>> retry_after_seconds("2"), retry_after_seconds("soon")
-    (2.0, None)
-    >>> retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0)
-    10.0
-    """
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if seconds == seconds else None  # NaN: unreadable
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _read_bounded(response, limit: int) -> tuple[bytes | None, str | None]:
-    """The body, read as it streams in: ``(bytes, None)``, or ``(None, why)`` once it passes ``limit`` bytes
-    (the rest is never read: the connection is dropped) or does not decode."""
-    import httpx
-
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None, f"the answer is over {limit} bytes ({declared} declared)"
-    chunks, size = [], 0
-    try:
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > limit:
-                return None, f"the answer is over {limit} bytes"
-            chunks.append(chunk)
-    except httpx.DecodingError:
-        return None, f"the answer does not decode as its Content-Encoding ({response.headers.get('content-encoding')})"
-    return b"".join(chunks), None
-
-
-def _load_json(data: bytes):
-    """``(value, None)`` or ``(None, why it is not readable JSON)``."""
-    try:
-        return json.loads(data), None
-    except RecursionError:
-        return None, "the answer's JSON nests too deep to read"
-    except ValueError:  # not JSON, or not UTF-8
-        return None, "the answer is not JSON"
-
-
-def _json_type(value) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
-
-
-def _server_message(data: bytes | None, problem: str | None, reason: str, secret: str | None) -> str:
-    """The error text a server sent (OpenAI's ``error.message``, FastAPI's ``detail``, or the body), safe to
-    show: the key redacted before it is cut to :data:`MESSAGE_CHARS`."""
-    if data is None:
-        return f"{reason} ({problem})"
-    body, _ = _load_json(data)
-    if body is None:
-        text = data.decode("utf-8", errors="replace").strip() or reason
-    elif isinstance(body, dict) and _error_text(body):
-        text = _error_text(body)
-    else:
-        text = json.dumps(body)
-    return _shown(text, secret)
-
-
-def _error_text(body: dict) -> str | None:
-    error = body.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    if isinstance(error, str):
-        return error
-    for field in ("detail", "message"):
-        if body.get(field):
-            return str(body[field])
-    return None
-
-
-def _answer_text(payload) -> tuple[str | None, str | None]:
-    """``choices[0].message.content`` as text: ``(text, None)``, or ``(None, why the answer is malformed)``.
-    ``null`` content is an empty answer (a refusal), not a malformed one."""
-    if not isinstance(payload, dict):
-        return None, f"the answer is a JSON {_json_type(payload)}, not an object"
-    choices = payload.get("choices")
-    first = choices[0] if isinstance(choices, list) and choices else None
-    message = first.get("message") if isinstance(first, dict) else None
-    if not isinstance(message, dict):
-        said = _error_text(payload)
-        return None, "the answer has no choices[0].message" + (f" (the server says: {said})" if said else "")
-    content = message.get("content")
-    if content is None or isinstance(content, str):
-        return content or "", None
-    if not isinstance(content, list):
-        return None, f"choices[0].message.content is a JSON {_json_type(content)}, not text"
-    parts = [part for part in content if isinstance(part, dict)]
-    if any(not isinstance(part.get("text", ""), str) for part in parts):
-        return None, "choices[0].message.content holds a part whose text is not text"
-    return "".join(part.get("text", "") for part in parts), None
-
-
-def _cache_fields(payload: dict, secret: str | None) -> dict:
-    """What the cache keeps of the server's answer besides the text: strings redacted and short, usage's
-    numbers only (a server's echo of the key must not reach the cache)."""
-    def text(value):
-        return redact(value, secret)[:200] if isinstance(value, str) else None
-
-    usage = payload.get("usage")
-    if isinstance(usage, dict):
-        usage = {redact(k, secret): v for k, v in usage.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {"finish_reason": text(payload["choices"][0].get("finish_reason")), "served_by": text(payload.get("model")),
-            "usage": usage if isinstance(usage, dict) else None}
-
-
-def _caused_by(err: BaseException, kind: type) -> bool:
-    """Whether ``err`` or an exception it was raised from (httpx wraps httpcore wraps the OS's) is a ``kind``."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, kind):
-            return True
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return False
-
-
-class _Lane:
-    """One kept-alive connection (an ``httpx.Client`` holding at most one) and the socket it runs on, so
-    that a try past its deadline can be cut: shutting the socket down wakes the read blocked on it.
-    httpx's timeouts bound each read, not the request; its trace hook names each new connection's socket."""
-
-    def __init__(self, http):
-        self.http = http
-        self.expired = False
-        self._socket = None
-        self._active = False
-        self._lock = threading.Lock()
-
-    def trace(self, event: str, info: dict) -> None:
-        """httpcore's ``trace`` extension: the socket of each new connection (TCP, then TLS over it)."""
-        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
-            stream = info.get("return_value")
-            with self._lock:
-                self._socket = stream.get_extra_info("socket") if stream is not None else None
-                if self.expired:  # the deadline passed while connecting
-                    self._cut()
-
-    def begin(self) -> None:
-        with self._lock:
-            self._active, self.expired = True, False
-
-    def end(self) -> None:
-        with self._lock:
-            self._active = False
-
-    def expire(self) -> None:
-        """The try's deadline passed: cut its connection (unless the try has ended); ``expired`` says so."""
-        with self._lock:
-            if self._active:
-                self.expired = True
-                self._cut()
-
-    def _cut(self) -> None:
-        if self._socket is not None:
-            with contextlib.suppress(OSError, TypeError):
-                socket.socket.shutdown(self._socket, socket.SHUT_RDWR)  # the plain socket's: a TLS one stays wrapped
-
-
-class _Watchdog:
-    """One thread a client that expires each lane whose try passed its deadline (a timer thread a try
-    cost 0.7 ms to start; this costs a lock). Started on first use, ended by ``close``."""
-
-    def __init__(self):
-        self._deadlines: dict[_Lane, float] = {}
-        self._changed = threading.Condition()
-        self._thread = None
-        self._closed = False
-
-    @contextlib.contextmanager
-    def watching(self, lane: _Lane, seconds: float):
-        """Run the block as one try of ``lane``, cut ``seconds`` after it starts if still running."""
-        lane.begin()
-        with self._changed:
-            was_idle = not self._deadlines
-            self._deadlines[lane] = time.monotonic() + seconds
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="openai-chat-deadlines", daemon=True)
-                self._thread.start()
-            elif was_idle:  # it sleeps with no deadline to wake for (later ones come after those it knows)
-                self._changed.notify()
-        try:
-            yield
-        finally:
-            lane.end()  # first: a deadline passing now no longer cuts this (finished) try
-            with self._changed:
-                self._deadlines.pop(lane, None)
-
-    def _run(self) -> None:
-        with self._changed:
-            while not self._closed:
-                now = time.monotonic()
-                for lane, when in list(self._deadlines.items()):
-                    if when <= now:
-                        del self._deadlines[lane]
-                        lane.expire()
-                nearest = min(self._deadlines.values(), default=None)
-                self._changed.wait(None if nearest is None else nearest - now)
-
-    def close(self) -> None:
-        with self._changed:
-            self._closed = True
-            self._changed.notify()
-
-
 class OpenAIChatClient:
     """A client for one model behind one OpenAI-compatible endpoint (see the module docstring)."""
 
@@ -465,8 +152,6 @@ class OpenAIChatClient:
                  extra_body: dict | None = None, max_retries: int = 6, backoff_base: float = 1.0,
                  backoff_max: float = 60.0, timeout: float = 120.0, retry_after_max: float = MAX_RETRY_AFTER_S,
                  retry_budget: float = RETRY_BUDGET_S, max_answer_bytes: int = MAX_ANSWER_BYTES):
-        import httpx
-
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.base_url = check_base_url(base_url).rstrip("/")
@@ -488,14 +173,10 @@ class OpenAIChatClient:
         if self._key is None:
             logger.info("%s is not set: requests to %s carry no Authorization header", api_key_env, self.base_url)
         # identity: an answer is a few hundred bytes, and a compressed one could expand past the bound in one read
-        self._headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if self._key:
-            self._headers["Authorization"] = f"Bearer {self._key}"
-        # one TLS context for every connection (making one costs ~30 ms); httpx<0.28 makes its own
-        self._verify = httpx.create_ssl_context() if hasattr(httpx, "create_ssl_context") else True
-        self._lanes: list[_Lane] = []
-        self._idle_lanes: queue.SimpleQueue = queue.SimpleQueue()
-        self._watchdog = _Watchdog()
+            headers["Authorization"] = f"Bearer {self._key}"
+        self._transport = BoundedTransport(headers, timeout, max_answer_bytes)
         self._heard_from_server = False  # a connection refused before any answer: nothing listens there
         self._state_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -510,11 +191,7 @@ class OpenAIChatClient:
         self.close()
 
     def close(self) -> None:
-        with self._state_lock:
-            lanes, self._lanes = self._lanes, []
-        for lane in lanes:
-            lane.http.close()
-        self._watchdog.close()
+        self._transport.close()
 
     # -- what is sent ---------------------------------------------------------------------------------
     def messages(self, request: ChatRequest) -> list[dict]:
@@ -526,15 +203,9 @@ class OpenAIChatClient:
     def _body(self, messages: list[dict]) -> dict:
         return {"model": self.model, "messages": messages, **self.generation}
 
-    @staticmethod
-    def _image_identity(image) -> dict:
-        image = image if image.mode in ("RGB", "RGBA", "L") else image.convert("RGB")
-        return {"type": "image", "mode": image.mode, "size": list(image.size),
-                "sha256": hashlib.sha256(image.tobytes()).hexdigest()}
-
     def cache_key(self, request: ChatRequest) -> str:
         """sha256 of the model, the messages (an image by its pixels' digest) and the generation settings."""
-        parts = [self._image_identity(image) for image in request.images]
+        parts = [image_identity(image) for image in request.images]
         parts.append({"type": "text", "text": request.prompt})
         body = self._body([{"role": "user", "content": parts}])
         return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
@@ -558,67 +229,41 @@ class OpenAIChatClient:
             logger.warning("ignoring unreadable cache entry %s", path)
             return None
 
-    def _write_cache(self, path: Path | None, record: dict) -> None:
+    @staticmethod
+    def _write_cache(path: Path | None, record: dict) -> None:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)  # a reader never sees half an entry
+        write_atomically(path, json.dumps(record, ensure_ascii=False))  # a reader never sees half an entry
 
     # -- one try --------------------------------------------------------------------------------------
-    def _lane(self) -> _Lane:
-        """An idle connection, or a new one (at most one a worker thread at a time)."""
-        import httpx
-
-        try:
-            return self._idle_lanes.get_nowait()
-        except queue.Empty:
-            pass
-        lane = _Lane(httpx.Client(headers=self._headers, timeout=self.timeout, verify=self._verify,
-                                  limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)))
-        with self._state_lock:
-            self._lanes.append(lane)
-        return lane
-
-    def _exchange(self, lane: _Lane, body: dict) -> tuple[int, str, str | None, bytes | None, str | None]:
-        """POST ``body``: ``(status, reason, Retry-After, body bytes or None, why the body was dropped)``."""
-        with lane.http.stream("POST", self.url, json=body, extensions={"trace": lane.trace}) as response:
-            data, problem = _read_bounded(response, self.max_answer_bytes)
-            return response.status_code, response.reason_phrase, response.headers.get("retry-after"), data, problem
-
     def _post_once(self, body: dict) -> tuple[dict | None, str | None]:
         """One try within ``timeout``: ``(the answer's JSON, None)`` or ``(None, why it is malformed)``;
         raises :class:`_Retryable` or :class:`ChatAPIError`."""
-        import httpx
-
-        lane = self._lane()
         try:
-            with self._watchdog.watching(lane, self.timeout):
-                status, reason, retry_after, data, problem = self._exchange(lane, body)
-        except httpx.HTTPError as err:
-            raise self._transport_failure(err, lane.expired) from None
-        finally:
-            self._idle_lanes.put(lane)
+            reply = self._transport.post(self.url, body)
+        except TransportFailure as failure:
+            raise self._transport_failure(failure.error, failure.expired) from None
         self._heard_from_server = True
-        if status == 200:
-            return (None, problem) if data is None else _load_json(data)
-        message = f"{self.url} answered HTTP {status}: {_server_message(data, problem, reason, self._key)}"
-        if status in RETRYABLE_STATUSES or status >= 500:
-            raise _Retryable(message, retry_after_seconds(retry_after), status)
-        raise ChatAPIError(message, status=status)
+        if reply.status == 200:
+            return (None, reply.problem) if reply.data is None else load_json(reply.data)
+        said = server_message(reply.data, reply.problem, reply.reason, self._key)
+        message = f"{self.url} answered HTTP {reply.status}: {said}"
+        if reply.status in RETRYABLE_STATUSES or reply.status >= 500:
+            raise _Retryable(message, retry_after_seconds(reply.retry_after), reply.status)
+        raise ChatAPIError(message, status=reply.status)
 
     def _transport_failure(self, err, expired: bool) -> Exception:
         """What a network failure of one try means: retry it, or stop (nothing listens; our own request
         is wrong). The message is httpx's, with the key redacted."""
-        import httpx
+        import httpx  # the optional [api] extra: a failure of it means httpx is there
 
-        said = _shown(str(err), self._key) or type(err).__name__
+        said = shown(str(err), self._key) or type(err).__name__
         if expired:
             return _Retryable(f"no complete answer from {self.url} within {self.timeout:g} s "
                               "(the deadline of one try, from connecting to the last byte)")
         if isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout)) and not self._heard_from_server:
-            if _caused_by(err, ssl.SSLError):  # it answers, but its certificate or TLS is refused: no retry mends it
+            if caused_by(err, ssl.SSLError):  # it answers, but its certificate or TLS is refused: no retry mends it
                 return ChatAPIError(f"cannot connect to {self.base_url} securely ({said})")
             return ChatAPIError(f"nothing answers at {self.base_url} ({said}): check the address, and that the "
                                 "server is running and reachable from here")
@@ -678,12 +323,12 @@ class OpenAIChatClient:
         payload, problem = self._ask(self._body(self.messages(request)), stop)
         output = None
         if problem is None:
-            output, problem = _answer_text(payload)
+            output, problem = answer_text(payload)
         if problem is not None:
             self._malformed(index, request, problem)
             return ""
         output = redact(output, self._key)  # a server echoing the key never gets it into answers or the cache
-        record = {"key": key, "model": self.model, "output": output, **_cache_fields(payload, self._key),
+        record = {"key": key, "model": self.model, "output": output, **cache_fields(payload, self._key),
                   "created": time.time()}
         with self._write_lock:
             self._write_cache(self._cache_path(key), record)

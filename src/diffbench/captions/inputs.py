@@ -144,7 +144,8 @@ class OverlongInteger:
     ``json.loads`` raises a bare ``ValueError`` on one ("Exceeds the limit (4300 digits) for integer
     string conversion"), naming neither the file nor the entry; read through :func:`parse_json_int`,
     it becomes this placeholder, which is no ``int`` and no ``str``, so a reader's own type checks
-    refuse it where it stands, naming file, entry and field. The IDC builders read their JSON so too.
+    refuse it where it stands, naming file, entry and field. The caption builders
+    (:mod:`diffbench.data.caption_builder`) read their JSON so too.
 
         >>> OverlongInteger("-" + "1" * 5000)
         an integer of 5,000 digits

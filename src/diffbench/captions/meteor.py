@@ -25,6 +25,9 @@ of segment scores). The differences here, none of which changes a number:
 - the JVM starts in the background (:meth:`MeteorServer.start`), so its ~8 s start overlaps with
   tokenisation and the other metrics.
 
+Finding Java, compiling the driver and the JVM's pipes (the writer thread, stopping it) are
+:mod:`diffbench.captions.java`'s, shared with the tokenizer.
+
     >>> from diffbench.captions.meteor import meteor_segment_line
     >>> meteor_segment_line("a red car", ["the car is red", "a red  car |||"])
     'SCORE ||| the car is red ||| a red car  ||| a red car'
@@ -42,23 +45,15 @@ import time
 
 import numpy as np
 
-from diffbench.captions.tokenizer import JavaNotFoundError, compiled_class, find_java, pycocoevalcap_dir
+from diffbench.captions.java import (JavaNotFoundError, compiled_class, find_java, pycocoevalcap_dir, stop_process,
+                                     widen_pipe, write_in_background)
+from diffbench.captions.stats import check_coco_dicts
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("DIFFBENCH_METEOR_TIMEOUT", "180"))
 JVM_OPTIONS = ("-Xmx2G", "-XX:+UseParallelGC", "-Dfile.encoding=UTF-8")  # the throughput collector: no concurrent GC threads
 METEOR_ARGS = ("-", "-", "-stdio", "-l", "en", "-norm")  # pycocoevalcap's (meteor/meteor.py)
 _STATS_CACHE_LIMIT = 200_000
 _EOF = object()
-
-
-def _widen_pipe(stream) -> None:
-    """Let a pipe hold 1 MB (Linux ``F_SETPIPE_SZ``), so the JVM rarely waits on a busy reader."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(stream.fileno(), 1031, 1 << 20)
-    except (ImportError, OSError, ValueError, AttributeError):
-        pass
 
 
 #: The threaded driver. ``answer`` is the jar's ``Meteor.scoreStdio`` (pycocoevalcap's build, whose
@@ -266,8 +261,8 @@ class MeteorServer:
             )
             self.starts += 1
             self.lines_received = 0
-            _widen_pipe(self._process.stdout)
-            _widen_pipe(self._process.stdin)
+            widen_pipe(self._process.stdout)
+            widen_pipe(self._process.stdin)
             self._lines = queue.Queue()
             self._pending = collections.deque()
             self._stderr_tail.clear()
@@ -297,17 +292,8 @@ class MeteorServer:
 
     def _stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        try:
-            process.stdin.close()
-        except OSError:
-            pass
-        try:
-            process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)
 
     def close(self) -> None:
         """Stop the JVM (a later call starts a new one)."""
@@ -339,19 +325,8 @@ class MeteorServer:
 
     def _exchange(self, requests: list[str], expected: int | None = None) -> list[str]:
         """Write the request lines from a writer thread and read ``expected`` answer lines (one a request)."""
-        process = self._process
         payload = ("\n".join(requests) + "\n").encode("utf-8")
-        write_error: list[BaseException] = []
-
-        def write() -> None:
-            try:
-                process.stdin.write(payload)
-                process.stdin.flush()
-            except (OSError, ValueError) as err:
-                write_error.append(err)
-
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
+        writer, write_error = write_in_background(self._process.stdin, payload)
         try:
             answers = [self._read() for _ in range(len(requests) if expected is None else expected)]
         finally:
@@ -619,8 +594,6 @@ class Meteor:
         return "METEOR"
 
     def compute_score(self, gts: dict, res: dict):
-        from diffbench.captions.stats import check_coco_dicts
-
         ids = check_coco_dicts(gts, res)
         stats = self.server.segment_stats([(res[i][0], gts[i]) for i in ids])
         return tuple(reversed(self.server.eval_segments(stats)))

@@ -11,6 +11,7 @@ each drops into ``COCOEvalCap`` unchanged:
 
 - :mod:`diffbench.captions.tokenizer` (PTBTokenizer, a keep-alive JVM),
   :mod:`diffbench.captions.stats` (per-segment statistics, cached),
+  :mod:`diffbench.captions.java` (finding Java, the drivers, the JVMs' pipes),
 - :mod:`diffbench.captions.bleu`, :mod:`diffbench.captions.meteor` (one METEOR JVM scoring on every core),
   :mod:`diffbench.captions.rouge`, :mod:`diffbench.captions.cider`, :mod:`diffbench.captions.spice`,
 - :mod:`diffbench.captions.inputs` (checks and bounds), :mod:`diffbench.captions.scoring` (a built
@@ -34,11 +35,12 @@ import numpy as np
 from diffbench.captions.bleu import Bleu
 from diffbench.captions.cider import Cider
 from diffbench.captions.inputs import DEFAULT_METRICS, METRICS, OUTPUT_NAMES, normalize_metrics, validate_inputs
-from diffbench.captions.meteor import Meteor, MeteorPool, MeteorServer
+from diffbench.captions.java import find_java, pycocoevalcap_dir
+from diffbench.captions.meteor import Meteor, MeteorPool, MeteorServer, get_meteor
 from diffbench.captions.rouge import Rouge
 from diffbench.captions.spice import Spice, SpiceUnavailableError, check_available
 from diffbench.captions.stats import Corpus
-from diffbench.captions.tokenizer import find_java, pycocoevalcap_dir, tokenize_corpus
+from diffbench.captions.tokenizer import tokenize_corpus
 
 SCORERS = {"bleu": Bleu, "meteor": Meteor, "rouge": Rouge, "cider": Cider, "spice": Spice}
 ALL_GROUP = "all"
@@ -108,8 +110,6 @@ def score_captions(predictions, references, groups=None, metrics=None, *, sample
     find_java()  # every metric needs the PTB tokenizer: fail early and clearly without Java
     server = meteor_server
     if "meteor" in chosen:
-        from diffbench.captions.meteor import get_meteor
-
         server = server or get_meteor()
         # the JVM loads in the background while the captions are tokenised
         server.start(len(predictions)) if isinstance(server, MeteorPool) else server.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffbench.captions.tokenizer import pycocoevalcap_dir
+from diffbench.captions.java import pycocoevalcap_dir
 
 NAMES = ("SPICE",)
 
@@ -40,7 +40,7 @@ class Spice:
 
     def compute_score(self, gts: dict, res: dict):
         check_available()
-        from pycocoevalcap.spice.spice import Spice as CocoSpice
+        from pycocoevalcap.spice.spice import Spice as CocoSpice  # only once its CoreNLP jars are known to be there
 
         return CocoSpice().compute_score(gts, res)
 

@@ -9,7 +9,8 @@ well-formed captions:
   compiled once into the user cache with ``javac`` when a JDK is there) reads length-prefixed batches
   and hands each to CoreNLP's own ``PTBTokenizer.main`` with the command line pycocoevalcap uses, so
   the output is that command's byte for byte. Without ``javac`` (a JRE only) every call starts the
-  command as pycocoevalcap does (slower, same output);
+  command as pycocoevalcap does (slower, same output). Finding Java, compiling the driver and the
+  JVM's pipes are :mod:`diffbench.captions.java`'s;
 - every character Java's PTBLexer treats as a line break (``\\n``, ``\\r``, ``\\v``, ``\\f``, U+2028,
   U+2029) becomes a space first. pycocoevalcap replaces only ``\\n``, so a caption with ``\\r`` shifts
   every later caption onto the wrong sample there; here the line count is also checked;
@@ -17,7 +18,8 @@ well-formed captions:
 
 Java is required: an identical PTB tokenisation without Java is not possible in practice (the lexer is
 a large JFlex grammar: quotes, contractions, abbreviations, Unicode normalisation), so without Java
-every metric fails with :class:`JavaNotFoundError` rather than give numbers that differ silently.
+every metric fails with :class:`~diffbench.captions.java.JavaNotFoundError` rather than give numbers that
+differ silently.
 
     >>> from diffbench.captions.tokenizer import strip_punctuation
     >>> strip_punctuation("the car , is gone .")
@@ -29,11 +31,13 @@ from __future__ import annotations
 import atexit
 import os
 import queue
-import shutil
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
+
+from diffbench.captions.java import compiled_class, find_java, pycocoevalcap_dir, stop_process, write_in_background
+# callers written before the JVM plumbing moved to diffbench.captions.java import it from here (cli.py)
 
 #: Tokens pycocoevalcap drops after tokenisation (``pycocoevalcap/tokenizer/ptbtokenizer.py``).
 PUNCTUATIONS = frozenset(
@@ -41,42 +45,12 @@ PUNCTUATIONS = frozenset(
 )
 #: Characters Java's PTBLexer ends a line on (measured on CoreNLP 3.4.1); they become spaces.
 LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\x0b\x0c\u2028\u2029"})
-JAVA_INSTALL_HINT = (
-    "the COCO caption metrics run Java (Stanford PTBTokenizer and METEOR 1.5): install a Java runtime "
-    "(Debian/Ubuntu: `apt-get install default-jdk-headless`; conda: `conda install openjdk`; "
-    "a Hugging Face Space: add `default-jdk-headless` to packages.txt) or point JAVA_HOME at one"
-)
 DEFAULT_TIMEOUT_S = float(os.environ.get("DIFFBENCH_TOKENIZER_TIMEOUT", "300"))
 _CACHE_LIMIT = 500_000  # distinct strings kept per process (~100 MB at most on long captions)
 
 
-class JavaNotFoundError(RuntimeError):
-    """No ``java`` executable: the COCO caption pipeline cannot run."""
-
-
 class TokenizerError(RuntimeError):
     """The PTBTokenizer JVM failed, timed out or returned misaligned lines."""
-
-
-def find_java(java: str | None = None) -> str:
-    """The ``java`` executable to run: ``java`` if given, else ``$JAVA_HOME/bin/java``, else the PATH."""
-    candidates = [java] if java else []
-    if not java and os.environ.get("JAVA_HOME"):
-        candidates.append(str(Path(os.environ["JAVA_HOME"]) / "bin" / "java"))
-    if not java:
-        candidates.append("java")
-    for candidate in candidates:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    raise JavaNotFoundError(f"no Java runtime found ({', '.join(candidates)}): {JAVA_INSTALL_HINT}")
-
-
-def pycocoevalcap_dir() -> Path:
-    import pycocoevalcap
-
-    # a namespace package (no __init__.py): its folder is __path__, not __file__
-    return Path(next(iter(pycocoevalcap.__path__))).resolve()
 
 
 def strip_punctuation(tokenized_line: str) -> str:
@@ -124,41 +98,6 @@ def tokenizer_jar() -> Path:
     return pycocoevalcap_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
 
 
-def compiled_class(java: str, name: str, source: str, classpath: Path) -> Path | None:
-    """The folder holding the class ``name`` compiled from ``source`` against ``classpath`` (compiled
-    once a user into the user cache, atomically), or ``None`` when no ``javac`` is available or
-    compiling fails (the callers then run the jar's own command: slower, same output)."""
-    import hashlib
-
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "diffbench" / "java" / name
-    folder = base / digest
-    if (folder / f"{name}.class").is_file():
-        return folder
-    javac = Path(java).resolve().parent / "javac"
-    javac = str(javac) if javac.is_file() else shutil.which("javac")
-    if not javac:
-        return None
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="build-", dir=base) as scratch:
-            source_file = Path(scratch) / f"{name}.java"
-            source_file.write_text(source, encoding="utf-8")
-            done = subprocess.run([javac, "-cp", str(classpath), "-d", scratch, str(source_file)],
-                                  capture_output=True, timeout=120)
-            if done.returncode != 0:
-                return None
-            source_file.unlink()
-            try:
-                os.replace(scratch, folder)
-            except OSError:  # another process won the race: its copy is the same
-                pass
-            Path(scratch).mkdir(exist_ok=True)  # for TemporaryDirectory's clean-up
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return folder if (folder / f"{name}.class").is_file() else None
-
-
 def compiled_server(java: str) -> Path | None:
     """The folder holding ``DiffbenchPtbServer.class``, or ``None`` without ``javac``."""
     return compiled_class(java, "DiffbenchPtbServer", SERVER_SOURCE, tokenizer_jar())
@@ -194,15 +133,8 @@ class _Server:
         return self.process.poll() is None
 
     def run(self, payload: bytes) -> bytes:
-        def write() -> None:
-            try:
-                self.process.stdin.write(b"%d\n" % len(payload) + payload)
-                self.process.stdin.flush()
-            except (OSError, ValueError):
-                pass  # the reader sees the JVM gone
-
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
+        # a failed write needs no handling here: the reader sees the JVM gone
+        write_in_background(self.process.stdin, b"%d\n" % len(payload) + payload)
         try:
             answer = self.answers.get(timeout=self.timeout)
         except queue.Empty:
@@ -214,15 +146,7 @@ class _Server:
         return answer
 
     def close(self) -> None:
-        try:
-            self.process.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 class PTBTokenizer:

@@ -65,6 +65,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffbench.files import replace_directory
+
+# torch, safetensors and transformers (the [eval] extra; seconds to import) and huggingface_hub are imported
+# by the functions that use them: the checks of --out and of the configs run, and fail, before any loads.
+
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
 CONFIG_NAME = "open_clip_config.json"
@@ -524,8 +529,6 @@ def convert_open_clip(source, out_dir, *, checkpoint=None, model_config=None, to
                               tokenizer=text_tokenizer)
     if dtype != "keep":
         config.dtype = dtype
-    from diffbench.files import replace_directory
-
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     holder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     staging = holder / "new"

@@ -31,6 +31,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+# torch, transformers and tokenizers (the [eval] extra; seconds to import) are imported by each builder:
+# words_of and the constants serve callers that never build a model (bench scripts sizing a vocabulary).
+
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 # Ids 0..3. CLIP's text model pools at the first EOS; an ``eos_token_id`` of 2 would select its legacy
 # "highest id" pooling, so EOS is 3.
