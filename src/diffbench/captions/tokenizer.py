@@ -37,7 +37,6 @@ import threading
 from pathlib import Path
 
 from diffbench.captions.java import compiled_class, find_java, pycocoevalcap_dir, stop_process, write_in_background
-# callers written before the JVM plumbing moved to diffbench.captions.java import it from here (cli.py)
 
 #: Tokens pycocoevalcap drops after tokenisation (``pycocoevalcap/tokenizer/ptbtokenizer.py``).
 PUNCTUATIONS = frozenset(
