@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffbench.backends.openai_chat import check_base_url
+from diffbench.backends.api_access import check_base_url
 from diffbench.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 
 ANSWER_MODES = ("generate", "likelihood")
