@@ -74,7 +74,9 @@ proportionally larger file, and there the bound stops the worker and its JVMs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -86,6 +88,19 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from diffbench.data import building
+from diffbench.space.backend import caption_upload_limit
+from diffbench.vismin import scoring
+from diffbench.vismin import submission as vismin_submission
+
+# gradio_client is imported by the functions that call the Space, after main() has pointed HF_HOME and
+# the offline switches at the bench's private home: it imports huggingface_hub, which reads them once,
+# when imported. The diffbench modules above import neither it nor datasets (main() checks).
+HF_LIBRARIES = ("datasets", "huggingface_hub")
 
 FULL_SIZE = 2084
 
@@ -105,14 +120,7 @@ def percentile(values, q: float) -> float:
 
 def prepare(workdir: Path) -> tuple[Path, float]:
     """Build the full-size sample into ``$HF_HOME``; write a submission; return it and its group score."""
-    import numpy as np
-    import pandas as pd
-
-    from diffbench.data import building
-    from diffbench.vismin import submission as vismin_submission
-    from diffbench.data.building import build_configs
-
-    build_configs("vismin", ["bench"], "sample", n=FULL_SIZE, seed=0, image_size=(32, 24))
+    building.build_configs("vismin", ["bench"], "sample", n=FULL_SIZE, seed=0, image_size=(32, 24))
     bench = building.load_built("vismin", "bench", "test")
     keys = vismin_submission.dataset_keys(bench)
     assert len(keys) == FULL_SIZE, len(keys)
@@ -120,7 +128,7 @@ def prepare(workdir: Path) -> tuple[Path, float]:
     frame = pd.DataFrame({"id": keys["id"], **{c: rng.random(len(keys)).round(6) for c in vismin_submission.SCORE_COLUMNS}})
     path = workdir / "vismin_submission.csv"
     frame.to_csv(path, index=False)
-    expected = vismin_submission.score_submission(path, dataset=bench)["scores"]["group_score"]
+    expected = scoring.score_submission(path, dataset=bench)["scores"]["group_score"]
     return path, expected
 
 
@@ -165,14 +173,7 @@ def prepare_captions(workdir: Path, systems: int, worst_chars: int = 2000) -> tu
     """Build the Spot-the-Diff sample at test size; write ``systems`` realistic predictions files (each
     its own captions, as different systems' outputs) and the largest one the Space accepts for that
     split; return them and the split's size."""
-    import json
-    import random
-
-    from diffbench.data import building
-    from diffbench.data.building import build_configs
-    from diffbench.space.backend import caption_upload_limit
-
-    build_configs("spot_the_diff", [building.default_config("spot_the_diff")], "sample", n=CAPTION_PAIRS,
+    building.build_configs("spot_the_diff", [building.default_config("spot_the_diff")], "sample", n=CAPTION_PAIRS,
                   seed=0, image_size=(32, 24))
     test = building.load_built("spot_the_diff", None, "test").select_columns(["id", "captions"])
     rng = random.Random(0)
@@ -227,7 +228,7 @@ def run_captions(workdir: Path, args) -> int:
 
 
 def score_captions_load(url: str, proc: subprocess.Popen, realistic: list[Path], worst: list[Path], n: int, args) -> int:
-    from gradio_client import Client, handle_file
+    from gradio_client import Client, handle_file  # see HF_LIBRARIES
 
     def score(client, path):
         return client.predict(handle_file(str(path)), "spot_the_diff", "test", api_name="/score_captions")
@@ -281,6 +282,74 @@ def score_captions_load(url: str, proc: subprocess.Popen, realistic: list[Path],
     return 0
 
 
+def run_vismin(workdir: Path, args) -> int:
+    t0 = time.perf_counter()
+    submission, expected = prepare(workdir)
+    print(f"set-up: VisMin sample at full size ({FULL_SIZE:,} samples) and a {submission.stat().st_size / 1024:.0f} KB "
+          f"submission in {time.perf_counter() - t0:.1f} s")
+    url, proc = start_space(workdir)
+    try:
+        code = score_vismin_load(url, proc, submission, expected, args)
+    finally:
+        stop_space(proc)
+    if code == 0:
+        shutil.rmtree(workdir, ignore_errors=True)  # a failed run keeps its space.log
+    else:
+        print(f"the Space's log: {workdir / 'space.log'}")
+    return code
+
+
+def score_vismin_load(url: str, proc: subprocess.Popen, submission: Path, expected: float, args) -> int:
+    from gradio_client import Client, handle_file  # see HF_LIBRARIES
+
+    warm = Client(url, verbose=False)
+    t0 = time.perf_counter()
+    message = warm.predict(handle_file(str(submission)), False, "warm-up", api_name="/score_vismin")[0]
+    assert message.startswith("✓"), message
+    print(f"first scoring call (datasets loaded, metric imported): {time.perf_counter() - t0:.2f} s")
+
+    clients = [Client(url, verbose=False) for _ in range(args.clients)]
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(args.clients)
+
+    def work(n: int) -> None:
+        client = clients[n]
+        start.wait()
+        for r in range(args.rounds):
+            t = time.perf_counter()
+            try:
+                message, table, _, results_path, _ = client.predict(
+                    handle_file(str(submission)), False, f"client {n}", api_name="/score_vismin")
+                ok = message.startswith("✓") and f"{expected:.2f}" in table and Path(results_path).is_file()
+                problem = None if ok else message
+            except Exception as err:  # noqa: BLE001 -- counted, reported
+                problem = f"{type(err).__name__}: {err}"
+            elapsed = time.perf_counter() - t
+            with lock:
+                if problem:
+                    failures.append(f"client {n} round {r}: {problem}")
+                else:
+                    latencies.append(elapsed)
+
+    cpu0 = cpu_seconds(proc.pid)
+    wall = run_together(args.clients, work)
+    server_cpu = cpu_seconds(proc.pid) - cpu0
+    total = args.clients * args.rounds
+    print(f"{args.clients} concurrent clients x {args.rounds} submissions of {FULL_SIZE:,} rows: "
+          f"{len(latencies)}/{total} succeeded in {wall:.1f} s ({len(latencies) / wall:.1f} submissions/s)")
+    if latencies:
+        print(f"latency per submission: p50 {statistics.median(latencies):.2f} s, "
+              f"p95 {percentile(latencies, 0.95):.2f} s, max {max(latencies):.2f} s, min {min(latencies):.2f} s")
+        print(f"server CPU: {server_cpu / total * 1000:.0f} ms a submission ({os.cpu_count()} cores, shared with "
+              f"the {args.clients} client threads)")
+    if failures:
+        print("failures:\n  " + "\n  ".join(failures[:10]))
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=("vismin", "captions"), default="vismin")
@@ -290,68 +359,13 @@ def main() -> int:
     if args.clients is None:
         args.clients = 30 if args.mode == "captions" else 20
 
+    early = [name for name in HF_LIBRARIES if name in sys.modules]
+    if early:  # they would keep the user's HF_HOME: the bench would build into the user's own cache
+        raise SystemExit(f"{', '.join(early)} imported before the bench set HF_HOME; import it in a function")
     workdir = Path(tempfile.mkdtemp(prefix="bench-space-load-"))
     os.environ.update(HF_HOME=str(workdir / "hf"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                       HF_DATASETS_DISABLE_PROGRESS_BARS="1", GRADIO_ANALYTICS_ENABLED="False")
-    if args.mode == "captions":
-        return run_captions(workdir, args)
-    t0 = time.perf_counter()
-    submission, expected = prepare(workdir)
-    print(f"set-up: VisMin sample at full size ({FULL_SIZE:,} samples) and a {submission.stat().st_size / 1024:.0f} KB "
-          f"submission in {time.perf_counter() - t0:.1f} s")
-
-    url, proc = start_space(workdir)
-    try:
-        from gradio_client import Client, handle_file
-
-        warm = Client(url, verbose=False)
-        t0 = time.perf_counter()
-        message = warm.predict(handle_file(str(submission)), False, "warm-up", api_name="/score_vismin")[0]
-        assert message.startswith("✓"), message
-        print(f"first scoring call (datasets loaded, metric imported): {time.perf_counter() - t0:.2f} s")
-
-        clients = [Client(url, verbose=False) for _ in range(args.clients)]
-        latencies: list[float] = []
-        failures: list[str] = []
-        lock = threading.Lock()
-        start = threading.Barrier(args.clients)
-
-        def work(n: int) -> None:
-            client = clients[n]
-            start.wait()
-            for r in range(args.rounds):
-                t = time.perf_counter()
-                try:
-                    message, table, _, results_path, _ = client.predict(
-                        handle_file(str(submission)), False, f"client {n}", api_name="/score_vismin")
-                    ok = message.startswith("✓") and f"{expected:.2f}" in table and Path(results_path).is_file()
-                    problem = None if ok else message
-                except Exception as err:  # noqa: BLE001 -- counted, reported
-                    problem = f"{type(err).__name__}: {err}"
-                elapsed = time.perf_counter() - t
-                with lock:
-                    if problem:
-                        failures.append(f"client {n} round {r}: {problem}")
-                    else:
-                        latencies.append(elapsed)
-
-        cpu0 = cpu_seconds(proc.pid)
-        wall = run_together(args.clients, work)
-        server_cpu = cpu_seconds(proc.pid) - cpu0
-        total = args.clients * args.rounds
-        print(f"{args.clients} concurrent clients x {args.rounds} submissions of {FULL_SIZE:,} rows: "
-              f"{len(latencies)}/{total} succeeded in {wall:.1f} s ({len(latencies) / wall:.1f} submissions/s)")
-        if latencies:
-            print(f"latency per submission: p50 {statistics.median(latencies):.2f} s, "
-                  f"p95 {percentile(latencies, 0.95):.2f} s, max {max(latencies):.2f} s, min {min(latencies):.2f} s")
-            print(f"server CPU: {server_cpu / total * 1000:.0f} ms a submission ({os.cpu_count()} cores, shared with "
-                  f"the {args.clients} client threads)")
-        if failures:
-            print("failures:\n  " + "\n  ".join(failures[:10]))
-            return 1
-        return 0
-    finally:
-        stop_space(proc)
+    return run_captions(workdir, args) if args.mode == "captions" else run_vismin(workdir, args)
 
 
 def start_space(workdir: Path) -> tuple[str, subprocess.Popen]:

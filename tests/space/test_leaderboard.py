@@ -265,13 +265,14 @@ def test_names_lose_control_and_bidi_override_characters(tmp_path):
 
 
 @contextlib.contextmanager
-def _space(board: Leaderboard):
-    """The Space built on ``board`` (no warm-up), served on a free loopback port: a gradio_client on it."""
+def _space(board: Leaderboard, **state):
+    """The Space built on ``board`` (and ``state``: other arguments of ``build_demo``; no warm-up), served
+    on a free loopback port: a gradio_client on it."""
     from gradio_client import Client
 
     from diffbench.space.app import build_demo
 
-    demo = build_demo(leaderboard=board, warm=False)
+    demo = build_demo(leaderboard=board, warm=False, **state)
     demo.queue()
     demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
     try:

@@ -490,7 +490,7 @@ def test_caption_worker_busy_past_the_bound_is_said_so():
     worker._lock.acquire()  # another request scoring
     try:
         with pytest.raises(WorkerTimeout, match="another scoring held the worker") as caught:
-            worker.score({"x": "a caption"}, None, False, timeout_s=0.05)
+            worker.score({"x": "a caption"}, None, timeout_s=0.05)
         assert caught.value.busy and worker.pid is None  # nothing was started or stopped
     finally:
         worker._lock.release()

@@ -12,7 +12,9 @@ quote the visitor's text).
 - :func:`open_image` (decoded in memory: no shared temporary file), :class:`ModelCache`,
   :func:`similarity_matrix`, :func:`verdict`: *Try a model*.
 - :func:`score_vismin_csv`, :func:`score_caption_json`: *Score a submission*, through
-  :mod:`diffbench.vismin.submission` and :mod:`diffbench.captions.scoring`, bounded in size and time.
+  :mod:`diffbench.vismin.scoring` and :mod:`diffbench.captions.scoring`, bounded in size and time; the
+  tables and charts of a result come from the reports (:mod:`diffbench.vismin.report`,
+  :mod:`diffbench.captions.report`) and their figures' cells.
 - The leaderboard is :mod:`diffbench.space.leaderboard`.
 
     >>> verdict([[0.9, 0.1], [0.2, 0.8]])  # rows: caption 0, caption 1; columns: image 0, image 1
@@ -23,22 +25,41 @@ quote the visitor's text).
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import io
 import json
 import os
+import shutil
+import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 
+from diffbench import files
 from diffbench.captions import report as caption_report
+from diffbench.captions.inputs import max_predictions_bytes, read_predictions
 from diffbench.captions.scoring import MissingPredictionsError
 from diffbench.captions.tasks import DATASETS as CAPTION_DATASETS
+from diffbench.data import building
+from diffbench.data.provenance import SYNTHETIC_NOTE, describe, is_synthetic, of_dataset
+from diffbench.models.embedded import default_model_path as packaged_model_path
+from diffbench.space.caption_worker import CaptionWorker, WorkerFailed, WorkerTimeout
 from diffbench.text import markdown_text
 from diffbench.vismin import scoring
+from diffbench.vismin.contrastive import pair_similarities, text_padding
+from diffbench.vismin.figure import per_category
 from diffbench.vismin.submission import CoverageError, limits_for
+
+# torch and transformers (seconds to import) are imported by the two functions of *Try a model* that
+# use them: the other tabs, the leaderboard and their tests never pay for them.
 
 VISMIN = "vismin"
 CAPTION_SETS = tuple(CAPTION_DATASETS)  # the harness's difference-captioning tasks, in its order
@@ -67,10 +88,14 @@ def _mb(n_bytes: int) -> str:
     return f"{n_bytes / 1024 / 1024:.1f} MB"
 
 
-def _clean(message: str, path, display_name: str | None) -> str:
+def _upload_name(path) -> str:
+    """The name a visitor gave an upload: Gradio keeps it as the last part of the path it hands over."""
+    return Path(str(path)).name
+
+
+def _clean(message: str, path) -> str:
     """A library message with the server's temporary path replaced by the file's own name."""
-    name = display_name or Path(str(path)).name
-    return str(message).replace(str(path), name)
+    return str(message).replace(str(path), _upload_name(path))
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -98,8 +123,6 @@ class DataStore:
 
     def dataset(self, name: str):
         """The DatasetDict of ``name``'s default config, building the embedded sample if need be."""
-        from diffbench.data import building
-
         if name not in self.names:
             raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(self.names)}")
         with self._lock:
@@ -110,8 +133,6 @@ class DataStore:
             return self._cache[name]
 
     def _load_or_build(self, name: str):
-        from diffbench.data import building
-
         config = building.default_config(name)
         try:
             return building.load_built(name, config)
@@ -195,17 +216,18 @@ class DataStore:
 
 def data_note(dataset) -> str:
     """A Markdown line under what the Space shows of a build of the synthetic sample ("" otherwise)."""
-    from diffbench.data.provenance import describe, is_synthetic, of_dataset
-
     record = of_dataset(dataset)
     return f"\n\n*Data: {markdown_text(describe(record))}.*" if is_synthetic(record) else ""
 
 
 def chart_title(title: str, results: dict) -> str:
     """A chart's title, with the synthetic-sample note when the results come from that sample."""
-    from diffbench.data.provenance import SYNTHETIC_NOTE, is_synthetic
-
     return f"{title} · {SYNTHETIC_NOTE}" if is_synthetic(results.get("provenance") or {}) else title
+
+
+def synthetic_note(results: dict) -> str:
+    """The synthetic-sample note, in bold on a line of its own, when the results come from that sample."""
+    return f"\n\n**{SYNTHETIC_NOTE}**" if is_synthetic(results.get("provenance") or {}) else ""
 
 
 # -- Try a model ----------------------------------------------------------------------------------
@@ -219,7 +241,7 @@ class Upload:
     data: bytes
 
 
-def read_upload(source, display_name: str | None = None, max_bytes: int = MAX_IMAGE_BYTES) -> Upload:
+def read_upload(source, max_bytes: int = MAX_IMAGE_BYTES) -> Upload:
     """The bytes of an upload (a path or an :class:`Upload`), refused before reading when too large.
 
     Reading the whole file once, then decoding from memory, means no later step reopens a file that
@@ -232,7 +254,7 @@ def read_upload(source, display_name: str | None = None, max_bytes: int = MAX_IM
         upload = source
     else:
         path = Path(str(source))
-        name = display_name or path.name
+        name = _upload_name(path)
         size = os.path.getsize(path)
         if size > max_bytes:
             raise UserError(f"{name} is {_mb(size)}; images up to {_mb(max_bytes)} are accepted here")
@@ -243,14 +265,10 @@ def read_upload(source, display_name: str | None = None, max_bytes: int = MAX_IM
     return upload
 
 
-def open_image(source, display_name: str | None = None):
+def open_image(source):
     """An uploaded image (a path or an :class:`Upload`) decoded in memory as RGB, or a
     :class:`UserError` saying why not (too large, not an image, cut short)."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    upload = read_upload(source, display_name)
+    upload = read_upload(source)
     name = upload.name
     try:
         with Image.open(io.BytesIO(upload.data)) as image:
@@ -274,11 +292,7 @@ def default_model_path() -> str | None:
     if override:
         return override
     try:
-        from diffbench.models.embedded import default_model_path as packaged
-    except ImportError:
-        return None
-    try:
-        path = packaged()
+        path = packaged_model_path()
     except (FileNotFoundError, OSError, ValueError):
         return None
     return str(path) if path and Path(path).exists() else None
@@ -307,14 +321,14 @@ class HubProbe:
 
     @staticmethod
     def endpoint() -> str:
+        # Imported here, not with this module: huggingface_hub reads HF_HOME and HF_HUB_OFFLINE once, when
+        # imported, and a process that imports diffbench before setting them (bench/bench_space_load.py)
+        # must still get them.
         from huggingface_hub import constants
 
         return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
 
     def reachable(self) -> bool:
-        import socket
-        from urllib.parse import urlsplit
-
         if any(os.environ.get(v) for v in _PROXY_VARS):
             return True
         with self._lock:
@@ -378,7 +392,7 @@ class ModelCache:
 
     @staticmethod
     def _from_pretrained(choice: str, source: str, **kwargs):
-        from transformers import AutoModel, AutoProcessor
+        from transformers import AutoModel, AutoProcessor  # see the imports above
 
         try:
             model = AutoModel.from_pretrained(source, **kwargs).eval()
@@ -391,9 +405,7 @@ class ModelCache:
 
 def similarity_matrix(model, processor, images, texts) -> np.ndarray:
     """``[2, 2]`` cosine similarities: row t = caption t, column i = image i (``Tt_Ii``)."""
-    import torch
-
-    from diffbench.vismin.contrastive import pair_similarities, text_padding
+    import torch  # see the imports above
 
     if len(images) != 2 or len(texts) != 2:
         raise ValueError("two images and two captions")
@@ -430,10 +442,11 @@ def check_captions(texts) -> list[str]:
 # -- Score a submission ---------------------------------------------------------------------------
 
 
-def _check_upload(path, display_name: str | None, kinds: tuple[str, ...], max_bytes: int = MAX_SUBMISSION_BYTES) -> str:
+def _check_upload(path, kinds: tuple[str, ...], max_bytes: int = MAX_SUBMISSION_BYTES) -> str:
+    """The upload's name, once it is known to be there, not empty, not too large and not binary."""
     if path is None:
         raise UserError("please upload a file first")
-    name = display_name or Path(str(path)).name
+    name = _upload_name(path)
     size = os.path.getsize(path)
     if size > max_bytes:
         raise UserError(f"{name} is {_mb(size)}; submissions up to {_mb(max_bytes)} are accepted here")
@@ -449,8 +462,6 @@ def _check_upload(path, display_name: str | None, kinds: tuple[str, ...], max_by
 def content_hash(path, *context) -> str:
     """``sha256:`` of a submission's bytes and what it was scored with (dataset build, options): the
     leaderboard counts one submission once, however often it is uploaded."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -459,20 +470,20 @@ def content_hash(path, *context) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def score_vismin_csv(path, dataset, display_name: str | None = None, allow_missing: bool = False) -> dict:
+def score_vismin_csv(path, dataset, allow_missing: bool = False) -> dict:
     """Results of an official VisMin submission CSV (see :mod:`diffbench.vismin.submission`), with its
     ``content_hash``; the CSV is refused before it is read when it is far larger than the benchmark."""
     max_bytes, _ = limits_for(len(dataset))
-    name = _check_upload(path, display_name, ("CSV",), max_bytes=min(max_bytes, MAX_SUBMISSION_BYTES))
+    name = _check_upload(path, ("CSV",), max_bytes=min(max_bytes, MAX_SUBMISSION_BYTES))
     try:
         results = scoring.score_submission(path, dataset=dataset, allow_missing=allow_missing)
     except CoverageError as err:
-        message = _clean(str(err), path, name)
+        message = _clean(str(err), path)
         if err.only_missing:
             message += "; tick “Score even if some samples are missing” to score the others"
         raise UserError(message) from None
     except (ValueError, FileNotFoundError) as err:
-        raise UserError(_clean(str(err), path, name)) from None
+        raise UserError(_clean(str(err), path)) from None
     results["submission"] = name
     results["content_hash"] = content_hash(path, "vismin", results["provenance"].get("build_id"),
                                            sorted(results["missing_ids"]))
@@ -498,16 +509,14 @@ def caption_upload_limit(n_samples: int) -> int:
     return CAPTION_BYTES_SLACK + CAPTION_BYTES_PER_SAMPLE * n_samples
 
 
-def read_caption_predictions(path, display_name: str | None = None, max_bytes: int = MAX_SUBMISSION_BYTES) -> dict[str, str]:
+def read_caption_predictions(path, max_bytes: int = MAX_SUBMISSION_BYTES) -> dict[str, str]:
     """``{id: caption}`` from ``{"id": "caption"}`` or ``[{"id", "caption"}]`` JSON, each caption at most
     :data:`MAX_CAPTION_CHARS` characters (:func:`diffbench.captions.inputs.read_predictions`)."""
-    from diffbench.captions.inputs import read_predictions
-
-    name = _check_upload(path, display_name, ("JSON",), max_bytes=max_bytes)
+    name = _check_upload(path, ("JSON",), max_bytes=max_bytes)
     try:
         predictions = read_predictions(Path(path), max_bytes=max_bytes)
     except (ValueError, FileNotFoundError) as err:
-        raise UserError(_clean(str(err), path, name)) from None
+        raise UserError(_clean(str(err), path)) from None
     for key, caption in predictions.items():
         if len(caption) > MAX_CAPTION_CHARS:
             raise UserError(f"{name}: the caption of id {key[:80]!r} has {len(caption):,} characters; "
@@ -518,8 +527,6 @@ def read_caption_predictions(path, display_name: str | None = None, max_bytes: i
 def caption_worker():
     """The Space's one :class:`diffbench.space.caption_worker.CaptionWorker` (started on first use)."""
     global _CAPTION_WORKER
-    from diffbench.space.caption_worker import CaptionWorker
-
     with _CAPTION_WORKER_LOCK:
         if _CAPTION_WORKER is None:
             _CAPTION_WORKER = CaptionWorker()
@@ -527,9 +534,13 @@ def caption_worker():
 
 
 def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "test",
-                       display_name: str | None = None, allow_missing: bool = False,
                        timeout_s: float | None = None) -> dict:
     """COCO caption metrics of a difference-caption JSON on a built captioning set, per change type.
+
+    Every pair of the split needs a caption. The library can score the others
+    (``score_predictions(allow_missing=True)``, ``diffbench score captions --allow-missing``), but this
+    tab does not offer it: CIDEr weighs words by how rare they are in the scored set, so a partial
+    file's numbers are not the full split's, and the leaderboard would list them beside full runs.
 
     Bounded per request: the file by the split's size (:func:`caption_upload_limit`), each caption by
     :data:`MAX_CAPTION_CHARS`, and the time by ``timeout_s`` (default :data:`CAPTION_TIMEOUT_S`): the
@@ -537,9 +548,6 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
     and all, when it has not answered in time, so no scoring outlives its bound. One scoring runs at a
     time; the others wait their turn within their own bound.
     """
-    from diffbench.captions.inputs import max_predictions_bytes
-    from diffbench.space.caption_worker import WorkerFailed, WorkerTimeout
-
     if dataset_name not in CAPTION_SETS:
         raise UserError(f"choose a difference-captioning set: {', '.join(CAPTION_SETS)}")
     dataset = store.dataset(dataset_name)
@@ -548,11 +556,11 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
     rows = dataset[split]
     # The Space's bound is tighter than the library's (max_predictions_bytes: captions of 5,000 characters).
     max_bytes = min(caption_upload_limit(len(rows)), max_predictions_bytes(len(rows)))
-    predictions = read_caption_predictions(path, display_name, max_bytes=max_bytes)
-    name = display_name or Path(str(path)).name
+    predictions = read_caption_predictions(path, max_bytes=max_bytes)
+    name = _upload_name(path)
     timeout_s = CAPTION_TIMEOUT_S if timeout_s is None else timeout_s
     try:
-        results = caption_worker().score(predictions, rows, allow_missing, timeout_s)
+        results = caption_worker().score(predictions, rows, timeout_s)
     except WorkerTimeout as err:
         if err.busy:
             raise UserError(f"{name}: the scorer stayed busy with other files for {timeout_s:g} s; "
@@ -562,13 +570,14 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
     except WorkerFailed as err:
         raise RuntimeError(f"caption scoring failed: {err}") from None  # ours: logged, one line shown
     except MissingPredictionsError as err:
-        message = _clean(" ".join(str(err).split()), path, name)
+        message = _clean(" ".join(str(err).split()), path)
         raise UserError(f"{name}: {message} (this tab scores files with a caption for every pair)") from None
     except ValueError as err:
-        raise UserError(f"{name}: {_clean(' '.join(str(err).split()), path, name)}") from None
+        raise UserError(f"{name}: {_clean(' '.join(str(err).split()), path)}") from None
     results = {"dataset": dataset_name, "split": split, "submission": name, **results}
-    results["content_hash"] = content_hash(path, dataset_name, split, results["provenance"].get("build_id"),
-                                           allow_missing)
+    # The last False stood for an allow-missing option this function had and no caller passed: kept, so
+    # that a file on the leaderboard keeps its hash and still counts once when uploaded again.
+    results["content_hash"] = content_hash(path, dataset_name, split, results["provenance"].get("build_id"), False)
     return results
 
 
@@ -577,35 +586,26 @@ class ResultFiles:
     removed when the process exits (normally, on Ctrl-C, or on SIGTERM via :func:`diffbench.space.app.launch`)."""
 
     def __init__(self, parent=None):
-        import atexit
-        import tempfile
-
         self.root = Path(tempfile.mkdtemp(prefix="diffbench-space-results-", dir=parent))
         atexit.register(self.remove)
 
     def write(self, results: dict) -> Path:
-        import tempfile
-
+        """``results.json`` in a fresh folder, written as :mod:`diffbench.vismin.report` and
+        :mod:`diffbench.captions.report` write theirs."""
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
         path = folder / "results.json"
-        path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        files.write_atomically(path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         return path
 
     def remove(self) -> None:
-        import shutil
-
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 def vismin_chart_frame(results: dict) -> pd.DataFrame:
-    """The bar chart's rows, in the paper's order: bar (``"object T"``, ...), score (text/image/group), value."""
-    from diffbench.vismin.schema import CATEGORIES
-
-    per = results["scores"].get("per_category", {})
-    rows = [
-        {"bar": f"{c} {k[0].upper()}", "score": k, "value": round(float(per[c][f"{k}_score"]), 2)}
-        for c in CATEGORIES if c in per for k in ("text", "image", "group")
-    ]
+    """The bar chart's rows: the cells of the report's figure (:func:`diffbench.vismin.figure.per_category`,
+    the paper's order), as bar (``"object T"``, ...), score (text/image/group), value."""
+    rows = [{"bar": f"{category} {score[0].upper()}", "score": score, "value": round(float(value), 2)}
+            for category, cells in per_category(results).items() for score, value in cells.items()]
     return pd.DataFrame(rows, columns=["bar", "score", "value"])
 
 
@@ -629,10 +629,9 @@ def caption_table(results: dict) -> str:
 
 
 def caption_chart_frame(results: dict, metric: str = "CIDEr") -> pd.DataFrame:
-    """One bar a subset (all, then each change type) of one caption metric, ×100 with two decimals."""
-    def value(scores):
-        return round(CAPTION_SCALE * float(scores.get(metric, 0.0)), 2)
-
-    rows = [{"subset": "all", "value": value(results)}]
-    rows += [{"subset": g, "value": value(s)} for g, s in results.get("groups", {}).items()]
+    """One bar a subset of one caption metric, ×100 with two decimals: the subsets of the report's table
+    and figure (:func:`diffbench.captions.report.figure_groups`: the total, then each change type or
+    official part), those without a value for ``metric`` left out."""
+    rows = [{"subset": subset, "value": round(CAPTION_SCALE * values[metric], 2)}
+            for subset, values in caption_report.figure_groups(results).items() if metric in values]
     return pd.DataFrame(rows, columns=["subset", "value"])

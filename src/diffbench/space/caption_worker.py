@@ -10,10 +10,12 @@ within its bound gets the worker's whole process group (the child and its JVMs) 
 request starts a fresh child.
 
 The protocol: over the child's stdin / stdout, each message a pickle preceded by its length (8 bytes,
-big-endian). A request is ``(predictions, rows, allow_missing)`` (``rows``: a ``datasets.Dataset`` of
-the columns scoring reads, pickled by reference to its Arrow cache files); an answer ``("ok",
-results)``, ``("value_error", message)`` (the visitor's input: shown) or ``("error", message)``
-(ours: logged). Only the Space's own process writes the requests: the pickles never come from a visitor.
+big-endian). A request is ``(predictions, rows)`` (``rows``: a ``datasets.Dataset`` of the columns
+scoring reads, pickled by reference to its Arrow cache files; every row needs a prediction: see
+:func:`diffbench.space.backend.score_caption_json`); an answer ``("ok", results)``,
+``("missing_predictions", message)`` or ``("value_error", message)`` (the visitor's input: shown) or
+``("error", message)`` (ours: logged). Only the Space's own process writes the requests: the pickles
+never come from a visitor.
 
     >>> frame = _frame(b"abc")
     >>> frame[:8], frame[8:]
@@ -32,7 +34,8 @@ import sys
 import threading
 import time
 
-from diffbench.captions.scoring import MissingPredictionsError
+from diffbench.captions.metrics import score_captions
+from diffbench.captions.scoring import MissingPredictionsError, score_predictions
 
 #: the columns :func:`diffbench.captions.scoring.score_predictions` reads (the images stay behind)
 SCORED_COLUMNS = ("id", "captions", "change_types", "distractor")
@@ -71,16 +74,16 @@ class CaptionWorker:
         self._process: subprocess.Popen | None = None
         atexit.register(self.close)
 
-    def score(self, predictions: dict, rows, allow_missing: bool, timeout_s: float) -> dict:
-        """``score_predictions(predictions, rows, allow_missing=...)`` in the worker, within ``timeout_s``
-        seconds of this call: ValueError for the input's problems (MissingPredictionsError when the one problem
-        is ids without a prediction), :class:`WorkerTimeout`, :class:`WorkerFailed`."""
+    def score(self, predictions: dict, rows, timeout_s: float) -> dict:
+        """``score_predictions(predictions, rows)`` in the worker, within ``timeout_s`` seconds of this
+        call: ValueError for the input's problems (MissingPredictionsError when the one problem is ids
+        without a prediction), :class:`WorkerTimeout`, :class:`WorkerFailed`."""
         deadline = time.monotonic() + timeout_s
         if not self._lock.acquire(timeout=max(timeout_s, 0)):
             raise WorkerTimeout("another scoring held the worker for the whole time bound", busy=True)
         try:
             process = self._started()
-            request = pickle.dumps((predictions, scored_rows(rows), bool(allow_missing)), protocol=pickle.HIGHEST_PROTOCOL)
+            request = pickle.dumps((predictions, scored_rows(rows)), protocol=pickle.HIGHEST_PROTOCOL)
             try:
                 process.stdin.write(_frame(request))
                 process.stdin.flush()
@@ -162,9 +165,6 @@ def _serve() -> None:
     requests = os.fdopen(os.dup(0), "rb")
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the library prints goes to the log, never into the answers
-    from diffbench.captions.metrics import score_captions
-    from diffbench.captions.scoring import score_predictions
-
     try:  # start the tokenizer and METEOR JVMs now, not in the first visitor's time (25 s on a loaded box)
         score_captions(["a red cube is gone"], [["the red cube is gone"]])
     except Exception as err:  # noqa: BLE001 -- the first request meets it again and reports it
@@ -173,9 +173,9 @@ def _serve() -> None:
         header = requests.read(8)
         if len(header) < 8:
             return
-        predictions, rows, allow_missing = pickle.loads(requests.read(int.from_bytes(header, "big")))
+        predictions, rows = pickle.loads(requests.read(int.from_bytes(header, "big")))
         try:
-            answer = ("ok", score_predictions(predictions, rows, allow_missing=allow_missing))
+            answer = ("ok", score_predictions(predictions, rows))
         except MissingPredictionsError as err:
             answer = ("missing_predictions", str(err))
         except ValueError as err:

@@ -64,6 +64,7 @@ import pandas as pd
 
 from diffbench.data.provenance import SYNTHETIC_NOTE
 from diffbench.text import one_line, printable, strip_unsafe
+from diffbench.vismin.published import published_results
 from diffbench.vismin.schema import CATEGORIES, PUBLISHED_SAMPLES, SCORE_NAMES
 
 DATA_DIR_ENV = "DIFFBENCH_DATA_DIR"
@@ -135,13 +136,13 @@ class Entry:
     added: bool
     name: str
     scored_at: str
-    synthetic: bool | None
 
 
 class _Mirror:
     """New rows appended to a JSON-lines file that a ``CommitScheduler`` pushes to a Hub dataset repo."""
 
     def __init__(self, repo_id: str, folder: Path):
+        # huggingface_hub's upload machinery, imported only when a mirror is set (most boards have none).
         from huggingface_hub import CommitScheduler
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -157,7 +158,7 @@ class _Mirror:
 
     def published_records(self):
         """Every row the repo holds (its ``leaderboard/*.jsonl`` files), for :meth:`Leaderboard.restore`."""
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # as CommitScheduler above
 
         folder = Path(snapshot_download(self.repo_id, repo_type="dataset", allow_patterns=["leaderboard/*.jsonl"]))
         for path in sorted(folder.glob("leaderboard/*.jsonl")):
@@ -321,8 +322,6 @@ class Leaderboard:
 
     @staticmethod
     def _published_frame() -> pd.DataFrame:
-        from diffbench.vismin.submission import published_results
-
         published = published_results()
         frame = pd.DataFrame({
             "Model": published["model"],
@@ -344,12 +343,11 @@ class Leaderboard:
         with self._lock, self._connect() as db:
             added = db.execute(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",
                                tuple(record.values())).rowcount == 1
-            name, scored_at, synthetic = db.execute(
-                f"SELECT name, scored_at, synthetic FROM {table} WHERE content_hash = ?",
-                (record["content_hash"],)).fetchone()
+            name, scored_at = db.execute(f"SELECT name, scored_at FROM {table} WHERE content_hash = ?",
+                                         (record["content_hash"],)).fetchone()
         if added and self._mirror is not None:
             self._mirror.append({"table": table, **record})
-        return Entry(added, name, scored_at, None if synthetic is None else bool(synthetic))
+        return Entry(added, name, scored_at)
 
     @staticmethod
     def _synthetic_flag(provenance: dict):
