@@ -66,7 +66,7 @@ def check_safetensors(path) -> None:
 def check_loadable(model_id: str, allow_pickle: bool) -> None:
     """Everything that can refuse a model before any work: open_clip importable; weight files readable."""
     if model_id.startswith(OPEN_CLIP_PREFIX):
-        from diffbench.backends.open_clip_model import import_open_clip, parse_spec
+        from diffbench.backends.open_clip_model import import_open_clip, parse_spec  # deferred: imports torch
 
         parse_spec(model_id.removeprefix(OPEN_CLIP_PREFIX))
         try:
@@ -179,7 +179,7 @@ def load_open_clip(spec: str, device, dtype):
     model preprocesses and tokenises itself; there is no transformers processor)."""
     import torch
 
-    from diffbench.backends.open_clip_model import OpenClipContrastive
+    from diffbench.backends.open_clip_model import OpenClipContrastive  # deferred: imports torch
 
     precision = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
     try:
@@ -219,7 +219,7 @@ def load(model_id: str, kind: ModelKind, device, dtype, trust_remote_code: bool 
                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if auto.__name__ == BLIP_RETRIEVAL:
         # BLIP's ITC heads as get_image_features / get_text_features (diffbench.backends.blip_itc)
-        from diffbench.backends.blip_itc import BlipITC
+        from diffbench.backends.blip_itc import BlipITC  # deferred: imports torch
 
         model = BlipITC(model)
     model.to(device).eval()
