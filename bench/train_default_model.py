@@ -91,9 +91,12 @@ def main() -> int:
     from transformers import AutoModel, AutoProcessor
 
     from diffbench.data.building import build_configs, load_built
-    from diffbench.training import TrainConfig, evaluate_on, format_scores, train
+    from diffbench.training.evaluation import evaluate_on, format_scores
+    from diffbench.training.loop import train
+    from diffbench.training.settings import TrainConfig
 
-    build_configs("vismin", ["bench", "pairs"], "sample", n=N, seed=SEED, image_size=IMAGE_SIZE)
+    # overwrite: the builds live in this script's own HF home (a rerun with --work, the 320x240 rebuild below)
+    build_configs("vismin", ["bench", "pairs"], "sample", n=N, seed=SEED, image_size=IMAGE_SIZE, overwrite=True)
     leaks = leakage(load_built("vismin", "bench", "test"), load_built("vismin", "pairs", "train"))
     print("benchmark caption pairs also in the training pairs:", json.dumps(leaks), flush=True)
 
@@ -106,7 +109,7 @@ def main() -> int:
         results[key] = {"seconds": round(result.seconds, 1), "steps": result.steps,
                         "final_loss": round(sum(result.losses[-20:]) / len(result.losses[-20:]), 4),
                         "bench_96x72": result.scores}
-    build_configs("vismin", ["bench"], "sample", n=N, seed=SEED, image_size=DEMO_IMAGE_SIZE)
+    build_configs("vismin", ["bench"], "sample", n=N, seed=SEED, image_size=DEMO_IMAGE_SIZE, overwrite=True)
     for key in ("hard_negatives", "no_hard_negatives"):
         model, processor = AutoModel.from_pretrained(work / key), AutoProcessor.from_pretrained(work / key)
         results[key]["bench_320x240"] = evaluate_on(model, processor, "vismin:bench")

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from diffbench import training
+from diffbench.training import checkpoints, evaluation, loop, loss, pair_batches, settings
 
 
 def test_hard_negative_batches_hold_both_halves_of_each_pair():
-    sampler = training.PairBatchSampler(num_pairs=50, pairs_per_batch=8, hard_negatives=True, seed=3)
+    sampler = pair_batches.PairBatchSampler(num_pairs=50, pairs_per_batch=8, hard_negatives=True, seed=3)
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(100))
     for batch in batches:
@@ -20,8 +21,8 @@ def test_hard_negative_batches_hold_both_halves_of_each_pair():
 
 
 def test_no_hard_negatives_keeps_pairs_apart_with_the_same_items_and_batch_sizes():
-    hard = list(training.PairBatchSampler(48, 8, hard_negatives=True, seed=3))
-    apart = list(training.PairBatchSampler(48, 8, hard_negatives=False, seed=3))
+    hard = list(pair_batches.PairBatchSampler(48, 8, hard_negatives=True, seed=3))
+    apart = list(pair_batches.PairBatchSampler(48, 8, hard_negatives=False, seed=3))
     assert sorted(i for b in apart for i in b) == list(range(96))
     assert [len(b) for b in apart] == [len(b) for b in hard] == [16] * 6
     for batch in apart:
@@ -33,15 +34,15 @@ def test_duplicate_captions_are_positives_not_negatives():
 
     # The model matches caption 0 with image 1 and caption 1 with image 0: right if they say the same.
     logits = torch.tensor([[0.0, 5.0, 0.0], [5.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
-    shared = training.contrastive_loss(logits, ["two red stars", "two red stars", "one red star"])
-    apart = training.contrastive_loss(logits, ["two red stars", "three red stars", "one red star"])
+    shared = loss.contrastive_loss(logits, ["two red stars", "two red stars", "one red star"])
+    apart = loss.contrastive_loss(logits, ["two red stars", "three red stars", "one red star"])
     assert float(shared) < float(apart)
 
 
 def test_scores_come_from_the_metric_with_the_official_rule():
     # right; both wrong; text right but image wrong; ties (strict >) make both wrong
     sims = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [0.5, 0.6, 0.1, 0.7], [1, 0.5, 1, 1]], dtype=float)
-    results = training.score_similarities(sims, ["object"] * 4)
+    results = evaluation.score_similarities(sims, ["object"] * 4)
     assert results["per_category"]["object"] == {"text_score": 50.0, "image_score": 25.0, "group_score": 25.0,
                                                  "num_samples": 4}
     # the same aggregation as the metric loaded by evaluate, not a copy of the rule
@@ -52,7 +53,7 @@ def test_scores_come_from_the_metric_with_the_official_rule():
     metric = evaluate.load(str(hub_folder("metrics", "vismin_group_score")))
     columns = dict(zip(("T0_I0", "T0_I1", "T1_I0", "T1_I1"), sims.T.tolist()))
     assert metric.compute(**columns, categories=["object"] * 4) == results
-    assert not hasattr(training, "vismin_scores")
+    assert not hasattr(evaluation, "vismin_scores")
 
 
 def test_bad_values_name_the_option():
@@ -64,7 +65,7 @@ def test_bad_values_name_the_option():
                             ({"eval_n": 0}, "--eval-n must be"),
                             ({"eval": "vismin"}, "NAME:CONFIG")):
         with pytest.raises(ValueError, match=message):
-            training.TrainConfig(model="tiny-clip", **kwargs).validate()
+            settings.TrainConfig(model="tiny-clip", **kwargs).validate()
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +88,11 @@ def _pairs_loss(path) -> float:
 
     model, processor = AutoModel.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
     pairs = load_built("vismin", "pairs", "train")
-    collate = training.PairCollate(pairs, processor, {"padding": True})
+    collate = pair_batches.PairCollate(pairs, processor, {"padding": True})
     batch = collate(list(range(2 * len(pairs))))
     texts = batch.pop("texts")
     with torch.inference_mode():
-        return float(training.contrastive_loss(model(**batch).logits_per_text, texts))
+        return float(loss.contrastive_loss(model(**batch).logits_per_text, texts))
 
 
 @pytest.mark.parametrize("hard_negatives", [True, False], ids=["hard-negatives", "no-hard-negatives"])
@@ -99,10 +100,10 @@ def test_a_few_steps_lower_the_loss_and_save_a_loadable_model(tiny_clip, tmp_pat
     from transformers import AutoModel, AutoProcessor, CLIPModel
 
     before = _pairs_loss(tiny_clip)
-    config = training.TrainConfig(model=str(tiny_clip), data="vismin:pairs", out=str(tmp_path / "out"),
+    config = settings.TrainConfig(model=str(tiny_clip), data="vismin:pairs", out=str(tmp_path / "out"),
                                   max_steps=24, batch_size=10, lr=3e-3, warmup=0.0, weight_decay=0.0,
                                   hard_negatives=hard_negatives, cpu=True, eval=None)
-    result = training.train(config)
+    result = loop.train(config)
     assert result.steps == 24 and len(result.losses) == 24
     out = tmp_path / "out"
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
@@ -123,28 +124,28 @@ def _weights(path):
 def test_interrupted_run_resumes_from_its_epoch_checkpoint_to_the_same_model(tiny_clip, tmp_path, monkeypatch):
     # 40 pairs, 10 a batch: 4 steps an epoch, 3 epochs; the interrupted run stops right after epoch 1's checkpoint.
     def config(out, **kwargs):
-        return training.TrainConfig(model=str(tiny_clip), data="vismin:pairs", out=str(out), epochs=3, batch_size=10,
+        return settings.TrainConfig(model=str(tiny_clip), data="vismin:pairs", out=str(out), epochs=3, batch_size=10,
                                     lr=3e-3, warmup=0.25, cpu=True, eval=None, progress=False, **kwargs)
 
-    straight = training.train(config(tmp_path / "straight"))
-    real_save = training.save_checkpoint
+    straight = loop.train(config(tmp_path / "straight"))
+    real_save = checkpoints.save_checkpoint
 
     def save_then_crash(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        training.train(config(tmp_path / "cut"))
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
+        loop.train(config(tmp_path / "cut"))
+    monkeypatch.setattr(checkpoints, "save_checkpoint", real_save)
     state = (tmp_path / "cut" / "checkpoint" / "trainer_state.pt")
     assert state.is_file() and not (tmp_path / "cut" / "model.safetensors").exists()
     with pytest.raises(ValueError, match="holds a checkpoint of an unfinished run: --resume"):
-        training.train(config(tmp_path / "cut"))
+        loop.train(config(tmp_path / "cut"))
     with pytest.raises(ValueError, match=r"other settings: batch_size \(10 -> 8\)"):
-        training.train(training.TrainConfig(**{**vars(config(tmp_path / "cut")), "batch_size": 8, "resume": True}))
+        loop.train(settings.TrainConfig(**{**vars(config(tmp_path / "cut")), "batch_size": 8, "resume": True}))
 
-    resumed = training.train(config(tmp_path / "cut", resume=True))
+    resumed = loop.train(config(tmp_path / "cut", resume=True))
     assert resumed.resumed_from == 4 and resumed.steps == straight.steps == 12
     assert resumed.losses == pytest.approx(straight.losses, rel=1e-5, abs=1e-6)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "cut")
@@ -152,7 +153,7 @@ def test_interrupted_run_resumes_from_its_epoch_checkpoint_to_the_same_model(tin
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
     with pytest.raises(ValueError, match="finished run"):
-        training.train(config(tmp_path / "cut", resume=True))
+        loop.train(config(tmp_path / "cut", resume=True))
 
 
 def test_cli_trains_a_tiny_clip_from_scratch_and_scores_it(vismin_built, tmp_path, capsys):
@@ -180,7 +181,7 @@ def test_cli_trains_a_tiny_clip_from_scratch_and_scores_it(vismin_built, tmp_pat
     # the held-out bench shares no scene with the training pairs
     from diffbench.data.building import load_built
 
-    held_out, _ = training.held_out_bench(24, (96, 72))
+    held_out, _ = evaluation.held_out_bench(24, (96, 72))
     pairs = load_built("vismin", "pairs", "train")
     train_images = {row["image_0"].tobytes() for row in pairs}
     assert not any(row["image_0"].tobytes() in train_images for row in held_out)
@@ -213,6 +214,6 @@ def test_module_doctests():
 
     from diffbench.models import tiny as tiny_models
 
-    for module in (training, tiny_models):
+    for module in (training, settings, pair_batches, loss, loop, tiny_models):
         failures, attempted = doctest.testmod(module)
         assert attempted > 0 and failures == 0, module.__name__

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from diffbench import training
 from diffbench.cli import main
+from diffbench.training import checkpoints, loop, settings
 
 FAST = ["--threads", "1", "--no-progress", "--eval", "none", "--cpu"]
 TINY = ["--tiny-hidden-size", "32", "--tiny-layers", "1", "--tiny-image-size", "32"]
@@ -94,9 +94,9 @@ def test_the_finite_check_is_exact():
     import torch
 
     huge = torch.full((4,), 3e38)  # finite, but their sum overflows
-    assert training.parameters_finite([huge, torch.ones(2)])
-    assert not training.parameters_finite([torch.ones(2), torch.tensor([1.0, float("-inf")])])
-    assert not training.parameters_finite([torch.tensor([float("nan")])])
+    assert loop.parameters_finite([huge, torch.ones(2)])
+    assert not loop.parameters_finite([torch.ones(2), torch.tensor([1.0, float("-inf")])])
+    assert not loop.parameters_finite([torch.tensor([float("nan")])])
 
 
 # -- a model that is not there ----------------------------------------------------------------------
@@ -154,18 +154,18 @@ RESUMABLE = ["--epochs", "2", "--batch-size", "20"]  # 2 steps an epoch: the che
 def interrupted_run(tiny_clip, tmp_path_factory):
     """A run folder as Ctrl-C leaves it right after epoch 1's checkpoint (as the resume test in test_train.py)."""
     out = tmp_path_factory.mktemp("interrupted") / "run"
-    config = training.TrainConfig(model=str(tiny_clip), out=str(out), epochs=2, batch_size=20, cpu=True, eval=None,
+    config = settings.TrainConfig(model=str(tiny_clip), out=str(out), epochs=2, batch_size=20, cpu=True, eval=None,
                                   progress=False, threads=1)
-    real_save = training.save_checkpoint
+    real_save = checkpoints.save_checkpoint
 
     def save_then_interrupt(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "save_checkpoint", save_then_interrupt)
+        patch.setattr(checkpoints, "save_checkpoint", save_then_interrupt)
         with pytest.raises(KeyboardInterrupt):
-            training.train(config)
+            loop.train(config)
     assert (out / "checkpoint" / "trainer_state.pt").is_file()
     return out
 

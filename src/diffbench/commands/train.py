@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diffbench.training.loop import train
+from diffbench.training.settings import HELD_OUT, TINY_CLIP, TrainConfig
+
 
 def add_parser(subparsers) -> None:
-    from diffbench.training import HELD_OUT, TINY_CLIP
-
     parser = subparsers.add_parser("train", help="hard-negative contrastive fine-tuning on minimal-change pairs")
     parser.add_argument("--model", required=True,
                         help=f"Hub id or folder of a CLIP-like model, or {TINY_CLIP!r} for a fresh tiny CLIP trained from scratch")
@@ -63,8 +64,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from diffbench.training import TrainConfig, train
-
     out = args.out or Path("runs") / f"train-{Path(str(args.model)).name}"
     config = TrainConfig(
         model=args.model, data=args.data, out=str(out), epochs=args.epochs, batch_size=args.batch_size,
