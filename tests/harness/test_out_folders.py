@@ -121,13 +121,17 @@ def test_a_result_file_changed_since_it_was_written_is_the_users(submission, tmp
 
 
 def test_a_caption_scoring_after_a_vismin_scoring_leaves_no_vismin_figure(submission, score_captions, tmp_path):
-    """One set: the figure of the earlier (VisMin) result goes with it, as it is ours; a user's file stays."""
+    """One set: the figure of the earlier (VisMin) result is replaced by the caption result's own, as it is
+    ours; a user's file stays."""
     out = tmp_path / "out"
     assert score_vismin(submission, out) == 0
     (out / "my-figure.png").write_bytes(b"\x89PNG mine")
     assert score_captions(out) == 0
-    assert sorted(files(out)) == [result_files.MANIFEST, "my-figure.png", "results.json", "results.md"]
-    assert sorted(result_files.recorded(out)) == ["results.json", "results.md"]
+    assert sorted(files(out)) == [result_files.MANIFEST, "my-figure.png", "results.json", "results.md",
+                                  "results.png", "results.svg"]
+    figure = (out / "results.svg").read_text()
+    assert "Bleu_4" in figure and "VisMin" not in figure  # the caption result's figure, not the old one
+    assert sorted(result_files.recorded(out)) == ["results.json", "results.md", "results.png", "results.svg"]
 
 
 def test_eval_resumes_over_its_own_files(vismin_built, tmp_path, capsys):
