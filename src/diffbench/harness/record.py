@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from diffbench.data.provenance import of_dataset
+from diffbench.files import sha256
 
 PACKAGES = ("diffbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "tokenizers",
             "safetensors", "pillow", "numpy", "open_clip_torch", "torchvision")
@@ -42,14 +43,6 @@ def package_versions() -> dict[str, str]:
 def environment() -> dict:
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
             "packages": package_versions()}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def digest_cache_path() -> Path:
@@ -78,7 +71,7 @@ class DigestCache:
         entry = self.entries.get(key)
         if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
             return entry["sha256"]
-        digest = _sha256(file)
+        digest = sha256(file)
         self.entries[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
         self.changed = True
         return digest

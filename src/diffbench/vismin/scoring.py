@@ -1,18 +1,9 @@
 """Score an official VisMin submission against the built benchmark, as the paper reports it.
 
-A submission is one of the two official formats (rabiulcste/vismin, ``vismin-bench/README.md``):
-
-- similarity scores of a contrastive model: ``id,T0_I0,T0_I1,T1_I0,T1_I1``;
-- answers of a chat model: ``id,Text_Q0,Text_Q1,Image_Q0,Image_Q1``.
-
-``id`` is either ours, ``<category>/<upstream id>`` (the ``id`` column of ``load_dataset("vismin")``),
-or the upstream integer id. Upstream ids restart at 0 in each category, so an integer id needs a
-``category`` column beside it, unless the file lists every sample in the dataset's order (the official
-scorer matches rows by position). Missing, extra and duplicate ids are reported, never skipped
-silently. The scores come from the ``vismin_group_score`` metric (``metrics/vismin_group_score/``).
-
-The file is read and checked by :mod:`diffbench.vismin.submission`; the report (table, figure,
-results.json) is :mod:`diffbench.vismin.report`.
+The submission (either official format, either id form) is read, checked and joined to the benchmark's
+rows by :mod:`diffbench.vismin.submission`; the scores come from the ``vismin_group_score`` metric
+(``metrics/vismin_group_score/``, the official rule); the report (table, figure, results.json) is
+:mod:`diffbench.vismin.report`.
 """
 
 from __future__ import annotations
