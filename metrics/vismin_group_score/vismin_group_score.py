@@ -381,16 +381,21 @@ def normalize_inputs(inputs: dict, offset: int = 0) -> tuple[dict, np.ndarray | 
     return {name: columns.get(name) for name in FEATURE_NAMES}, codes
 
 
-def score_columns(columns: dict, category_codes=None, parser: str = "lenient") -> dict:
-    """The metric's result from checked columns (as :func:`normalize_inputs` returns them)."""
+def columns_correct(columns: dict, parser: str = "lenient") -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample (text correct, image correct) from checked columns (as :func:`normalize_inputs` returns them):
+    the official rule for either input mode."""
     if parser not in PARSERS:
         raise ValueError(f"parser must be one of {PARSERS}, got {parser!r}")
     if columns["T0_I0"] is not None:
-        text, image = scores_correct(*(columns[name] for name in SCORE_FIELDS))
-    else:
-        references = [columns[name] for name in REFERENCE_FIELDS]
-        labels = references if all(r is not None for r in references) else EXPECTED_ANSWERS
-        text, image = answers_correct(*(columns[name] for name in ANSWER_FIELDS), labels=labels, parser=parser)
+        return scores_correct(*(columns[name] for name in SCORE_FIELDS))
+    references = [columns[name] for name in REFERENCE_FIELDS]
+    labels = references if all(r is not None for r in references) else EXPECTED_ANSWERS
+    return answers_correct(*(columns[name] for name in ANSWER_FIELDS), labels=labels, parser=parser)
+
+
+def score_columns(columns: dict, category_codes=None, parser: str = "lenient") -> dict:
+    """The metric's result from checked columns (as :func:`normalize_inputs` returns them)."""
+    text, image = columns_correct(columns, parser)
     return aggregate(text, image, category_codes)
 
 

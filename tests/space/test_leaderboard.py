@@ -24,10 +24,11 @@ CATEGORIES = ("object", "attribute", "relation", "counting")
 
 def _vismin_results(content_hash: str, avg: float = 40.0, synthetic=False, submission: str = "x.csv") -> dict:
     """What :func:`diffbench.space.backend.score_vismin_csv` returns, reduced to what the board keeps."""
-    cells = {c: {"text_score": avg, "image_score": avg, "group_score": avg} for c in CATEGORIES}
+    groups = {c: {"samples": 521, "scores": {"text": avg, "image": avg, "group": avg}} for c in CATEGORIES}
     return {"content_hash": content_hash, "submission": submission,
             "provenance": {"source": "synthetic" if synthetic else "hub", "synthetic": synthetic},
-            "scores": {"per_category": cells, "avg_as_published": avg, "group_score": avg, "num_samples": 2084}}
+            "scores": {"avg": avg, "group": avg}, "ci95": {"avg": [avg - 1, avg + 1]}, "groups": groups,
+            "samples": 2084}
 
 
 def _caption_results(content_hash: str, cider: float = 0.5) -> dict:
@@ -100,11 +101,11 @@ def test_leaderboard_restores_mirrored_rows(tmp_path, caplog):
     first = Leaderboard(tmp_path / "a.sqlite3")
     records = []
     first._mirror = type("M", (), {"append": lambda self, r: records.append(r)})()  # capture what would be pushed
-    cells = {c: {"text_score": 50.0, "image_score": 40.0, "group_score": 30.0}
-             for c in ("object", "attribute", "relation", "counting")}
+    groups = {c: {"samples": 521, "scores": {"text": 50.0, "image": 40.0, "group": 30.0}}
+              for c in ("object", "attribute", "relation", "counting")}
     first.add_vismin({"content_hash": "sha256:x", "submission": "a.csv", "provenance": {"synthetic": False},
-                      "scores": {"per_category": cells, "avg_as_published": 40.0, "group_score": 30.0,
-                                 "num_samples": 2084}}, name="mirrored")
+                      "scores": {"avg": 40.0, "group": 30.0}, "ci95": {"avg": [38.0, 42.0]}, "groups": groups,
+                      "samples": 2084}, name="mirrored")
     mirror = tmp_path / "runs.jsonl"
     mirror.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"cut short', encoding="utf-8")
     second = Leaderboard(tmp_path / "b.sqlite3")  # a restart without persistent storage: an empty file

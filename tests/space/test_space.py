@@ -291,10 +291,10 @@ def test_score_vismin_submission_once_escaped_and_not_ranked_when_synthetic(clie
     message, table, chart, results_path, board = client.predict(
         handle_file(str(path)), False, name, api_name="/score_vismin")
     assert message.startswith("✓") and "40 samples" in message and "100.00" in message, message
-    assert table.startswith("| Model |") and "| &lt;b&gt;perfect&lt;/b&gt; \\| \\*\\*model\\*\\* | 100.00 |" in table
+    assert table.startswith("| Model |") and "| &lt;b&gt;perfect&lt;/b&gt; \\| \\*\\*model\\*\\* | 100.00 ±0.00 |" in table
     assert chart is not None
     results = json.loads(Path(results_path).read_text())
-    assert results["scores"]["group_score"] == 100.0 and results["submission"] == "perfect.csv"
+    assert results["scores"]["group"] == 100.0 and results["submission"] == "perfect.csv"
     assert results["provenance"]["dataset"] == "vismin" and results["content_hash"].startswith("sha256:")
     rows = _board_rows(board)
     run = next(n for n, row in enumerate(rows) if row["Model"].endswith(name))  # stored as typed, shown as text
@@ -314,8 +314,8 @@ def test_leaderboard_shows_two_decimals(client):
     shown = board["metadata"]["display_value"]
     avg = board["headers"].index("AVG")
     assert all(len(row[avg].split(".")[-1]) == 2 for row in shown if row[avg] != "–")
-    assert "86.54" in [row[avg] for row in shown]  # MTurk Human, as published
-    assert board["headers"][:3] == ["Model", "AVG", "Object T"]
+    assert "86.55" in [row[avg] for row in shown]  # MTurk Human: the mean of its cells, 86.545 (published 86.54)
+    assert board["headers"][:4] == ["Model", "AVG", "AVG ±", "Object T"]
 
 
 def test_bad_submissions_are_messages(client, tmp_path):
@@ -539,7 +539,7 @@ def test_leaderboard_published_rows_and_sorting(client):
     assert names == sorted(names, key=str.lower)
     board, _ = client.predict("AVG", api_name="/leaderboard")
     avg = [row["AVG"] for row in ranked(board)]
-    assert avg == sorted(avg, reverse=True) and avg[0] == 86.54
+    assert avg == sorted(avg, reverse=True) and avg[0] == pytest.approx(86.545)  # MTurk Human: its cells' mean
 
 
 # -- the browser ----------------------------------------------------------------------------------
@@ -642,13 +642,13 @@ def test_browser_leaderboard_at_1280px(space_url, client, chromium, tmp_path):
             Path(shots).mkdir(parents=True, exist_ok=True)
             shutil.copy(shot, Path(shots) / "space_leaderboard.png")
         named = [h for h in headers if h["text"]]
-        assert [h["text"] for h in named][:3] == ["Model", "AVG", "Object T"], named
+        assert [h["text"] for h in named][:4] == ["Model", "AVG", "AVG ±", "Object T"], named
         broken = [h for h in named if h["lines"] > 1 or h["cut"]]
         assert not broken, broken  # no "Objec t I", no "AV G"
         avg = next(h for h in named if h["text"] == "AVG")
         assert 0 <= avg["left"] and avg["right"] <= 1280
         text = board.inner_text()
-        assert "86.54" in text and "95.50" in text  # MTurk Human's AVG and object image score, two decimals
+        assert "86.55" in text and "95.50" in text  # MTurk Human's AVG (its cells' mean) and object image score, two decimals
         if "perfect" in text:  # the escaped-name submission of the scoring test: shown literally
             assert "<b>perfect</b> | **model**" in text
     finally:

@@ -64,20 +64,20 @@ def test_scores_match_the_official_rules_in_both_id_forms(bench, keys, tmp_path)
     results = [score_submission(write(f, tmp_path / f"{name}.csv"), bench)
                for name, f in (("ours", ours), ("upstream", upstream), ("positional", positional))]
     for result in results:
-        cells = result["scores"]["per_category"]
-        assert {c: [round(cells[c][f"{k}_score"], 2) for k in ("text", "image", "group")] for c in cells} == expected
-        assert result["scores"] == results[0]["scores"]
-        assert result["kind"] == "scores" and result["num_samples"] == len(keys) and result["missing_ids"] == []
+        cells = result["groups"]
+        assert {c: [round(cells[c]["scores"][k], 2) for k in ("text", "image", "group")] for c in cells} == expected
+        assert result["scores"] == results[0]["scores"] and result["ci95"] == results[0]["ci95"]
+        assert result["kind"] == "scores" and result["samples"] == len(keys) and result["missing_ids"] == []
 
 
 def test_answers_with_the_lenient_and_strict_parser(bench, keys, tmp_path):
     answers = pd.DataFrame({"id": keys["id"], "Text_Q0": "The answer is (A).", "Text_Q1": "B", "Image_Q0": "First",
                             "Image_Q1": "Second"})
     path = write(answers, tmp_path / "answers.csv")
-    assert score_submission(path, bench)["scores"]["group_score"] == 100.0
+    assert score_submission(path, bench)["scores"]["group"] == 100.0
     strict = score_submission(path, bench, parser="strict")
-    assert strict["parser"] == "strict"
-    assert (strict["scores"]["text_score"], strict["scores"]["image_score"]) == (0.0, 100.0)
+    assert strict["protocol"]["parser"] == "strict"
+    assert (strict["scores"]["text"], strict["scores"]["image"]) == (0.0, 100.0)
 
 
 def test_cli_prints_the_table_and_writes_results(bench, keys, tmp_path, capsys):
@@ -87,11 +87,11 @@ def test_cli_prints_the_table_and_writes_results(bench, keys, tmp_path, capsys):
     assert main(["score", "vismin", str(path), "--out", str(out), "--compare", "GPT4-o"]) == 0
     printed = capsys.readouterr().out
     assert "| Model | Object T | Object I | Object G | Attribute T" in printed
-    assert "| perfect | 100.00 | 100.00 | 100.00 |" in printed
+    assert "| perfect | 100.00 ±0.00 | 100.00 ±0.00 | 100.00 ±0.00 |" in printed
     assert "| GPT4-o (zero-shot, published) | 95.51 |" in printed
     results = json.loads((out / "results.json").read_text())
     assert results == json.loads(json.dumps(score_submission(path, bench)))
-    assert results["scores"]["avg_as_published"] == 100.0
+    assert results["scores"]["avg"] == 100.0
     assert (out / "results.md").read_text().strip() in printed
     from diffbench.data.provenance import SYNTHETIC_NOTE
 
@@ -108,7 +108,8 @@ def test_cli_writes_into_out_only_and_takes_a_name(bench, keys, tmp_path, capsys
     path = write(random_scores(keys), tmp_path / "scores.csv")
     assert main(["score", "vismin", str(path), "--out", "runs/a", "--name", "my | model"]) == 0
     assert sorted(p.name for p in (tmp_path / "runs" / "a").iterdir()) == [
-        ".diffbench-files.json", "results.json", "results.md", "results.png", "results.svg"]  # and their manifest
+        ".diffbench-files.json", "results.json", "results.md", "results.png", "results.svg",
+        "samples.jsonl"]  # and their manifest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "scores.csv"]  # nothing in the cwd
     assert "| my \\| model | " in capsys.readouterr().out  # the label cannot break the table
 
@@ -180,7 +181,7 @@ def test_allow_missing_scores_the_rest_and_says_so(bench, keys):
     frame = random_scores(keys).iloc[3:]
     results = score_submission(frame, bench, allow_missing=True)
     assert results["missing_ids"] == keys["id"][:3].tolist()
-    assert results["scores"]["num_samples"] == len(keys) - 3
+    assert results["samples"] == len(keys) - 3
     assert f"Scored {len(keys) - 3:,} of {len(keys):,} samples: 3 missing." in format_table(results)
 
 
@@ -223,3 +224,54 @@ def test_module_doctest():
 
     results = doctest.testmod(vismin_submission)
     assert results.failed == 0 and results.attempted >= 1
+
+
+# -- issue 20: comparable numbers ---------------------------------------------------------------------------
+
+
+def test_intervals_are_reproducible_and_hold_the_score(bench, keys, tmp_path):
+    """A 95% bootstrap interval for every score and every category, the same for the same file and seed, another
+    seed another interval; each interval holds its score; one layout (schema, benchmark, samples, scores, ci95,
+    groups, provenance, protocol)."""
+    path = write(random_scores(keys), tmp_path / "scores.csv")
+    first, again = score_submission(path, bench), score_submission(path, bench)
+    other_seed = score_submission(path, bench, seed=1)
+    assert first == again and first["ci95"] != other_seed["ci95"]
+    assert {"schema", "benchmark", "samples", "scores", "ci95", "groups", "provenance", "protocol"} <= set(first)
+    assert first["schema"] == "diffbench.results/1" and first["scale"] == "percent"
+    assert set(first["ci95"]) == set(first["scores"]) == {"text", "image", "group", "avg"}
+    for name, (low, high) in first["ci95"].items():
+        assert low <= first["scores"][name] <= high and high - low > 0, name
+    for category, cell in first["groups"].items():
+        assert cell["samples"] == sum(keys["category"] == category)
+        for name, (low, high) in cell["ci95"].items():
+            assert low <= cell["scores"][name] <= high, (category, name)
+    assert first["uncertainty"]["resamples"] == 1000 and first["uncertainty"]["seed"] == 0
+
+
+def test_samples_jsonl_agrees_with_the_official_rule_on_every_sample(bench, keys, tmp_path):
+    frame = random_scores(keys)
+    path = write(frame, tmp_path / "scores.csv")
+    out = tmp_path / "out"
+    assert main(["score", "vismin", str(path), "--out", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == frame["id"].tolist()
+    for record, row in zip(records, frame.to_dict("records")):
+        text = row["T0_I0"] > row["T1_I0"] and row["T1_I1"] > row["T0_I1"]
+        image = row["T0_I0"] > row["T0_I1"] and row["T1_I1"] > row["T1_I0"]
+        assert (record["text_correct"], record["image_correct"], record["group_correct"]) == (text, image, text and image)
+        assert record["scores"] == {c: row[c] for c in ("T0_I0", "T0_I1", "T1_I0", "T1_I1")}
+        assert record["category"] == record["id"].split("/")[0]
+
+
+def test_results_md_shows_every_published_avg_on_one_convention(bench, keys, tmp_path):
+    """GPT4-o's AVG as the mean of its twelve cells (80.44), the published 73.93 beside it with a note."""
+    out = tmp_path / "out"
+    assert main(["score", "vismin", str(write(random_scores(keys), tmp_path / "s.csv")), "--out", str(out)]) == 0
+    table = (out / "results.md").read_text()
+    gpt4o = next(line for line in table.splitlines() if line.startswith("| GPT4-o (zero-shot, published)"))
+    assert gpt4o.rstrip(" |").endswith("80.44 (published 73.93²)"), gpt4o
+    assert "² the published AVG is the mean of the row's four group cells" in table
+    assert "45.31 (published 38.28¹)" in table and "¹ the published AVG is the mean of neither" in table
+    clip = next(line for line in table.splitlines() if line.startswith("| CLIP (ViT-B/32) (zero-shot"))
+    assert clip.rstrip(" |").endswith("| 41.14"), clip  # the mean of its cells; its published 41.15 rounds alike

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffbench.commands._arguments import add_uncertainty_arguments
 from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING
 
 
@@ -88,6 +89,7 @@ def add_parser(subparsers) -> None:
                         help="discard saved predictions in --out, and replace output files there that diffbench "
                              "did not write")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    add_uncertainty_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -105,7 +107,7 @@ def options_from_args(args: argparse.Namespace):
         trust_remote_code=args.trust_remote_code, revision=args.revision,
         max_new_tokens=args.max_new_tokens, image_handling=args.image_handling, image_splitting=args.image_splitting,
         prompt_template=args.prompt_template, api_base=args.api_base, api_key_env=args.api_key_env,
-        concurrency=args.concurrency))
+        concurrency=args.concurrency, resamples=args.resamples, seed=args.seed))
 
 
 def run(args) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from diffbench.backends.api_access import check_base_url
 from diffbench.models.embedded import DEFAULT_MODEL_NAME, default_model_path
+from diffbench.report.layout import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 ANSWER_MODES = ("generate", "likelihood")
 IMAGE_HANDLING = ("separate", "combined")
@@ -64,6 +65,9 @@ class RunOptions:
     prompt_template: str | None = None  # raw prompt instead of the chat template: {images} and {question}
     image_handling: str | None = None  # separate (default) or combined (both images pasted side by side)
     image_splitting: bool | None = None  # the processor's do_image_splitting (None: off where it exists)
+    # the report
+    resamples: int = DEFAULT_RESAMPLES  # the bootstrap's resamples for the 95% intervals
+    seed: int = DEFAULT_SEED  # and its seed: the same predictions always give the same interval
     # the run itself
     overwrite: bool = False
     progress: bool = True
@@ -80,7 +84,7 @@ class RunOptions:
             raise ValueError(f"image handling must be one of {', '.join(IMAGE_HANDLING)}, got {self.image_handling!r}")
         if self.dtype is not None and self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        for name in ("limit", "batch_size", "max_new_tokens"):
+        for name in ("limit", "batch_size", "max_new_tokens", "resamples"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {value}")

@@ -8,7 +8,8 @@
                              vismin_answers.csv (chat), captions.json (difference captions)
     generations.jsonl        every raw answer of a chat model on VisMin (id, question, prompt, output,
                              parsed answer)
-    results.json             the metric's results
+    results.json             the scores with their 95% intervals (diffbench.report.layout)
+    samples.jsonl            one line a sample: what the model gave and whether (or how well) it is right
     results.md               the paper's table layout, with the published rows beside
     results.png, .svg        scores per category / change type
     .diffbench-files.json    the files diffbench wrote here, with their sha256 (:mod:`diffbench.files`)
@@ -44,7 +45,7 @@ REASONS = {"dataset_fingerprint": "the data was rebuilt or changed since these p
            "provenance": "the data comes from another build",
            "fast_decode": "--fast-decode decodes JPEGs at a reduced scale, which gives other pixels"}
 OUTPUT_FILES = ("vismin_scores.csv", "vismin_answers.csv", "captions.json", "generations.jsonl", "results.json",
-                "results.md", "results.png", "results.svg")
+                "results.md", "results.png", "results.svg", "samples.jsonl")
 
 
 class RunMismatchError(ValueError):

@@ -62,7 +62,7 @@ LEADERBOARD_INTRO = (
     f"never ranked: *{SYNTHETIC_NOTE}*. A file scored twice counts once. T / I / G: text, image and group "
     "score (%); AVG: the mean of the 12 cells, as published."
 )
-VISMIN_WIDTHS = ["260px", "72px", *["112px"] * 12, "210px", "100px", "440px"]
+VISMIN_WIDTHS = ["260px", "72px", "72px", *["112px"] * 12, "210px", "100px", "150px", "440px"]
 
 
 def _path_unopened(image: gr.Image, payload):
@@ -346,9 +346,9 @@ def _board_note(entry) -> str:
 
 
 def _vismin_message(results: dict, entry) -> str:
-    scores = results["scores"]
-    return (f"✓ Scored **{markdown_text(results['submission'])}**: {results['num_samples']:,} samples "
-            f"({results['kind']}), group score **{scores['group_score']:.2f}**."
+    scores, (low, high) = results["scores"], results["ci95"]["group"]
+    return (f"✓ Scored **{markdown_text(results['submission'])}**: {results['samples']:,} samples "
+            f"({results['kind']}), group score **{scores['group']:.2f}** (95% interval {low:.2f} to {high:.2f})."
             + _board_note(entry) + backend.synthetic_note(results))
 
 

@@ -41,8 +41,8 @@ What the board does with a file it cannot read (the Space must start whatever th
     >>> import tempfile
     >>> board = Leaderboard(Path(tempfile.mkdtemp()) / "board.sqlite3")
     >>> table = board.vismin_table()
-    >>> list(table.columns[:3]), table.iloc[0]["Model"], board.notes()
-    (['Model', 'AVG', 'Object T'], 'MTurk Human', [])
+    >>> list(table.columns[:4]), table.iloc[0]["Model"], board.notes()
+    (['Model', 'AVG', 'AVG ±', 'Object T'], 'MTurk Human', [])
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ import pandas as pd
 
 from diffbench.data.provenance import SYNTHETIC_NOTE
 from diffbench.text import one_line, printable, strip_unsafe
-from diffbench.vismin.published import published_results
+from diffbench.vismin.published import AVG_NOTES, published_rows
 from diffbench.vismin.schema import CATEGORIES, PUBLISHED_SAMPLES, SCORE_NAMES
 
 DATA_DIR_ENV = "DIFFBENCH_DATA_DIR"
@@ -74,8 +74,12 @@ DB_NAME = "leaderboard.sqlite3"
 MAX_NAME_CHARS = 80
 SYNTHETIC_MARK = "[synthetic sample] "  # opens the Model cell of a run on the synthetic sample
 
-CELL_COLUMNS = tuple(f"{c.capitalize()} {s[0].upper()}" for c in CATEGORIES for s in SCORE_NAMES)
-VISMIN_COLUMNS = ("Model", "AVG", *CELL_COLUMNS, "Group (all samples)", "Samples", "Source")
+CELLS = tuple((c, s) for c in CATEGORIES for s in SCORE_NAMES)
+CELL_COLUMNS = tuple(f"{c.capitalize()} {s[0].upper()}" for c, s in CELLS)
+#: "AVG ±": half the AVG's 95% bootstrap interval (runs scored here); "Published AVG": a published row's own
+#: AVG where it is not the mean of its cells (vismin.published.AVG_NOTES says how it differs)
+VISMIN_COLUMNS = ("Model", "AVG", "AVG ±", *CELL_COLUMNS, "Group (all samples)", "Samples", "Published AVG", "Source")
+AVG_HALF_WIDTH = "AVG ±"
 CAPTION_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 CAPTION_COLUMNS = ("Name", "Dataset", "Split", "CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "Samples", "Source")
 SORTS = ("AVG", "Group (all samples)", "Model")
@@ -322,15 +326,19 @@ class Leaderboard:
 
     @staticmethod
     def _published_frame() -> pd.DataFrame:
-        published = published_results()
+        """The published rows on the one AVG convention (the mean of the twelve cells), their own AVG beside it
+        where it differs, the Source saying how (:data:`diffbench.vismin.published.AVG_NOTES`)."""
+        rows = published_rows()
         frame = pd.DataFrame({
-            "Model": published["model"],
-            "AVG": published["avg_as_published"].astype(float),
-            **{column: published[f"{c}_{s}"].astype(float)
-               for column, (c, s) in zip(CELL_COLUMNS, [(c, s) for c in CATEGORIES for s in SCORE_NAMES])},
+            "Model": [row["model"] for row in rows],
+            "AVG": [row["avg"] for row in rows],
+            AVG_HALF_WIDTH: np.nan,
+            **{column: [row["cells"][cell] for row in rows] for column, cell in zip(CELL_COLUMNS, CELLS)},
             "Group (all samples)": np.nan,
             "Samples": float(PUBLISHED_SAMPLES),
-            "Source": "published (" + published["table"] + ")",
+            "Published AVG": [row["avg_published"] if row["avg_note"] else np.nan for row in rows],
+            "Source": [f"published ({row['table']})" + (f" · {AVG_NOTES[row['avg_note']]}" if row["avg_note"] else "")
+                       for row in rows],
         })
         frame["_ranked"] = True
         return frame
@@ -356,11 +364,11 @@ class Leaderboard:
 
     def add_vismin(self, results: dict, name: str | None = None) -> Entry:
         """Add a scored VisMin submission (what :func:`diffbench.space.backend.score_vismin_csv` returns)."""
-        scores = results["scores"]
-        per = scores.get("per_category", {})
+        scores, groups = results["scores"], results["groups"]
         provenance = results.get("provenance") or {}
-        cells = {column: per.get(c, {}).get(f"{s}_score")
-                 for column, (c, s) in zip(CELL_COLUMNS, [(c, s) for c in CATEGORIES for s in SCORE_NAMES])}
+        cells = {column: groups.get(c, {}).get("scores", {}).get(s) for column, (c, s) in zip(CELL_COLUMNS, CELLS)}
+        low, high = results["ci95"]["avg"]
+        cells[AVG_HALF_WIDTH] = (high - low) / 2
         fallback = Path(str(results.get("submission", "submission"))).stem
         return self._insert("vismin_runs", {
             "content_hash": results["content_hash"],
@@ -370,9 +378,9 @@ class Leaderboard:
             "synthetic": self._synthetic_flag(provenance),
             "provenance": json.dumps(provenance, sort_keys=True, default=str),
             "cells": json.dumps(cells),
-            "avg": scores.get("avg_as_published"),
-            "group_all": scores.get("group_score"),
-            "samples": scores.get("num_samples"),
+            "avg": scores["avg"],
+            "group_all": scores["group"],
+            "samples": results["samples"],
         })
 
     def add_captions(self, results: dict, name: str | None = None) -> Entry:
@@ -441,7 +449,7 @@ class Leaderboard:
         return {
             "Model": (SYNTHETIC_MARK if synthetic else "") + _shown_name(name),  # first, where a narrow column shows it
             "AVG": _number(avg, "avg"), "Source": self._source(scored_at, synthetic),
-            **{column: _number(cells.get(column), f"cells[{column!r}]") for column in CELL_COLUMNS},
+            **{column: _number(cells.get(column), f"cells[{column!r}]") for column in (AVG_HALF_WIDTH, *CELL_COLUMNS)},
             "Group (all samples)": _number(group_all, "group_all"), "Samples": _number(samples, "samples"),
             "_ranked": synthetic is False,  # real data of known source only
         }

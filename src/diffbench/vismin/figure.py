@@ -53,16 +53,25 @@ def _avg(cells: Mapping[str, Mapping[str, float]], score: str) -> float:
 
 
 def per_category(results: Mapping) -> dict[str, dict[str, float]]:
-    """The text / image / group scores of each category of VisMin ``results`` (what the metric and the
-    submission scorer return), as :func:`vismin_figure` takes them."""
-    cells = results["scores"].get("per_category") or {}
-    return {c: {m: cells[c][f"{m}_score"] for m in SCORE_NAMES} for c in CATEGORIES if c in cells}
+    """The text / image / group scores of each category of VisMin ``results`` (results.json's ``groups``), as
+    :func:`vismin_figure` takes them."""
+    groups = results["groups"]
+    return {c: {s: groups[c]["scores"][s] for s in SCORE_NAMES} for c in CATEGORIES if c in groups}
+
+
+def intervals(results: Mapping) -> dict[str, dict[str, list[float]]]:
+    """The 95% interval of each category's text / image / group score (results.json's ``groups``), for the
+    figure's error bars."""
+    groups = results["groups"]
+    return {c: {s: groups[c]["ci95"][s] for s in SCORE_NAMES} for c in CATEGORIES if c in groups}
 
 
 def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *, provenance: Mapping | None,
-                  num_samples: int, label: str = "this run",
-                  published: Sequence[str] = DEFAULT_PUBLISHED) -> list[Path]:
-    """Text / image / group per category (and their mean, AVG) of a run beside published rows."""
+                  num_samples: int, label: str = "this run", published: Sequence[str] = DEFAULT_PUBLISHED,
+                  intervals: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> list[Path]:
+    """Text / image / group per category (and their mean, AVG) of a run beside published rows; ``intervals``
+    (``{category: {score: [low, high]}}``) draws the run's 95% intervals as error bars. A published row's AVG
+    is the mean of its four cells of that score whatever categories the run has (one AVG convention)."""
     categories = [c for c in CATEGORIES if c in per_category]
     if not categories:
         raise ValueError("no VisMin category scores to draw")
@@ -70,7 +79,7 @@ def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *
     label = printable(label)  # the user's text: no control character drawn (or missing from the font)
     series = [(label, RUN_COLOR, {c: dict(per_category[c]) for c in categories})]
     for n, (name, row) in enumerate(rows):
-        cells = {c: {s: float(row[f"{c}_{s}"]) for s in SCORE_NAMES} for c in categories}
+        cells = {c: {s: float(row[f"{c}_{s}"]) for s in SCORE_NAMES} for c in CATEGORIES}
         series.append((f"{name} (published)", PUBLISHED_COLORS[n % len(PUBLISHED_COLORS)], cells))
     groups = [*categories, "AVG"]
     width = 0.8 / len(series)
@@ -80,7 +89,13 @@ def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *
         for j, (name, color, cells) in enumerate(series):
             values = [float(cells[c][score]) for c in categories] + [_avg(cells, score)]
             xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
-            bars = ax.bar(xs, values, width, color=color, label=name, edgecolor="white", linewidth=0.4)
+            errors = None
+            if j == 0 and intervals:  # the run's 95% intervals (the AVG bar has none: it is a mean of bars)
+                bounds = [intervals.get(c, {}).get(score) or (math.nan, math.nan) for c in categories]
+                errors = [[max(0.0, v - lo) for v, (lo, _) in zip(values, bounds)] + [0.0],
+                          [max(0.0, hi - v) for v, (_, hi) in zip(values, bounds)] + [0.0]]
+            bars = ax.bar(xs, values, width, color=color, label=name, edgecolor="white", linewidth=0.4,
+                          yerr=errors, error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333333"})
             if j == 0:  # the run's own numbers, printed; published ones are in the table
                 labels = ax.bar_label(bars, fmt="%.1f", fontsize=6.5, padding=1, rotation=90)
                 for text in labels:  # readable where it crosses the chance line
@@ -97,6 +112,7 @@ def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False)
     header(fig, f"VisMin: {label}",
-            [f"this run: {num_samples:,} samples · published rows: the full benchmark ({PUBLISHED_SAMPLES:,} samples)",
+            [f"this run: {num_samples:,} samples" + (", 95% bootstrap intervals" if intervals else "")
+             + f" · published rows: the full benchmark ({PUBLISHED_SAMPLES:,} samples); AVG: the mean of the categories",
              describe_provenance(provenance)], provenance)
     return save(fig, stem)

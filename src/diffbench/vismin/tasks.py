@@ -27,7 +27,7 @@ from diffbench.models.embedded import display_name
 from diffbench.vismin.contrastive import ContrastiveCollate, ContrastiveStep, OpenClipCollate, text_padding
 from diffbench.vismin.presets import SIMILARITY_BLIP_ITC, SIMILARITY_COSINE, apply_preset
 from diffbench.vismin.report import write_report_files
-from diffbench.vismin.scoring import score_submission
+from diffbench.vismin.scoring import score
 from diffbench.vismin.schema import (ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, IMAGE_QUESTION, PUBLISHED_SAMPLES,
                                      QUESTION_OPTIONS, SCORE_COLUMNS, TEXT_QUESTION, answer_matches, parse_answer,
                                      questions)
@@ -122,14 +122,17 @@ class VisminTask(VisminFamily):
         as ``diffbench score vismin`` writes it, with what was run added."""
         with files.staged(out, overwrite=options.overwrite, names=outputs.OUTPUT_FILES) as folder:
             self.write_predictions(folder, records)
-            results = score_submission(folder / self.predictions_file, dataset=dataset, config=run["config"])
+            scored = score(folder / self.predictions_file, dataset=dataset, config=run["config"],
+                           resamples=options.resamples, seed=options.seed)
+            results = scored.results
             results["submission"] = str(Path(out) / self.predictions_file)  # where it is once moved in
-            protocol = {k: run[k] for k in ("kind", "dtype", "similarity", *self.protocol(options)) if k in run}
-            results.update(model=options.model, model_kind=run["kind"], protocol=protocol, weights=run["weights"],
+            run_protocol = {k: run[k] for k in ("kind", "dtype", "similarity", *self.protocol(options)) if k in run}
+            results["protocol"] = {**results["protocol"], **run_protocol}
+            results.update(model=options.model, model_kind=run["kind"], weights=run["weights"],
                            dataset_fingerprint=run["dataset_fingerprint"], provenance=run["provenance"],
                            preset=run.get("preset"))
             self.add_details(folder, dataset, records, results)
-            write_report_files(folder, results, f"{display_name(options.model)} (this run)")
+            write_report_files(folder, results, f"{display_name(options.model)} (this run)", samples=scored.samples)
         return results
 
     def add_details(self, out, dataset, records, results) -> None:
