@@ -128,10 +128,11 @@ def test_a_caption_scoring_after_a_vismin_scoring_leaves_no_vismin_figure(submis
     (out / "my-figure.png").write_bytes(b"\x89PNG mine")
     assert score_captions(out) == 0
     assert sorted(files(out)) == [result_files.MANIFEST, "my-figure.png", "results.json", "results.md",
-                                  "results.png", "results.svg"]
+                                  "results.png", "results.svg", "samples.jsonl"]
     figure = (out / "results.svg").read_text()
     assert "Bleu_4" in figure and "VisMin" not in figure  # the caption result's figure, not the old one
-    assert sorted(result_files.recorded(out)) == ["results.json", "results.md", "results.png", "results.svg"]
+    assert sorted(result_files.recorded(out)) == ["results.json", "results.md", "results.png", "results.svg",
+                                                  "samples.jsonl"]
 
 
 def test_eval_resumes_over_its_own_files(vismin_built, tmp_path, capsys):
@@ -220,7 +221,7 @@ def test_a_full_disk_leaves_the_old_set_whole(submission, tmp_path):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["first"] == [0, ""]
     assert sorted(report["before"]) == [result_files.MANIFEST, "results.json", "results.md", "results.png",
-                                        "results.svg"]
+                                        "results.svg", "samples.jsonl"]
     assert 0 < report["free"] <= 64 * 1024
     code, err = report["second"]
     assert code == 2 and err.startswith("diffbench score vismin: error: the disk is full") and err.count("\n") == 1
@@ -258,8 +259,11 @@ def test_a_set_cut_between_two_moves_is_completed_by_the_next_writer(submission,
     journals = [n for n in cut if n.endswith(result_files.JOURNAL)]
     assert len(journals) == 1, cut
     staged = {n.rsplit("/", 1)[1]: h for n, h in cut.items() if "/new/" in n}
-    assert sorted(staged) == ["results.md", "results.png", "results.svg"], "killed after moving results.json"
-    assert all(cut[n] == first[n] != staged[n] for n in staged), "a mixed set on disk: the old report beside it"
+    assert sorted(staged) == ["results.md", "results.png", "results.svg", "samples.jsonl"], \
+        "killed after moving results.json"
+    assert all(cut[n] == first[n] for n in staged), "a mixed set on disk: the old report beside it"
+    # the same submission gives the same samples.jsonl; the reports carry the run's name
+    assert all(first[n] != staged[n] for n in staged if n != "samples.jsonl")
     # the user's own file put where the killed writer had yet to move one: never replaced by the completion
     (out / "results.svg").write_text("<svg>mine</svg>")
     with pytest.raises(result_files.NotOursError, match=r"results\.svg changed while diffbench was completing"):
@@ -273,7 +277,8 @@ def test_a_set_cut_between_two_moves_is_completed_by_the_next_writer(submission,
     assert {n: completed[n] for n in staged} == staged, "rolled forward: the killed writer's set, whole"
     assert completed["results.json"] == cut["results.json"] and completed["NOTES.md"] == first["NOTES.md"]
     assert "| killed |" in (out / "results.md").read_text()
-    assert result_files.recorded(out) == {n: h for n, h in completed.items() if n.startswith("results.")}
+    assert result_files.recorded(out) == {n: h for n, h in completed.items()
+                                          if n.startswith("results.") or n == "samples.jsonl"}
     assert score_vismin(submission, out, "--name", "next") == 0, capsys.readouterr().err
 
 

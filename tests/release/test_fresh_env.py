@@ -110,7 +110,7 @@ def test_core_install_scores_submissions_and_publishes(core, tmp_path):
         shutil.copy(elsewhere / name, tmp_path / name)
     run(bin_dir, [diffbench, "score", "vismin", "submission.csv", "--out", "vismin-results"], tmp_path, hf_home)
     results = json.loads((tmp_path / "vismin-results" / "results.json").read_text())
-    assert results["num_samples"] == 8 and results["scores"]["group_score"] == 100.0
+    assert results["samples"] == 8 and results["scores"]["group"] == 100.0
     run(bin_dir, [diffbench, "score", "captions", "predictions.json", "--dataset", "spot_the_diff",
                   "--out", "caption-results"], tmp_path, hf_home)
     assert (tmp_path / "caption-results" / "results.json").is_file()
