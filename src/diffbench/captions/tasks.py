@@ -58,6 +58,8 @@ class CaptionTask(ChatTask, Task):
     kinds = ("image-text-to-text",)
     predictions_file = PREDICTIONS_FILE
     unit = "pair"
+    #: ``--limit`` draws stratified by change type (a pair with several counts under their joined name)
+    strata_column = "change_types"
     default_batch_size = 8
     default_max_new_tokens = DEFAULT_MAX_NEW_TOKENS
 
