@@ -33,7 +33,9 @@ def hf_home() -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip("../shared is not beside this checkout")
+        pytest.skip(f"needs the real upstream files (Spot-the-Diff and Image Editing Request annotations, the "
+                    f"published VisMin table) in the project's shared folder, expected at {SHARED}: put that "
+                    f"folder beside this checkout to run this test")
     return SHARED
 
 
