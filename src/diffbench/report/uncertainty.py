@@ -110,3 +110,18 @@ def paired_bootstrap(metric: Callable[[np.ndarray], np.ndarray], counts: np.ndar
     below, above = np.sum(differences <= 0), np.sum(differences >= 0)
     p_value = min(1.0, 2 * (min(below, above) + 1) / (resamples + 1))
     return {"difference": observed, "ci95": percentile_interval(differences, level), "p_value": float(p_value)}
+
+
+def percent_differences(a_correct, b_correct, counts: np.ndarray) -> np.ndarray:
+    """``[resamples, k]``: B's percentage right minus A's in each resample of ``counts`` (``[resamples, n]``),
+    for each column of ``a_correct`` / ``b_correct`` (``[n, k]`` booleans of the same samples, or ``[n]``):
+    both scored on the same draws, one matrix product.
+
+        >>> percent_differences([[True], [False]], [[True], [True]], np.array([[1, 1], [2, 0], [0, 2]]))[:, 0].tolist()
+        [50.0, 0.0, 100.0]
+    """
+    a = np.asarray(a_correct, dtype=np.float64).reshape(counts.shape[1], -1)
+    b = np.asarray(b_correct, dtype=np.float64).reshape(counts.shape[1], -1)
+    drawn = counts.sum(axis=1, keepdims=True).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 100.0 * (counts @ (b - a)) / drawn
