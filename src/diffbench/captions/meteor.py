@@ -172,14 +172,14 @@ def parse_stats(stats: list[str]) -> np.ndarray:
     return np.asarray([[float(v) for v in line.split()] for line in stats], dtype=np.float64)
 
 
-def aggregate_stats(stats: np.ndarray) -> list[float]:
-    """Sum segment statistics as Meteor's ``MeteorStats.addStats`` does.
+def effective_stats(stats: np.ndarray) -> np.ndarray:
+    """Segment statistics as Meteor's ``MeteorStats.addStats`` adds them into a sum.
 
     A line holds: test and reference length, test and reference function words, the (test, reference)
     matches of each stage, then chunks, test and reference word matches. ``addStats`` adds every field,
     except that a *perfect* segment (every word of both sides matched, in one chunk) adds no chunk, so
-    that it costs no fragmentation penalty in the corpus score. All fields are integer counts: the sum
-    is exact, and Meteor's score of the sum equals its score of the long ``EVAL`` line.
+    that it costs no fragmentation penalty in the corpus score. The sum of any selection of these rows
+    (a sample drawn twice: its row twice) is what Meteor sums for that corpus.
     """
     if stats.ndim != 2 or stats.shape[1] < 7:
         raise ValueError(f"unexpected METEOR statistics of shape {stats.shape}")
@@ -189,7 +189,19 @@ def aggregate_stats(stats: np.ndarray) -> list[float]:
     perfect = (test_matches == stats[:, 0]) & (ref_matches == stats[:, 1]) & (stats[:, chunks_col] == 1)
     effective = stats.copy()
     effective[perfect, chunks_col] = 0.0
-    return [float(v) for v in effective.sum(axis=0)]
+    return effective
+
+
+def aggregate_stats(stats: np.ndarray) -> list[float]:
+    """Sum segment statistics as Meteor's ``MeteorStats.addStats`` does (:func:`effective_stats`). All fields
+    are integer counts: the sum is exact, and Meteor's score of the sum equals its score of the long
+    ``EVAL`` line."""
+    return [float(v) for v in effective_stats(stats).sum(axis=0)]
+
+
+def eval_summed_line(total) -> str:
+    """The ``EVAL`` line of one statistics line (a segment's, or a sum of them)."""
+    return "EVAL ||| " + " ".join(repr(float(v)) for v in total)
 
 
 def cached_answers(cache: dict, lines: list[str], score) -> list[str]:
@@ -372,16 +384,23 @@ class MeteorServer:
 
     def score_summed(self, total: list[float]) -> float:
         """Meteor's score of aggregated statistics (see :func:`aggregate_stats`)."""
-        eval_line = "EVAL ||| " + " ".join(repr(float(v)) for v in total)
+        return self.score_summed_many([total])[0]
+
+    def score_summed_many(self, totals) -> list[float]:
+        """Meteor's score of each statistics line (a segment's as given, or a sum: :func:`aggregate_stats`),
+        all in one exchange (a bootstrap's resamples)."""
+        lines = [eval_summed_line(total) for total in totals]
+        if not lines:
+            return []
         with self._lock:
             self.start()
             # One statistics line answers two lines: its own score (computed from the line as given),
             # then the "corpus" score of it re-aggregated, which would drop a lone perfect chunk again.
-            answers = self._exchange([eval_line], expected=2)
+            answers = self._exchange(lines, expected=2 * len(lines))
         try:
-            return float(answers[0])
+            return [float(answer) for answer in answers[::2]]
         except ValueError:
-            raise self._fail(f"unexpected EVAL answer {answers!r}") from None
+            raise self._fail(f"unexpected EVAL answer {answers[:2]!r}") from None
 
     def clear_cache(self) -> None:
         with self._lock:
@@ -544,6 +563,9 @@ class MeteorPool:
 
     def score_summed(self, total: list[float]) -> float:
         return self.servers[0].score_summed(total)
+
+    def score_summed_many(self, totals) -> list[float]:
+        return self.servers[0].score_summed_many(totals)
 
     def corpus_score(self, stats: list[str]) -> float:
         return self.servers[0].corpus_score(stats)

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
-from diffbench.captions.bleu import Bleu
+from diffbench.captions.bleu import Bleu, _bleu
 from diffbench.captions.cider import Cider
 from diffbench.captions.inputs import DEFAULT_METRICS, METRICS, OUTPUT_NAMES, normalize_metrics, validate_inputs
 from diffbench.captions.java import find_java, pycocoevalcap_dir
@@ -47,7 +48,7 @@ ALL_GROUP = "all"
 
 __all__ = [
     "ALL_GROUP", "DEFAULT_METRICS", "METRICS", "OUTPUT_NAMES", "SCORERS", "SpiceUnavailableError",
-    "normalize_metrics", "pycocoevalcap_dir", "score_captions", "score_corpus",
+    "PreparedCorpus", "normalize_metrics", "prepare_corpus", "pycocoevalcap_dir", "score_captions", "score_corpus",
 ]
 
 
@@ -62,9 +63,50 @@ def group_selections(groups: list[list[str]] | None) -> dict[str, np.ndarray]:
     return {label: np.asarray(members[label], dtype=np.int64) for label in sorted(members)}
 
 
+@dataclass
+class PreparedCorpus:
+    """A tokenised corpus with its scorers prepared (``scorers``: ``{metric: scorer}``, in pipeline order):
+    :meth:`score` gives the metrics of any subset, :mod:`diffbench.captions.intervals` resamples their
+    statistics, :meth:`segment_scores` gives each sample's own."""
+
+    corpus: Corpus
+    scorers: dict
+
+    def __len__(self) -> int:
+        return len(self.corpus)
+
+    def score(self, selection: np.ndarray) -> dict:
+        """``{name: value, num_samples}`` of the selected samples, as a pycocoevalcap run on them alone."""
+        out = {}
+        for scorer in self.scorers.values():
+            out.update(scorer.score(selection))
+        out["num_samples"] = int(len(selection))
+        return out
+
+    def segment_scores(self) -> dict[str, np.ndarray]:
+        """``{name: [n]}``: what pycocoevalcap's ``compute_score`` gives each image (its second value) on the
+        whole corpus: BLEU-4 of the segment alone, METEOR's score of the segment's statistics line, ROUGE-L,
+        the segment's CIDEr-D with the corpus' document frequencies, SPICE's F-score."""
+        out = {}
+        if "bleu" in self.scorers:
+            bleu = self.scorers["bleu"]
+            out["Bleu_4"] = np.asarray([_bleu(int(t), int(r), g, c)[-1] for t, r, g, c in
+                                        zip(bleu.testlen, bleu.reflen, bleu.guess.tolist(), bleu.correct.tolist())])
+        if "meteor" in self.scorers:
+            meteor = self.scorers["meteor"]
+            out["METEOR"] = np.asarray(meteor.server.score_summed_many(meteor.stats), dtype=np.float64)
+        if "rouge" in self.scorers:
+            out["ROUGE_L"] = self.scorers["rouge"].scores.copy()
+        if "cider" in self.scorers:
+            out["CIDEr"] = self.scorers["cider"].segment_scores(np.arange(len(self.corpus)))
+        if "spice" in self.scorers:
+            out["SPICE"] = self.scorers["spice"].scores.copy()
+        return out
+
+
 def score_corpus(hyps: list[str], refs: list[tuple[str, ...]], chosen: list[str],
-                 meteor_server: MeteorPool | MeteorServer | None = None):
-    """Prepared scorers of a tokenised corpus: ``score(selection) -> {name: value, num_samples}``.
+                 meteor_server: MeteorPool | MeteorServer | None = None) -> PreparedCorpus:
+    """The prepared scorers of a tokenised corpus (:class:`PreparedCorpus`).
 
     METEOR's segments go to its JVM while the other statistics are computed here.
     """
@@ -73,37 +115,28 @@ def score_corpus(hyps: list[str], refs: list[tuple[str, ...]], chosen: list[str]
         meteor_stats = pool.submit(meteor.server.segment_stats, list(zip(hyps, refs))) if meteor else None
         try:
             corpus = Corpus.of(hyps, refs)
-            scorers = []
+            scorers = {}
             for name in chosen:
                 scorer = meteor if name == "meteor" else SCORERS[name]()
                 if name == "meteor":
                     scorer.prepare(corpus, meteor_stats.result())
                 else:
                     scorer.prepare(corpus)
-                scorers.append(scorer)
+                scorers[name] = scorer
         finally:
             if meteor_stats is not None:
                 meteor_stats.result()  # surface a METEOR error even when another scorer failed first
-
-    def score(selection: np.ndarray) -> dict:
-        out = {}
-        for scorer in scorers:
-            out.update(scorer.score(selection))
-        out["num_samples"] = int(len(selection))
-        return out
-
-    return score
+    return PreparedCorpus(corpus, scorers)
 
 
-def score_captions(predictions, references, groups=None, metrics=None, *, sample_ids=None, meteor_server=None) -> dict:
-    """COCO caption metrics of ``predictions`` (one string a sample) against ``references`` (a list a sample).
+def prepare_corpus(predictions, references, metrics=None, *, sample_ids=None, meteor_server=None) -> PreparedCorpus:
+    """Check, tokenise and prepare raw captions (``predictions``: one string a sample, ``references``: a
+    list a sample) for the chosen ``metrics`` (:func:`score_captions`' arguments)."""
+    predictions, references, _ = validate_inputs(predictions, references, None, sample_ids)
+    return _prepare_checked(predictions, references, metrics, meteor_server)
 
-    Returns ``{"Bleu_1": .., "Bleu_2": .., "Bleu_3": .., "Bleu_4": .., "METEOR": .., "ROUGE_L": ..,
-    "CIDEr": .., "num_samples": N}`` (the chosen ``metrics`` only) and, when ``groups`` is given (one
-    label or list of labels a sample; ``None`` or ``[]`` for none), ``"groups": {label: {same keys}}``,
-    each equal to scoring that group's samples alone. ``sample_ids`` only name samples in errors.
-    """
-    predictions, references, groups = validate_inputs(predictions, references, groups, sample_ids)
+
+def _prepare_checked(predictions: list, references: list, metrics, meteor_server) -> PreparedCorpus:
     chosen = normalize_metrics(metrics)
     if "spice" in chosen:
         check_available()
@@ -114,8 +147,21 @@ def score_captions(predictions, references, groups=None, metrics=None, *, sample
         # the JVM loads in the background while the captions are tokenised
         server.start(len(predictions)) if isinstance(server, MeteorPool) else server.start()
     hyps, refs = tokenize_corpus(predictions, references)
-    score = score_corpus(hyps, refs, chosen, server)
-    results = score(np.arange(len(hyps)))
+    return score_corpus(hyps, refs, chosen, server)
+
+
+def score_captions(predictions, references, groups=None, metrics=None, *, sample_ids=None, meteor_server=None) -> dict:
+    """COCO caption metrics of ``predictions`` (one string a sample) against ``references`` (a list a sample).
+
+    Returns ``{"Bleu_1": .., "Bleu_2": .., "Bleu_3": .., "Bleu_4": .., "METEOR": .., "ROUGE_L": ..,
+    "CIDEr": .., "num_samples": N}`` (the chosen ``metrics`` only, on pycocoevalcap's scale: 0..1,
+    CIDEr-D 0..10) and, when ``groups`` is given (one label or list of labels a sample; ``None`` or ``[]``
+    for none), ``"groups": {label: {same keys}}``, each equal to scoring that group's samples alone.
+    ``sample_ids`` only name samples in errors.
+    """
+    predictions, references, groups = validate_inputs(predictions, references, groups, sample_ids)
+    prepared = _prepare_checked(predictions, references, metrics, meteor_server)
+    results = prepared.score(np.arange(len(prepared)))
     if groups is not None:
-        results["groups"] = {label: score(selection) for label, selection in group_selections(groups).items()}
+        results["groups"] = {label: prepared.score(selection) for label, selection in group_selections(groups).items()}
     return results
