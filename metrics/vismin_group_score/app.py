@@ -20,8 +20,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def _metric_module():
-    """``vismin_group_score.py`` beside this file, as a module: the columns and categories are written there once."""
-    spec = importlib.util.spec_from_file_location("vismin_group_score_definitions", HERE / "vismin_group_score.py")
+    """``vismin_rule.py`` beside this file (the rule the metric computes with), as a module: the columns and
+    categories are written there once."""
+    spec = importlib.util.spec_from_file_location("vismin_group_score_definitions", HERE / "vismin_rule.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

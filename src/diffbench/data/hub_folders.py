@@ -1,7 +1,7 @@
 """Where the Hub folders (``datasets/<name>/``, ``metrics/<name>/``) live, and loading their modules.
 
-The folders are not Python packages: a top-level package named ``datasets`` would shadow the
-Hugging Face library. They are loaded by file path, as the Hub loads them. An editable install reads
+The folders are not Python packages of the project: a top-level package named ``datasets`` would shadow the
+Hugging Face library. Each is loaded from its path as a package of its own, as the Hub loads them. An editable install reads
 them from the repository; a wheel carries them under ``diffbench/_hub/``.
 
     >>> from diffbench.data.hub_folders import hub_folder
@@ -11,6 +11,8 @@ them from the repository; a wheel carries them under ``diffbench/_hub/``.
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import threading
@@ -50,19 +52,21 @@ def hub_folder(kind: str, name: str) -> Path:
     return folder
 
 
-def load_module(kind: str, name: str) -> ModuleType:
-    """Import ``<kind>/<name>/<name>.py`` by file path (once per process; thread-safe)."""
-    module_name = f"diffbench_hub_{kind}_{name}"
+def load_module(kind: str, name: str, module: str | None = None) -> ModuleType:
+    """Import ``<kind>/<name>/<module>.py`` (``module`` defaults to ``name``), once per process, thread-safe.
+
+    The folder is imported as a package of its own (``diffbench_hub_<kind>_<name>``), so that a script's
+    local imports (``from .vismin_rule import ...``) resolve as they do when ``evaluate``/``datasets`` load
+    the folder from the Hub.
+    """
+    package = f"diffbench_hub_{kind}_{name}"
+    qualified = f"{package}.{module or name}"
     with _LOAD_LOCK:
-        if module_name in sys.modules:
-            return sys.modules[module_name]
-        path = hub_folder(kind, name) / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[module_name]
-            raise
-        return module
+        if qualified in sys.modules:
+            return sys.modules[qualified]
+        folder = hub_folder(kind, name)
+        if package not in sys.modules:
+            spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+            spec.submodule_search_locations = [str(folder)]
+            sys.modules[package] = importlib.util.module_from_spec(spec)
+        return importlib.import_module(qualified)  # a module that fails to run is not left in sys.modules

@@ -40,14 +40,15 @@ class Scored:
 
 
 def metric_module():
-    """The ``vismin_group_score`` module (``metrics/vismin_group_score/``, loaded by file path as the Hub does;
-    once a process, thread-safe): the official rule as functions (``scores_correct``, ``answers_correct``)."""
-    return load_module("metrics", "vismin_group_score")
+    """The official rule as functions (``scores_correct``, ``answers_correct``, ``columns_correct``,
+    ``aggregate``): ``metrics/vismin_group_score/vismin_rule.py``, what the ``vismin_group_score`` metric
+    computes with, loaded without ``evaluate`` (which imports transformers: seconds a scoring)."""
+    return load_module("metrics", "vismin_group_score", "vismin_rule")
 
 
 def metric():
-    """The ``vismin_group_score`` metric: per-category text / image / group scores."""
-    return metric_module().VisminGroupScore()
+    """The ``vismin_group_score`` metric (an ``evaluate.Metric``): per-category text / image / group scores."""
+    return load_module("metrics", "vismin_group_score").VisminGroupScore()
 
 
 def read_frame(path_or_frame, dataset):
