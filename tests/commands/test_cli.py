@@ -32,6 +32,15 @@ def test_a_user_error_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unknown_dataset_is_named_never_advised_to_be_built(tmp_path):
+    predictions = tmp_path / "predictions.json"
+    predictions.write_text("{}")
+    done = _run("score", "captions", str(predictions), "--dataset", "nope", "--out", str(tmp_path / "out"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().startswith("diffbench score captions: error: unknown dataset 'nope'; known: ")
+    assert "spot_the_diff" in done.stderr and "diffbench build nope" not in done.stderr
+
+
 def test_usage_errors_exit_2_without_a_traceback():
     done = _run("scroe")
     assert done.returncode == 2 and "invalid choice: 'scroe'" in done.stderr and "Traceback" not in done.stderr

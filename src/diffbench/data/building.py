@@ -501,9 +501,12 @@ def load_built(name: str, config: str | None = None, split: str | None = None):
     """A built dataset, read from the cache without touching the network.
 
     The same data ``load_dataset(name, config)`` gives after ``diffbench build``; a
-    :class:`NotBuiltError` says which command builds it when it is missing.
+    :class:`NotBuiltError` says which command builds it when it is missing; a name diffbench has no builder
+    for is a ValueError naming the known ones (never advice to build it).
     """
     from datasets.packaged_modules.cache import cache  # late: see the note at the imports
+
+    hub_folder("datasets", name)
 
     logger = logging.getLogger(cache.__name__)
     level = logger.level
