@@ -114,23 +114,23 @@ def official_evaluation(rows, predictions, folder, meteor, monkeypatch) -> dict:
 @pytest.mark.slow
 def test_clevr_change_parts_equal_the_official_evaluation(clevr_rows, clevr_dataset, coco_meteor, tmp_path, monkeypatch):
     rows, predictions = clevr_rows
-    ours = score_predictions(predictions, clevr_dataset)
+    ours = score_predictions(predictions, clevr_dataset, resamples=100)
     official = official_evaluation(rows, predictions, tmp_path, coco_meteor, monkeypatch)
-    assert ours["evaluation"] == "clevr_change_official"
+    assert ours["protocol"]["evaluation"] == "clevr_change_official"
     assert list(ours["groups"]) == list(CLEVR_CHANGE_GROUPS)
-    assert ours["num_samples"] == 120 and ours["groups"]["semantic_change"]["num_samples"] == 60
-    assert ours["groups"]["distractor"]["num_samples"] == 60 and ours["groups"]["move"]["num_samples"] == 12
+    assert ours["samples"] == 120 and ours["groups"]["semantic_change"]["samples"] == 60
+    assert ours["groups"]["distractor"]["samples"] == 60 and ours["groups"]["move"]["samples"] == 12
     for part, scores in official.items():
-        mine = ours if part == "total" else ours["groups"][part]
-        for name in NAMES:
-            assert mine[name] == pytest.approx(scores[name], abs=1e-9, rel=0), (part, name)
+        mine = ours["scores"] if part == "total" else ours["groups"][part]["scores"]
+        for name in NAMES:  # the official numbers, x 100 (the layout's percent scale)
+            assert mine[name] == pytest.approx(100 * scores[name], abs=1e-7, rel=0), (part, name)
     # keyed the official way (test.py's sc_results / nsc_results keys), the same numbers
     official_keys = {(k.split("_")[2] + ".png" + ("_n" if k.endswith("_nonsemantic") else "")): v
                      for k, v in predictions.items()}
-    assert score_predictions(official_keys, clevr_dataset, metrics=["bleu", "rouge", "cider"]) == \
-        score_predictions(predictions, clevr_dataset, metrics=["bleu", "rouge", "cider"])
+    assert score_predictions(official_keys, clevr_dataset, metrics=["bleu", "rouge", "cider"], resamples=20) == \
+        score_predictions(predictions, clevr_dataset, metrics=["bleu", "rouge", "cider"], resamples=20)
     bare = {k.replace(".png", ""): v for k, v in official_keys.items()}
-    assert score_predictions(bare, clevr_dataset, metrics=["bleu"])["Bleu_1"] == ours["Bleu_1"]
+    assert score_predictions(bare, clevr_dataset, metrics=["bleu"])["scores"]["Bleu_1"] == ours["scores"]["Bleu_1"]
 
 
 def test_clevr_change_keys_given_twice_or_unknown(clevr_rows, clevr_dataset):
@@ -148,9 +148,11 @@ def test_allow_missing_scores_the_rest_and_says_how_many(clevr_rows, clevr_datas
     with pytest.raises(ValueError, match="60 of 120 dataset ids have no prediction"):
         score_predictions(some, clevr_dataset, metrics=["bleu"])
     results = score_predictions(some, clevr_dataset, metrics=["bleu"], allow_missing=True)
-    assert results["num_missing"] == 60 and results["num_samples"] == 60
+    assert results["num_missing"] == 60 and results["samples"] == 60 and results["dataset_samples"] == 120
     assert list(results["groups"]) == ["distractor"]
-    assert results["groups"]["distractor"]["Bleu_4"] == results["Bleu_4"]
+    assert results["groups"]["distractor"]["scores"]["Bleu_4"] == results["scores"]["Bleu_4"]
+    # one stratum (every sample a distractor): the group's resamples are the total's
+    assert results["groups"]["distractor"]["ci95"] == results["ci95"]
 
 
 @pytest.mark.slow
@@ -163,8 +165,8 @@ def test_other_datasets_get_one_group_a_change_type(shared_dir):
         "change_types": [["color"] if i % 3 == 0 else ["add", "color"] if i % 3 == 1 else [] for i in range(30)],
     })
     results = score_predictions({str(e["uid"]): e["sents"][0] for e in entries}, dataset, metrics=["bleu", "cider"])
-    assert results["evaluation"] == "per_change_type" and sorted(results["groups"]) == ["add", "color"]
-    assert results["groups"]["color"]["num_samples"] == 20 and results["num_samples"] == 30
+    assert results["protocol"]["evaluation"] == "per_change_type" and sorted(results["groups"]) == ["add", "color"]
+    assert results["groups"]["color"]["samples"] == 20 and results["samples"] == 30
     assert results["provenance"] == provenance.UNKNOWN
 
 
@@ -182,7 +184,7 @@ def test_synthetic_builds_say_so_and_files_are_written_whole(clevr_rows, tmp_pat
     assert results["provenance"]["synthetic"] is True
     table = format_table(results)
     assert table.startswith(f"*{provenance.SYNTHETIC_NOTE}*") and "| total | 120 |" in table
-    json_path, md_path, png, svg = write_report(tmp_path / "out", results, "t")
+    json_path, md_path, png, svg = write_report(tmp_path / "out", results, "t")  # no samples: no samples.jsonl
     assert json.loads(json_path.read_text())["provenance"]["n"] == 60
     assert provenance.SYNTHETIC_NOTE in md_path.read_text() and provenance.SYNTHETIC_NOTE in svg.read_text()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [

@@ -16,6 +16,7 @@ from diffbench.captions.inputs import read_predictions
 from diffbench.captions.report import format_table
 from diffbench.captions.scoring import score_predictions
 from diffbench.captions.metrics import score_captions
+from diffbench.report import layout
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,19 +68,25 @@ def test_score_predictions_checks_ids(tiny_dataset):
 
 @pytest.mark.slow
 def test_score_predictions_per_change_type(tiny_dataset):
-    results = score_predictions(PREDICTIONS, tiny_dataset)
+    results = score_predictions(PREDICTIONS, tiny_dataset, resamples=50)
     ids = tiny_dataset["id"]
     expected = score_captions(
         [PREDICTIONS[i] for i in ids], list(tiny_dataset["captions"]), groups=list(tiny_dataset["change_types"])
     )
-    assert results == {**expected, "evaluation": "per_change_type", "provenance": results["provenance"]}
+    assert results["scale"] == "percent" and results["protocol"]["evaluation"] == "per_change_type"
+    assert results["scores"] == pytest.approx({k: 100 * v for k, v in expected.items() if k not in SKIP}, rel=1e-12)
+    for name, group in results["groups"].items():
+        alone = expected["groups"][name]
+        assert group["samples"] == alone["num_samples"]
+        assert group["scores"] == pytest.approx({k: 100 * v for k, v in alone.items() if k not in SKIP}, rel=1e-12)
     assert results["provenance"]["synthetic"] is None  # an in-memory dataset: no build record
-    assert results["groups"]["disappearance"]["num_samples"] == 2
-    assert results["num_samples"] == 4  # p3 has no change type: overall only
+    assert results["groups"]["disappearance"]["samples"] == 2
+    assert results["samples"] == 4  # p3 has no change type: overall only
     table = format_table(results)
     assert table.splitlines()[0].startswith("| subset | samples | Bleu_1 |") and "| orientation | 1 |" in table
 
 
+SKIP = ("groups", "num_samples")
 OMNIDIFF_N = 120  # about 24 test pairs: two or more for most of the twelve change types
 
 
@@ -108,13 +115,13 @@ def rotated_predictions(dataset) -> dict[str, str]:
 
 
 def check_against_subset_reruns(results: dict, dataset, predictions: dict, metrics=None) -> None:
-    """Each change type's scores equal :func:`score_captions` re-run on that change type's pairs alone,
-    and the total equals it on every pair."""
+    """Each change type's scores equal :func:`score_captions` re-run on that change type's pairs alone, x 100,
+    and the total equals it on every pair; every score lies in its 95% interval."""
     rows = dataset.select_columns(["id", "captions", "change_types"]).to_list()
-    names = [k for k in results if k not in ("groups", "num_samples") and isinstance(results[k], float)]
+    names = list(results["scores"])
     assert names, results
     overall = score_captions([predictions[r["id"]] for r in rows], [r["captions"] for r in rows], metrics=metrics)
-    assert {k: results[k] for k in names} == pytest.approx({k: overall[k] for k in names}, rel=1e-9, abs=1e-12)
+    assert results["scores"] == pytest.approx({k: 100 * overall[k] for k in names}, rel=1e-9, abs=1e-10)
     change_types = sorted({t for r in rows for t in r["change_types"]})
     assert sorted(results["groups"]) == change_types
     for change_type in change_types:
@@ -122,9 +129,12 @@ def check_against_subset_reruns(results: dict, dataset, predictions: dict, metri
         alone = score_captions([predictions[r["id"]] for r in subset], [r["captions"] for r in subset],
                                metrics=metrics)
         group = results["groups"][change_type]
-        assert group["num_samples"] == len(subset), change_type
-        assert {k: group[k] for k in names} == pytest.approx({k: alone[k] for k in names}, rel=1e-9, abs=1e-12), \
-            change_type
+        assert group["samples"] == len(subset), change_type
+        assert group["scores"] == pytest.approx({k: 100 * alone[k] for k in names}, rel=1e-9, abs=1e-10), change_type
+    for scores, ci95 in [(results["scores"], results["ci95"])] + [(g["scores"], g["ci95"]) for g in results["groups"].values()]:
+        assert set(ci95) == set(scores)
+        for name, value in scores.items():
+            assert ci95[name][0] - 1e-9 <= value <= ci95[name][1] + 1e-9, (name, value, ci95[name])
 
 
 @pytest.mark.slow
@@ -135,19 +145,25 @@ def test_cli_writes_results_and_table(omnidiff_test, tmp_path, capsys):
     path.write_text(json.dumps(predictions))
     out = tmp_path / "runs" / "omnidiff"
     code = cli.main(["score", "captions", str(path), "--dataset", "omnidiff", "--split", "test",
-                     "--metrics", "bleu", "cider", "--out", str(out)])
+                     "--metrics", "bleu", "cider", "--resamples", "200", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     saved = json.loads((out / "results.json").read_text())
-    assert saved["dataset"] == "omnidiff" and saved["split"] == "test" and saved["evaluation"] == "per_change_type"
+    assert list(saved)[:len(layout.REQUIRED) + 4] == ["schema", "benchmark", "config", "split", "scale", "samples",
+                                                       "dataset_samples", "scores", "ci95", "groups", "uncertainty",
+                                                       "provenance"]
+    assert saved["benchmark"] == "omnidiff" and saved["split"] == "test"
+    assert saved["protocol"]["evaluation"] == "per_change_type" and saved["uncertainty"]["resamples"] == 200
     assert saved["provenance"]["synthetic"] is True and saved["provenance"]["n"] == OMNIDIFF_N
-    assert "METEOR" not in saved and 0 < saved["Bleu_1"] < 1 and saved["CIDEr"] > 0
+    assert "METEOR" not in saved["scores"] and 0 < saved["scores"]["Bleu_1"] < 100 and saved["scores"]["CIDEr"] > 0
     check_against_subset_reruns(saved, omnidiff_test, predictions, metrics=["bleu", "cider"])
     total = len(omnidiff_test)
-    assert saved["num_samples"] == total
+    assert saved["samples"] == total
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == omnidiff_test["id"]
     assert f"| all | {total} |" in (out / "results.md").read_text() and f"| all | {total} |" in printed
     for change_type, group in saved["groups"].items():
-        assert f"| {change_type} | {group['num_samples']} |" in printed
+        assert f"| {change_type} | {group['samples']} |" in printed
     assert "results.json" in printed and "synthetic sample" in printed
     # a missing prediction is refused; --allow-missing scores the rows that have one
     dropped = omnidiff_test["id"][0]
@@ -158,7 +174,7 @@ def test_cli_writes_results_and_table(omnidiff_test, tmp_path, capsys):
     assert f"1 of {total} dataset ids have no prediction, e.g. ['{dropped}']" in capsys.readouterr().err
     assert cli.main([*args, "--allow-missing"]) == 0
     saved = json.loads((out / "results.json").read_text())
-    assert saved["num_missing"] == 1 and saved["num_samples"] == total - 1
+    assert saved["num_missing"] == 1 and saved["samples"] == total - 1 and saved["dataset_samples"] == total
     check_against_subset_reruns(saved, omnidiff_test.filter(lambda r: r["id"] != dropped), predictions,
                                 metrics=["bleu"])
 
@@ -213,6 +229,6 @@ def test_cli_end_to_end_on_a_built_omnidiff_sample(omnidiff_test, omnidiff_cache
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "scores" / "results.json").read_text())
     assert results["provenance"]["synthetic"] is True and "synthetic sample" in proc.stdout
-    assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(results) and 0 < results["METEOR"] < 1
+    assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(results["scores"]) and 0 < results["scores"]["METEOR"] < 100
     check_against_subset_reruns(results, omnidiff_test, predictions)
     assert f"| all | {len(omnidiff_test)} |" in proc.stdout

@@ -40,12 +40,16 @@ each sample once gives the corpus scores themselves:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from diffbench.captions.bleu import NAMES as BLEU_NAMES
+from diffbench.captions.meteor import effective_stats
+from diffbench.captions.metrics import prepare_corpus
 from diffbench.captions.stats import N, Corpus, Segment
+from diffbench.report.uncertainty import LEVEL, percentile_interval
 
 SCALE = 100.0
 _SMALL, _TINY = 1e-9, 1e-15  # bleu_scorer.py's guards (as diffbench.captions.bleu)
@@ -102,6 +106,7 @@ class CiderResampling:
     """
 
     def __init__(self, segments: list[Segment], orders: np.ndarray):
+        self.segments, self.orders = segments, orders
         n = len(segments)
         self.n = n
         refs_per_segment = np.asarray([len(s.refs.lengths) for s in segments], dtype=np.int64)
@@ -214,8 +219,6 @@ class CaptionStatistics:
            meteor_server=None) -> "CaptionStatistics":
         """The statistics of raw captions, tokenised and reduced as :func:`~diffbench.captions.metrics.score_captions`
         does (``metrics``: its names, default BLEU, METEOR, ROUGE-L, CIDEr-D)."""
-        from diffbench.captions.metrics import prepare_corpus  # metrics imports this module
-
         return cls.of_prepared(prepare_corpus(predictions, references, metrics, meteor_server=meteor_server))
 
     @classmethod
@@ -227,14 +230,13 @@ class CaptionStatistics:
             stats.bleu = None
         if "rouge" not in scorers:
             stats.rouge = None
-        if "meteor" in scorers:
-            from diffbench.captions.meteor import effective_stats
-
-            stats.meteor = effective_stats(scorers["meteor"].stats)
-            stats.meteor_server = scorers["meteor"].server
         if "spice" in scorers:
             stats.spice = scorers["spice"].scores
-        return stats
+        return stats.with_meteor(scorers["meteor"]) if "meteor" in scorers else stats
+
+    def with_meteor(self, scorer) -> "CaptionStatistics":
+        """A copy with the METEOR statistics of a prepared :class:`~diffbench.captions.meteor.Meteor`."""
+        return replace(self, meteor=effective_stats(scorer.stats), meteor_server=scorer.server)
 
     @classmethod
     def of_corpus(cls, corpus: Corpus, with_cider: bool = True) -> "CaptionStatistics":
@@ -243,6 +245,19 @@ class CaptionStatistics:
         bleu = np.asarray([(x.testlen, x.reflen, *x.guess, *x.correct) for x in s], dtype=np.float64).reshape(len(s), 2 + 2 * N)
         rouge = np.asarray([x.rouge for x in s], dtype=np.float64)
         return cls(len(s), bleu=bleu, rouge=rouge, cider=CiderResampling(s, corpus.orders) if with_cider else None)
+
+    def subset(self, indices: np.ndarray) -> "CaptionStatistics":
+        """The statistics of the samples ``indices`` alone (CIDEr-D's documents: theirs)."""
+        def pick(values):
+            return None if values is None else values[indices]
+
+        cider = None if self.cider is None else CiderResampling([self.cider.segments[i] for i in indices], self.cider.orders)
+        return CaptionStatistics(len(indices), bleu=pick(self.bleu), rouge=pick(self.rouge), cider=cider,
+                                 meteor=pick(self.meteor), meteor_server=self.meteor_server, spice=pick(self.spice))
+
+    def without(self, *metrics: str) -> "CaptionStatistics":
+        """A copy without the statistics named (``"bleu"``, ``"meteor"``, ``"rouge"``, ``"cider"``, ``"spice"``)."""
+        return replace(self, **{metric: None for metric in metrics})
 
     def names(self) -> list[str]:
         """The metrics these statistics give, in COCOEvalCap's order."""
@@ -288,4 +303,25 @@ def _meteor(stats: CaptionStatistics, weights: np.ndarray, empty: np.ndarray) ->
     out = np.full(len(weights), np.nan)
     if len(totals):
         out[~empty] = SCALE * np.asarray(stats.meteor_server.score_summed_many(totals), dtype=np.float64)
+    return out
+
+
+def resampled_groups(stats: CaptionStatistics, counts: np.ndarray,
+                     selections: dict[str, np.ndarray]) -> dict[str | None, dict[str, np.ndarray]]:
+    """:func:`resampled_scores` of the whole set (key ``None``) and of each group (``selections``: its
+    samples' indices), every group scored as a corpus of its own (CIDEr-D's documents: its resampled
+    samples), all on the same resamples ``counts``."""
+    out = {None: resampled_scores(stats, counts)}
+    for label, indices in selections.items():
+        out[label] = resampled_scores(stats.subset(indices), counts[:, indices])
+    return out
+
+
+def percentile_intervals(resampled: dict[str, np.ndarray], level: float = LEVEL) -> dict[str, list[float] | None]:
+    """``{metric: [low, high]}``: the percentile interval of each metric's resampled values (``None`` where
+    no resample gives a value: JSON has no NaN)."""
+    out = {}
+    for name, values in resampled.items():
+        low, high = percentile_interval(values, level)
+        out[name] = None if math.isnan(low) else [low, high]
     return out

@@ -28,6 +28,7 @@ than one score.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -71,6 +72,7 @@ class PreparedCorpus:
 
     corpus: Corpus
     scorers: dict
+    meanwhile: object = None  # what score_corpus' ``meanwhile`` returned
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -105,38 +107,43 @@ class PreparedCorpus:
 
 
 def score_corpus(hyps: list[str], refs: list[tuple[str, ...]], chosen: list[str],
-                 meteor_server: MeteorPool | MeteorServer | None = None) -> PreparedCorpus:
+                 meteor_server: MeteorPool | MeteorServer | None = None,
+                 meanwhile: Callable[[PreparedCorpus], object] | None = None) -> PreparedCorpus:
     """The prepared scorers of a tokenised corpus (:class:`PreparedCorpus`).
 
-    METEOR's segments go to its JVM while the other statistics are computed here.
+    METEOR's segments go to its JVM while the other statistics are computed here, and then
+    ``meanwhile(prepared)`` runs on the others (METEOR left out; its result is ``prepared.meanwhile``):
+    the JVM's start and scoring take seconds this thread would otherwise wait.
     """
     meteor = Meteor(meteor_server) if "meteor" in chosen else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffbench-meteor") as pool:
         meteor_stats = pool.submit(meteor.server.segment_stats, list(zip(hyps, refs))) if meteor else None
         try:
             corpus = Corpus.of(hyps, refs)
-            scorers = {}
-            for name in chosen:
-                scorer = meteor if name == "meteor" else SCORERS[name]()
-                if name == "meteor":
-                    scorer.prepare(corpus, meteor_stats.result())
-                else:
-                    scorer.prepare(corpus)
-                scorers[name] = scorer
+            scorers = {name: SCORERS[name]() for name in chosen if name != "meteor"}
+            for scorer in scorers.values():
+                scorer.prepare(corpus)
+            prepared = PreparedCorpus(corpus, scorers)
+            prepared.meanwhile = meanwhile(prepared) if meanwhile is not None else None
+            if meteor is not None:
+                meteor.prepare(corpus, meteor_stats.result())
+                prepared.scorers = {name: meteor if name == "meteor" else scorers[name] for name in chosen}
         finally:
             if meteor_stats is not None:
                 meteor_stats.result()  # surface a METEOR error even when another scorer failed first
-    return PreparedCorpus(corpus, scorers)
+    return prepared
 
 
-def prepare_corpus(predictions, references, metrics=None, *, sample_ids=None, meteor_server=None) -> PreparedCorpus:
+def prepare_corpus(predictions, references, metrics=None, *, sample_ids=None, meteor_server=None,
+                   meanwhile=None) -> PreparedCorpus:
     """Check, tokenise and prepare raw captions (``predictions``: one string a sample, ``references``: a
-    list a sample) for the chosen ``metrics`` (:func:`score_captions`' arguments)."""
+    list a sample) for the chosen ``metrics`` (:func:`score_captions`' arguments; ``meanwhile``:
+    :func:`score_corpus`')."""
     predictions, references, _ = validate_inputs(predictions, references, None, sample_ids)
-    return _prepare_checked(predictions, references, metrics, meteor_server)
+    return _prepare_checked(predictions, references, metrics, meteor_server, meanwhile)
 
 
-def _prepare_checked(predictions: list, references: list, metrics, meteor_server) -> PreparedCorpus:
+def _prepare_checked(predictions: list, references: list, metrics, meteor_server, meanwhile=None) -> PreparedCorpus:
     chosen = normalize_metrics(metrics)
     if "spice" in chosen:
         check_available()
@@ -147,7 +154,7 @@ def _prepare_checked(predictions: list, references: list, metrics, meteor_server
         # the JVM loads in the background while the captions are tokenised
         server.start(len(predictions)) if isinstance(server, MeteorPool) else server.start()
     hyps, refs = tokenize_corpus(predictions, references)
-    return score_corpus(hyps, refs, chosen, server)
+    return score_corpus(hyps, refs, chosen, server, meanwhile)
 
 
 def score_captions(predictions, references, groups=None, metrics=None, *, sample_ids=None, meteor_server=None) -> dict:

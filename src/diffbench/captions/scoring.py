@@ -20,18 +20,61 @@ evaluation harness and the Space call; :mod:`diffbench.captions.report` writes w
 - other datasets: one group a change type (a row may carry several; a row with none counts only in
   the total).
 
-``results["provenance"]`` is :func:`diffbench.data.provenance.of_dataset`.
+The results are results.json's layout v1 (:mod:`diffbench.report.layout`): every metric x 100, as
+papers print them (CIDEr-D can pass 100), each with its 95% bootstrap interval
+(:mod:`diffbench.captions.intervals`: every corpus metric recomputed on each of ``resamples`` resamples
+from ``seed``, stratified by a sample's combination of groups, so that every group keeps its size in
+every resample), the same for each group, the data's provenance
+(:func:`diffbench.data.provenance.of_dataset`) and how the scores were made (``protocol``).
+:func:`score` also gives one record a sample for samples.jsonl: its id, change types (and
+``distractor`` on CLEVR-Change), prediction, references and pycocoevalcap's per-image values (BLEU-4
+of the sample alone, METEOR of its statistics line, ROUGE-L, its CIDEr-D within the whole corpus).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
+from diffbench import __version__
 from diffbench.captions.clevr_change import CLEVR_CHANGE_GROUPS, clevr_change_aliases, clevr_change_groups
-from diffbench.captions.metrics import score_captions
+from diffbench.captions.inputs import validate_inputs
+from diffbench.captions.intervals import SCALE, CaptionStatistics, percentile_intervals, resampled_groups
+from diffbench.captions.metrics import group_selections, prepare_corpus
 from diffbench.data import provenance
+from diffbench.report.layout import DEFAULT_RESAMPLES, DEFAULT_SEED, group, make_results
+from diffbench.report.uncertainty import LEVEL, resample_counts
+
+#: how results.json's ``protocol`` names the scoring (verified against pycocoevalcap 1.2's sources)
+PROTOCOL = {
+    "tokenizer": "pycocoevalcap 1.2 PTBTokenizer (Stanford CoreNLP 3.4.1), punctuation removed",
+    "metrics": {"Bleu_1..4": "pycocoevalcap Bleu(4), option closest", "METEOR": "METEOR 1.5 (-l en -norm)",
+                "ROUGE_L": "pycocoevalcap Rouge (beta 1.2)", "CIDEr": "pycocoevalcap Cider (CIDEr-D, sigma 6)",
+                "SPICE": "pycocoevalcap Spice 1.0"},
+}
+EVALUATIONS = {
+    "clevr_change_official": "CLEVR-Change's official evaluation (RobustChangeCaptioning evaluate.py): the total, "
+                             "semantic_change, the five types and distractor, each a COCOEvalCap run of its own",
+    "per_change_type": "the total, then each change type scored as a corpus of its own",
+}
+UNCERTAINTY = ("percentile bootstrap over samples, each corpus metric recomputed on each resample (BLEU from the "
+               "summed counts, METEOR by its JVM from the summed statistics, ROUGE-L the mean, CIDEr-D with the "
+               "resample's document frequencies: a sample drawn k times counts k times)")
+
 
 class MissingPredictionsError(ValueError):
     """Dataset ids without a prediction, the one problem: each front end says how to score the others
     (``--allow-missing``, a checkbox), or why it cannot."""
+
+
+@dataclass
+class Scored:
+    """Scored predictions: ``results`` (results.json, :mod:`diffbench.report.layout`) and ``samples`` (one
+    record a scored sample for samples.jsonl, in the dataset's order)."""
+
+    results: dict
+    samples: list[dict]
 
 
 def _match_ids(predictions_by_id: dict, ids: list[str], aliases: dict[str, str], where: str) -> dict[str, object]:
@@ -48,17 +91,8 @@ def _match_ids(predictions_by_id: dict, ids: list[str], aliases: dict[str, str],
     return out
 
 
-def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_missing: bool = False,
-                      source=None) -> dict:
-    """Score ``{id: caption}`` against a built dataset (one split); see the module docstring for the groups.
-
-    Every dataset id needs a prediction unless ``allow_missing`` (then the rows with one are scored,
-    and ``num_missing`` says how many were not); an id not in the dataset is an error. ``source`` names
-    where the predictions came from (the predictions file): every error about which ids they cover
-    opens with it. Returns the metric values of the total, ``num_samples``, ``groups``, ``evaluation``
-    (which breakdown) and ``provenance``.
-    """
-    where = f"{source}: " if source is not None else ""
+def _scored_rows(predictions_by_id: dict, dataset, allow_missing: bool, where: str):
+    """``(predictions, rows, ids)``: the predictions by dataset id, the dataset rows that have one, every id."""
     if not isinstance(predictions_by_id, dict):
         raise ValueError(f"predictions must map the dataset's id to a caption, got {type(predictions_by_id).__name__}")
     columns = set(dataset.column_names)
@@ -66,8 +100,7 @@ def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_m
         if column not in columns:
             raise ValueError(f"the dataset has no {column!r} column (columns: {sorted(columns)})")
     ids = [str(i) for i in dataset["id"]]
-    clevr_change = "distractor" in columns
-    aliases = {alias: i for i in ids for alias in clevr_change_aliases(i)} if clevr_change else {}
+    aliases = {alias: i for i in ids for alias in clevr_change_aliases(i)} if "distractor" in columns else {}
     predictions = _match_ids(predictions_by_id, ids, aliases, where)
     known = set(ids)
     extra = [k for k in predictions if k not in known]
@@ -81,23 +114,91 @@ def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_m
         raise MissingPredictionsError(f"{where}{missing} of {len(ids)} dataset ids have no prediction, e.g. {example}")
     if not rows:
         raise ValueError(f"{where}no prediction matches an id of the dataset")
+    return predictions, rows, ids
+
+
+def score(predictions_by_id: dict, dataset, metrics=None, *, allow_missing: bool = False, source=None,
+          benchmark: str | None = None, config=None, split: str | None = None,
+          resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Scored:
+    """Score ``{id: caption}`` against a built dataset (one split); see the module docstring for the groups.
+
+    Every dataset id needs a prediction unless ``allow_missing`` (then the rows with one are scored,
+    and ``num_missing`` says how many were not); an id not in the dataset is an error. ``source`` names
+    where the predictions came from (the predictions file): every error about which ids they cover
+    opens with it. ``benchmark``, ``config`` and ``split`` name the data in the results (default: what
+    its build recorded). ``resamples`` and ``seed``: the intervals' bootstrap.
+    """
+    where = f"{source}: " if source is not None else ""
+    predictions, rows, ids = _scored_rows(predictions_by_id, dataset, allow_missing, where)
+    columns = set(dataset.column_names)
+    clevr_change = "distractor" in columns
     change_types = list(dataset["change_types"]) if "change_types" in columns else [[] for _ in ids]
+    distractor = list(dataset["distractor"]) if clevr_change else None
     if clevr_change:
-        distractor = list(dataset["distractor"])
-        groups = [clevr_change_groups(bool(distractor[n]), change_types[n]) for n in rows]
-        evaluation = "clevr_change_official"
+        labels = [clevr_change_groups(bool(distractor[n]), change_types[n]) for n in rows]
     else:
-        groups = [list(change_types[n] or []) for n in rows]
-        evaluation = "per_change_type"
-    references = list(dataset["captions"])
-    results = score_captions([predictions[ids[n]] for n in rows], [references[n] for n in rows],
-                             groups=groups if any(groups) else None, metrics=metrics,
-                             sample_ids=[ids[n] for n in rows])
+        labels = [list(dict.fromkeys(change_types[n] or [])) for n in rows]
+    all_references = list(dataset["captions"])
+    hyps, refs, _ = validate_inputs([predictions[ids[n]] for n in rows], [all_references[n] for n in rows],
+                                    None, [ids[n] for n in rows])
+    selections = group_selections(labels) if any(labels) else {}
     if clevr_change:
-        found = results.get("groups", {})
-        results["groups"] = {g: found[g] for g in CLEVR_CHANGE_GROUPS if g in found}
-    results["evaluation"] = evaluation
-    if missing:
-        results["num_missing"] = missing
-    results["provenance"] = provenance.of_dataset(dataset)
-    return results
+        selections = {g: selections[g] for g in CLEVR_CHANGE_GROUPS if g in selections}
+    # strata: a sample's combination of groups, so that every group keeps its size in every resample
+    counts = resample_counts(len(rows), resamples, seed, strata=["|".join(l) for l in labels] if selections else None)
+    prepared = prepare_corpus(hyps, refs, metrics, sample_ids=[ids[n] for n in rows], meanwhile=lambda p: resampled_groups(
+        CaptionStatistics.of_prepared(p), counts, selections))
+    resampled = prepared.meanwhile
+    if "meteor" in prepared.scorers:  # scored by its JVM, once it has every segment's statistics
+        meteor = resampled_groups(CaptionStatistics(len(rows)).with_meteor(prepared.scorers["meteor"]), counts, selections)
+        resampled = {key: _in_order(prepared, {**values, **meteor[key]}) for key, values in resampled.items()}
+    totals = _percent(prepared.score(np.arange(len(rows))))
+    groups = {label: group(len(selection), _percent(prepared.score(selection)), percentile_intervals(resampled[label]))
+              for label, selection in selections.items()}
+    prov = provenance.of_dataset(dataset)
+    evaluation = "clevr_change_official" if clevr_change else "per_change_type"
+    extra = {"num_missing": len(ids) - len(rows)} if len(rows) < len(ids) else {}
+    results = make_results(
+        benchmark=benchmark or prov.get("dataset") or "captions", config=config if config is not None else prov.get("config"),
+        split=split or str(getattr(dataset, "split", None) or "test"), samples=len(rows), dataset_samples=len(ids),
+        scores=totals, ci95=percentile_intervals(resampled[None]), groups=groups,
+        uncertainty={"method": UNCERTAINTY, "resamples": resamples, "seed": seed, "level": LEVEL,
+                     "strata": "each sample's combination of groups" if selections else None},
+        provenance=prov, protocol={**PROTOCOL, "evaluation": evaluation, "evaluation_rule": EVALUATIONS[evaluation]},
+        **extra, diffbench_version=__version__)
+    records = sample_records([ids[n] for n in rows], [change_types[n] for n in rows],
+                             [distractor[n] for n in rows] if clevr_change else None, hyps, refs, prepared)
+    return Scored(results, records)
+
+
+def _percent(scores: dict) -> dict[str, float]:
+    """The metrics of :meth:`~diffbench.captions.metrics.PreparedCorpus.score` on the percent scale."""
+    return {name: SCALE * float(value) for name, value in scores.items() if name != "num_samples"}
+
+
+def _in_order(prepared, resampled: dict) -> dict:
+    """``resampled`` in COCOEvalCap's order of the metrics."""
+    names = [name for scorer in prepared.scorers.values() for name in scorer.names]
+    return {name: resampled[name] for name in names if name in resampled}
+
+
+def sample_records(ids, change_types, distractor, predictions, references, prepared) -> list[dict]:
+    """samples.jsonl: a sample's id, change types (and ``distractor`` on CLEVR-Change), its prediction and
+    references as given, and pycocoevalcap's per-image values x 100
+    (:meth:`~diffbench.captions.metrics.PreparedCorpus.segment_scores`)."""
+    per_sample = {name: (SCALE * values).tolist() for name, values in prepared.segment_scores().items()}
+    records = []
+    for k, sample_id in enumerate(ids):
+        record = {"id": sample_id, "change_types": list(change_types[k] or [])}
+        if distractor is not None:
+            record["distractor"] = bool(distractor[k])
+        record.update(prediction=predictions[k], references=list(references[k]))
+        record.update({name: values[k] for name, values in per_sample.items()})
+        records.append(record)
+    return records
+
+
+def score_predictions(predictions_by_id: dict, dataset, metrics=None, *, allow_missing: bool = False,
+                      source=None, **options) -> dict:
+    """The results of :func:`score` (results.json); ``options``: its keyword arguments."""
+    return score(predictions_by_id, dataset, metrics, allow_missing=allow_missing, source=source, **options).results

@@ -1,7 +1,7 @@
 """Difference captioning as tasks (OmniDiff, Spot-the-Diff, CLEVR-Change, CLEVR-DC, Image Editing Request):
 a chat model describes what changed between the two images of each pair; the descriptions are scored
-with the COCO caption metrics (:func:`diffbench.captions.scoring.score_predictions`), overall and per
-change type.
+with the COCO caption metrics (:func:`diffbench.captions.scoring.score`), overall and per change type,
+each with its 95% bootstrap interval (``--resamples``, ``--seed``), one line a pair in samples.jsonl.
 
 The prompt is one user turn: the image before, the image after, then :data:`DEFAULT_PROMPT` (or
 ``--prompt``), rendered by the processor's chat template (or ``--prompt-template``); greedy generation of
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from diffbench import files
 from diffbench.captions.report import write_report_files
-from diffbench.captions.scoring import score_predictions
-from diffbench.harness import outputs
+from diffbench.captions.scoring import score
+from diffbench.harness import draws, outputs
 from diffbench.harness.chat import ChatTask
 from diffbench.harness.data import SampleImages
 from diffbench.harness.models import ModelKindError
@@ -58,7 +58,7 @@ class CaptionTask(ChatTask, Task):
     kinds = ("image-text-to-text",)
     predictions_file = PREDICTIONS_FILE
     unit = "pair"
-    #: ``--limit`` draws stratified by change type (a pair with several counts under their joined name)
+    #: ``--limit`` draws stratified by change type (:mod:`diffbench.harness.draws`)
     strata_column = "change_types"
     default_batch_size = 8
     default_max_new_tokens = DEFAULT_MAX_NEW_TOKENS
@@ -109,19 +109,21 @@ class CaptionTask(ChatTask, Task):
         outputs.write_json(out / PREDICTIONS_FILE, [{"image_id": r["id"], "caption": r["caption"]} for r in records])
 
     def report(self, out: Path, dataset, records: list[dict], run: dict, options) -> dict:
-        """captions.json, results.json, results.md and the figure: one set, moved into ``out`` together
-        (:func:`diffbench.files.staged`); the report is :mod:`diffbench.captions.report`'s, as
+        """captions.json, results.json, results.md, samples.jsonl and the figure: one set, moved into ``out``
+        together (:func:`diffbench.files.staged`); the report is :mod:`diffbench.captions.report`'s, as
         ``diffbench score captions`` writes it, with what was run added."""
-        results = score_predictions({r["id"]: r["caption"] for r in records}, dataset)
-        protocol = {k: run[k] for k in ("kind", "dtype", *self.protocol(options)) if k in run}
-        results = {"dataset": self.name, "config": run["config"], "split": run["split"], **results,
-                   "model": options.model, "prompt": run["prompt"], "protocol": protocol, "weights": run["weights"],
-                   "dataset_fingerprint": run["dataset_fingerprint"], "provenance": run["provenance"],
-                   "preset": run.get("preset")}
+        scored = score({r["id"]: r["caption"] for r in records}, dataset, benchmark=self.name, config=run["config"],
+                       split=run["split"], resamples=options.resamples, seed=options.seed)
+        results = scored.results
+        run_protocol = {k: run[k] for k in ("kind", "dtype", *self.protocol(options)) if k in run}
+        results["protocol"] = {**results["protocol"], **run_protocol, **draws.in_results(run)}
+        results.update(model=options.model, prompt=run["prompt"], weights=run["weights"],
+                       dataset_fingerprint=run["dataset_fingerprint"], provenance=run["provenance"],
+                       preset=run.get("preset"))
         intro = f"{len(records)} pairs; prompt: {run['prompt']!r}; max new tokens {run['max_new_tokens']}"
         with files.staged(out, overwrite=options.overwrite, names=outputs.OUTPUT_FILES) as folder:
             self.write_predictions(folder, records)
-            write_report_files(folder, results, f"{self.name}: {options.model}", intro)
+            write_report_files(folder, results, f"{self.name}: {options.model}", intro, samples=scored.samples)
         return results
 
 

@@ -7,17 +7,20 @@
 PREDICTIONS.json maps the dataset's ``id`` to a generated caption: an object ``{"id": "caption"}`` or
 a list of ``{"id" | "image_id": ..., "caption": ...}`` (CLEVR-Change's official ``"000123.png"`` /
 ``"000123.png_n"`` keys work too). The dataset is the one ``diffbench build NAME`` put in the cache.
-Writes ``DIR/results.json`` (with the data's provenance), ``DIR/results.md`` and the figure
-``DIR/results.png`` / ``.svg`` (:mod:`diffbench.captions.report`) and prints the table:
-the total, then one row a group (CLEVR-Change: the official evaluation's parts). The files are one set
-(:mod:`diffbench.files`): over files of those names that diffbench did not write only with
-``--overwrite``. The work is :func:`diffbench.captions.scoring.score_predictions`.
+Writes ``DIR/results.json`` (layout v1, :mod:`diffbench.report.layout`: every metric x 100 with its 95%
+bootstrap interval, ``--resamples`` resamples from ``--seed``, overall and per group, and the data's
+provenance), ``DIR/results.md``, ``DIR/samples.jsonl`` (one line a pair: its prediction, references and
+per-pair metrics) and the figure ``DIR/results.png`` / ``.svg`` (:mod:`diffbench.captions.report`) and
+prints the table: the total, then one row a group (CLEVR-Change: the official evaluation's parts). The
+files are one set (:mod:`diffbench.files`): over files of those names that diffbench did not write only
+with ``--overwrite``. The work is :func:`diffbench.captions.scoring.score`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from diffbench.commands._arguments import add_uncertainty_arguments
 
 DEFAULT_OUT = "caption-results"
 
@@ -31,6 +34,7 @@ def add_parser(targets) -> None:
     parser.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
                         help="bleu meteor rouge cider (default: all four); spice needs Stanford CoreNLP 3.6.0")
     parser.add_argument("--allow-missing", action="store_true", help="score the rows that have a prediction")
+    add_uncertainty_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR",
                         help=f"folder for results.json and results.md (default: ./{DEFAULT_OUT})")
     parser.add_argument("--overwrite", action="store_true",
@@ -42,7 +46,8 @@ def run(args) -> int:
     from diffbench import files
     from diffbench.captions.inputs import max_predictions_bytes, normalize_metrics, read_predictions
     from diffbench.captions.report import format_table, write_report
-    from diffbench.captions.scoring import MissingPredictionsError, score_predictions
+    from diffbench.captions.scoring import MissingPredictionsError, score
+    from diffbench.report.layout import SAMPLES_FILE
     from diffbench.captions.spice import check_available
     from diffbench.data import building
 
@@ -51,21 +56,23 @@ def run(args) -> int:
         check_available()
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
-    files.prepare(args.out, files.REPORT_FILES, args.overwrite)  # before the scoring's minutes
+    if args.resamples < 1:
+        raise ValueError(f"--resamples must be at least 1, got {args.resamples}")
+    files.prepare(args.out, (*files.REPORT_FILES, SAMPLES_FILE), args.overwrite)  # before the scoring's minutes
     if not args.predictions.is_file():
         raise FileNotFoundError(f"no predictions file {args.predictions}")
     dataset = building.load_built(args.dataset, args.config, args.split)
     predictions = read_predictions(args.predictions, max_bytes=max_predictions_bytes(len(dataset)))
     # no Java: exit 2, one line; a METEOR or tokenizer failure: exit 1, one line (diffbench.cli.main)
     try:
-        results = score_predictions(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing,
-                                    source=str(args.predictions))
+        scored = score(predictions, dataset, metrics=metrics, allow_missing=args.allow_missing,
+                       source=str(args.predictions), benchmark=args.dataset, config=args.config, split=args.split,
+                       resamples=args.resamples, seed=args.seed)
     except MissingPredictionsError as err:
         raise ValueError(f"{err}; --allow-missing scores the others") from None
-    results = {"dataset": args.dataset, "config": args.config, "split": args.split,
-               "predictions": str(args.predictions), **results}
+    results = {**scored.results, "predictions": str(args.predictions)}
     title = f"{args.dataset} ({args.split}): {args.predictions.name}"
-    written = write_report(args.out, results, title, overwrite=args.overwrite)
+    written = write_report(args.out, results, title, overwrite=args.overwrite, samples=scored.samples)
     print(format_table(results))
     print(f"\nwrote {', '.join(str(path) for path in written)}")
     return 0
