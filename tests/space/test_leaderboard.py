@@ -31,11 +31,29 @@ def _vismin_results(content_hash: str, avg: float = 40.0, synthetic=False, submi
             "samples": 2084}
 
 
-def _caption_results(content_hash: str, cider: float = 0.5) -> dict:
-    """What :func:`diffbench.space.backend.score_caption_json` returns, reduced to what the board keeps."""
-    return {"content_hash": content_hash, "submission": "captions.json", "dataset": "spot_the_diff",
-            "split": "test", "provenance": {"synthetic": False}, "Bleu_4": 0.1, "METEOR": 0.2,
-            "ROUGE_L": 0.3, "CIDEr": cider, "num_samples": 3}
+def _caption_results(content_hash: str, cider: float = 50.0) -> dict:
+    """What :func:`diffbench.space.backend.score_caption_json` returns (layout v1, percent), reduced to what
+    the board keeps."""
+    return {"content_hash": content_hash, "submission": "captions.json", "benchmark": "spot_the_diff",
+            "split": "test", "provenance": {"synthetic": False}, "samples": 3,
+            "scores": {"Bleu_4": 10.0, "METEOR": 20.0, "ROUGE_L": 30.0, "CIDEr": cider},
+            "ci95": {"CIDEr": [cider - 4.0, cider + 6.0]}}
+
+
+def test_caption_rows_show_percent_with_the_cider_interval_and_older_rows_x100(tmp_path):
+    """Rows stored since results were percentages are shown as stored, with CIDEr ± half its interval; rows
+    stored before (pycocoevalcap's 0..1, no interval) are shown x 100, the ± left empty."""
+    path = tmp_path / "leaderboard.sqlite3"
+    board = Leaderboard(path)
+    board.add_captions(_caption_results("sha256:new", cider=123.4), name="new run")
+    _execute(path, "INSERT INTO caption_runs (content_hash, name, dataset, split, scored_at, synthetic, provenance, "
+                   "scores, samples) VALUES ('sha256:old', 'old run', 'spot_the_diff', 'test', '2026-01-01 00:00 UTC', "
+                   "0, '{}', ?, 3)", json.dumps({"Bleu_4": 0.1, "METEOR": 0.2, "ROUGE_L": 0.3, "CIDEr": 1.5}))
+    rows = {row["Name"]: row for row in board.caption_table().to_dict("records")}
+    assert rows["new run"]["CIDEr"] == 123.4 and rows["new run"]["CIDEr ±"] == 5.0
+    assert rows["new run"]["Bleu_4"] == 10.0 and rows["new run"]["Dataset"] == "spot_the_diff"
+    assert rows["old run"]["CIDEr"] == 150.0 and rows["old run"]["METEOR"] == 20.0
+    assert rows["old run"]["CIDEr ±"] != rows["old run"]["CIDEr ±"]  # NaN: shown as a gap
 
 
 def _execute(path: Path, sql: str, *args) -> list:
@@ -54,7 +72,7 @@ def _board_with_one_bad_row(path: Path, table: str) -> dict:
     board = Leaderboard(path)
     for n in range(3):
         board.add_vismin(_vismin_results(f"sha256:v{n}", avg=40.0 + n), name=f"vismin run {n}")
-        board.add_captions(_caption_results(f"sha256:c{n}", cider=0.1 * (n + 1)), name=f"caption run {n}")
+        board.add_captions(_caption_results(f"sha256:c{n}", cider=10.0 * (n + 1)), name=f"caption run {n}")
     column = "cells" if table == "vismin_runs" else "scores"
     prefix = "v" if table == "vismin_runs" else "c"
     _execute(path, f"UPDATE {table} SET {column} = 'not json' WHERE content_hash = ?", f"sha256:{prefix}1")

@@ -381,17 +381,19 @@ def test_score_difference_captions(client, tmp_path):
     from diffbench.captions.scoring import score_predictions
 
     expected = score_predictions(predictions, test)
-    assert results["num_samples"] == len(test) and set(results["groups"]) == set(expected["groups"])
-    for scores, wanted in [(results, expected), *((results["groups"][g], expected["groups"][g]) for g in expected["groups"])]:
-        assert all(scores[m] == pytest.approx(wanted[m], rel=1e-12, abs=1e-15) for m in ("Bleu_1", "METEOR", "ROUGE_L", "CIDEr"))
-    # Two decimals wherever the Space shows a score (metrics ×100, as the leaderboard); full precision in results.json.
-    assert f"CIDEr **{100 * results['CIDEr']:.2f}**" in message, message
+    assert results["samples"] == len(test) and set(results["groups"]) == set(expected["groups"])
+    assert results["benchmark"] == "omnidiff" and results["ci95"] == expected["ci95"]  # the same seed: the same interval
+    for scores, wanted in [(results["scores"], expected["scores"]),
+                           *((results["groups"][g]["scores"], expected["groups"][g]["scores"]) for g in expected["groups"])]:
+        assert all(scores[m] == pytest.approx(wanted[m], rel=1e-12, abs=1e-13) for m in ("Bleu_1", "METEOR", "ROUGE_L", "CIDEr"))
+    # Two decimals wherever the Space shows a score (percent, as the leaderboard); full precision in results.json.
+    assert f"CIDEr **{results['scores']['CIDEr']:.2f}**" in message and "95% interval" in message, message
     total = next(line for line in table.splitlines() if line.startswith("| all |"))
     cells = [c.strip() for c in total.strip("|").split("|")][2:]
-    assert cells and all(len(c.split(".")[-1]) == 2 for c in cells), total
-    assert f"{100 * results['METEOR']:.2f}" in cells
-    values = [v for scores in (results, *results["groups"].values()) for k, v in scores.items()
-              if k in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")]
+    assert cells and all(len(c.split(" ±")[0].split(".")[-1]) == 2 for c in cells), total
+    assert any(c.startswith(f"{results['scores']['METEOR']:.2f} ±") for c in cells), cells
+    values = [v for scores in (results["scores"], *(g["scores"] for g in results["groups"].values()))
+              for v in scores.values()]
     assert any(round(v, 4) != v for v in values), values  # not rounded in the file
     assert board["data"][-1][0].endswith("captions.json")
     assert results["provenance"]["dataset"] == "omnidiff"
@@ -477,7 +479,7 @@ def test_caption_scoring_time_is_bounded(client, tmp_path):
             backend.score_caption_json(path, "omnidiff", store, timeout_s=0.001)
         assert worker.pid is None and _process_group(pid, settle_s=5) == []  # nothing of it still runs
         again = backend.score_caption_json(path, "omnidiff", store)
-        assert worker.pid not in (None, pid) and again["CIDEr"] == warm["CIDEr"]
+        assert worker.pid not in (None, pid) and again["scores"]["CIDEr"] == warm["scores"]["CIDEr"]
     finally:
         worker.close()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from diffbench.captions import report as caption_report
+from diffbench.report.layout import group, make_results
 from diffbench.space import backend
 from diffbench.space.leaderboard import Leaderboard
 from diffbench.vismin import report as vismin_report
@@ -51,10 +52,12 @@ def test_the_space_imports_the_project_s_modules_at_the_top():
 
 
 def _caption_results(evaluation: str) -> dict:
-    groups = {"color": {"CIDEr": 0.5, "METEOR": 0.2, "num_samples": 2},
-              "distractor": {"METEOR": 0.1, "num_samples": 1}}  # no CIDEr: no bar, an empty cell
-    return {"CIDEr": 0.43217, "METEOR": 0.25, "num_samples": 3, "evaluation": evaluation, "groups": groups,
-            "provenance": {"synthetic": False}}
+    groups = {"color": group(2, {"CIDEr": 50.0, "METEOR": 20.0}, {"CIDEr": [10.0, 90.0], "METEOR": [15.0, 25.0]}),
+              "distractor": group(1, {"METEOR": 10.0}, {"METEOR": [10.0, 10.0]})}  # no CIDEr: no bar, an empty cell
+    return make_results(benchmark="omnidiff", config=None, split="test", samples=3, dataset_samples=3,
+                        scores={"METEOR": 25.0, "CIDEr": 43.217}, ci95={"METEOR": [20.0, 30.0], "CIDEr": [30.0, 56.0]},
+                        groups=groups, uncertainty={"resamples": 1000, "seed": 0}, provenance={"synthetic": False},
+                        protocol={"evaluation": evaluation})
 
 
 @pytest.mark.parametrize("evaluation", ["per_change_type", "clevr_change_official"])
@@ -64,8 +67,10 @@ def test_the_caption_chart_has_the_subsets_of_the_report_s_table(evaluation):
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
     frame = backend.caption_chart_frame(results)
     assert list(frame["subset"]) == [s for s in rows if s != "distractor"]  # "total" for CLEVR-Change's parts
-    for subset, value in zip(frame["subset"], frame["value"]):
-        assert f"| {value:.2f} |" in rows[subset]  # the same number, ×100 with two decimals
+    for subset, value, low, high in zip(frame["subset"], frame["value"], frame["low"], frame["high"]):
+        # the same number (percent, two decimals) with half its interval
+        assert f"| {value:.2f} ±{(high - low) / 2:.2f} |" in rows[subset]
+    assert list(frame["value"]) == [43.22, 50.0] and list(frame["high"]) == [56.0, 90.0]
 
 
 def test_results_json_is_written_as_the_report_writes_it(vismin_built, tmp_path):
@@ -86,7 +91,7 @@ def test_results_json_is_written_as_the_report_writes_it(vismin_built, tmp_path)
 
 
 def test_caption_results_json_is_written_as_the_report_writes_it(tmp_path):
-    results = {"dataset": "omnidiff", "split": "test", "submission": "légende.json", **_caption_results("per_change_type")}
+    results = {**_caption_results("per_change_type"), "submission": "légende.json"}
     files = backend.ResultFiles(tmp_path)
     try:
         written = files.write(results)

@@ -353,10 +353,15 @@ def _vismin_message(results: dict, entry) -> str:
 
 
 def _caption_message(results: dict, entry) -> str:
-    return (f"✓ Scored **{markdown_text(results['submission'])}** on {results['dataset']} "
-            f"({markdown_text(results['split'])}): {results['num_samples']:,} samples, "
-            f"CIDEr **{backend.caption_value(results.get('CIDEr', 0))}** (metrics ×100; results.json keeps full precision)."
+    return (f"✓ Scored **{markdown_text(results['submission'])}** on {results['benchmark']} "
+            f"({markdown_text(results['split'])}): {results['samples']:,} samples, "
+            f"CIDEr **{backend.caption_value(results['scores'].get('CIDEr', 0))}** "
+            f"(95% interval {_interval(results['ci95'].get('CIDEr'))}; metrics ×100, as papers print them)."
             + _board_note(entry) + backend.synthetic_note(results))
+
+
+def _interval(bounds) -> str:
+    return "–" if not bounds else f"{backend.caption_value(bounds[0])} to {backend.caption_value(bounds[1])}"
 
 
 def _vismin_chart(results: dict) -> gr.BarPlot:

@@ -574,7 +574,7 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
         raise UserError(f"{name}: {message} (this tab scores files with a caption for every pair)") from None
     except ValueError as err:
         raise UserError(f"{name}: {_clean(' '.join(str(err).split()), path)}") from None
-    results = {"dataset": dataset_name, "split": split, "submission": name, **results}
+    results.update(benchmark=dataset_name, split=split, submission=name)  # layout v1: the front end's keys last
     # The last False stood for an allow-missing option this function had and no caller passed: kept, so
     # that a file on the leaderboard keeps its hash and still counts once when uploaded again.
     results["content_hash"] = content_hash(path, dataset_name, split, results["provenance"].get("build_id"), False)
@@ -609,29 +609,30 @@ def vismin_chart_frame(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["bar", "score", "value"])
 
 
-#: How the Space shows a caption metric: ×100 (as papers and the leaderboard print them), two decimals.
-#: results.json keeps the full-precision values pycocoevalcap's scale gives.
-CAPTION_SCALE = 100
-
-
 def caption_value(value) -> str:
-    """A caption metric as the Space shows it.
+    """A caption metric as the Space shows it: results.json's percent scale (pycocoevalcap x 100, as papers
+    print them), two decimals.
 
-    >>> caption_value(0.281234), caption_value(1.0)
+    >>> caption_value(28.1234), caption_value(100)
     ('28.12', '100.00')
     """
-    return f"{CAPTION_SCALE * float(value):.2f}"
+    return f"{float(value):.2f}"
 
 
 def caption_table(results: dict) -> str:
-    """The caption tab's Markdown table: :func:`diffbench.captions.report.format_table`, ×100 with two decimals."""
-    return caption_report.format_table(results, scale=CAPTION_SCALE, digits=2)
+    """The caption tab's Markdown table: :func:`diffbench.captions.report.format_table` (values ± half their
+    95% interval)."""
+    return caption_report.format_table(results)
 
 
 def caption_chart_frame(results: dict, metric: str = "CIDEr") -> pd.DataFrame:
-    """One bar a subset of one caption metric, ×100 with two decimals: the subsets of the report's table
-    and figure (:func:`diffbench.captions.report.figure_groups`: the total, then each change type or
-    official part), those without a value for ``metric`` left out."""
-    rows = [{"subset": subset, "value": round(CAPTION_SCALE * values[metric], 2)}
-            for subset, values in caption_report.figure_groups(results).items() if metric in values]
-    return pd.DataFrame(rows, columns=["subset", "value"])
+    """One bar a subset of one caption metric, two decimals, with its 95% interval (``low``, ``high``): the
+    subsets of the report's table and figure (:func:`diffbench.captions.report.figure_groups`: the total,
+    then each change type or official part), those without a value for ``metric`` left out."""
+    rows = []
+    for subset, values in caption_report.figure_groups(results).items():
+        if metric in values["scores"]:
+            low, high = (values.get("ci95") or {}).get(metric) or (None, None)
+            rows.append({"subset": subset, "value": round(values["scores"][metric], 2),
+                         "low": None if low is None else round(low, 2), "high": None if high is None else round(high, 2)})
+    return pd.DataFrame(rows, columns=["subset", "value", "low", "high"])

@@ -81,7 +81,10 @@ CELL_COLUMNS = tuple(f"{c.capitalize()} {s[0].upper()}" for c, s in CELLS)
 VISMIN_COLUMNS = ("Model", "AVG", "AVG ±", *CELL_COLUMNS, "Group (all samples)", "Samples", "Published AVG", "Source")
 AVG_HALF_WIDTH = "AVG ±"
 CAPTION_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
-CAPTION_COLUMNS = ("Name", "Dataset", "Split", "CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "Samples", "Source")
+#: "CIDEr ±": half the CIDEr-D's 95% bootstrap interval (runs scored since results carried intervals)
+CIDER_HALF_WIDTH = "CIDEr ±"
+CAPTION_COLUMNS = ("Name", "Dataset", "Split", "CIDEr", CIDER_HALF_WIDTH, "Bleu_4", "METEOR", "ROUGE_L", "Samples",
+                   "Source")
 SORTS = ("AVG", "Group (all samples)", "Model")
 
 _SCHEMA = """
@@ -386,16 +389,20 @@ class Leaderboard:
     def add_captions(self, results: dict, name: str | None = None) -> Entry:
         """Add a scored caption submission (what :func:`diffbench.space.backend.score_caption_json` returns)."""
         provenance = results.get("provenance") or {}
+        scores = {m: results["scores"].get(m) for m in CAPTION_METRICS}
+        cider = results["ci95"].get("CIDEr")
+        scores[CIDER_HALF_WIDTH] = None if not cider else (cider[1] - cider[0]) / 2
         return self._insert("caption_runs", {
             "content_hash": results["content_hash"],
             "name": clean_name(name, str(results.get("submission", "captions"))),
-            "dataset": results.get("dataset"),
+            "dataset": results.get("benchmark"),
             "split": results.get("split"),
             "scored_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "synthetic": self._synthetic_flag(provenance),
             "provenance": json.dumps(provenance, sort_keys=True, default=str),
-            "scores": json.dumps({m: results.get(m) for m in CAPTION_METRICS}),
-            "samples": results.get("num_samples"),
+            # "scale": rows stored before results were percentages hold pycocoevalcap's 0..1 (shown x 100)
+            "scores": json.dumps({"scale": "percent", **scores}),
+            "samples": results["samples"],
         })
 
     # -- showing --------------------------------------------------------------------------------
@@ -483,18 +490,19 @@ class Leaderboard:
 
     def _caption_record(self, name, dataset, split, scored_at, synthetic, scores, samples) -> dict:
         scores = _json_object(scores, "scores")
-        metrics = {m: _number(scores.get(m), f"scores[{m!r}]") for m in CAPTION_METRICS}
+        scale = 1 if scores.get("scale") == "percent" else 100  # older rows: pycocoevalcap's 0..1
+        metrics = {m: _number(scores.get(m), f"scores[{m!r}]") for m in (*CAPTION_METRICS, CIDER_HALF_WIDTH)}
         synthetic = None if synthetic is None else bool(synthetic)
         return {"Name": (SYNTHETIC_MARK if synthetic else "") + _shown_name(name), "Dataset": _shown_text(dataset),
-                "Split": _shown_text(split), **{m: None if v is None else 100 * v for m, v in metrics.items()},
+                "Split": _shown_text(split), **{m: None if v is None else scale * v for m, v in metrics.items()},
                 "Samples": _number(samples, "samples"), "Source": self._source(scored_at, synthetic)}
 
     def caption_table(self) -> pd.DataFrame:
-        """Caption runs, newest last; metrics ×100 (as papers print them). Rows that cannot be read are
+        """Caption runs, newest last; metrics ×100 (as papers print them), CIDEr-D ± half its 95% interval. Rows that cannot be read are
         left out (:meth:`notes` names them)."""
         records, _ = self._caption_runs()
         frame = pd.DataFrame(records, columns=list(CAPTION_COLUMNS))
-        for column in (*CAPTION_METRICS, "Samples"):
+        for column in (*CAPTION_METRICS, CIDER_HALF_WIDTH, "Samples"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
         return frame
 
