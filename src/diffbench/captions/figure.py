@@ -52,8 +52,9 @@ def small_caveat(small: list[str], threshold: int = SMALL_GROUP) -> str:
 def _panel(ax, metric: str, names: list[str], groups: Mapping, small: set[str]) -> None:
     values = [float(groups[n]["scores"].get(metric, math.nan)) for n in names]
     intervals = [groups[n].get("ci95", {}).get(metric) for n in names]
-    low = [v - i[0] if i else 0.0 for v, i in zip(values, intervals)]
-    high = [i[1] - v if i else 0.0 for v, i in zip(values, intervals)]
+    # a percentile interval need not hold the corpus value (BLEU's brevity penalty is not linear): no negative bar
+    low = [max(0.0, v - i[0]) if i else 0.0 for v, i in zip(values, intervals)]
+    high = [max(0.0, i[1] - v) if i else 0.0 for v, i in zip(values, intervals)]
     colors = [RUN_COLOR if n in TOTALS else SMALL_COLOR if n in small else GROUP_COLOR for n in names]
     positions = list(range(len(names)))
     bars = ax.barh(positions, values, color=colors, height=0.7, xerr=[low, high],
