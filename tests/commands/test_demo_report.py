@@ -34,7 +34,7 @@ def test_human_agreement_is_the_score_captions_report_on_held_out_references(pri
     results = demo.human_agreement("clevr_change", "test")
 
     # The official CLEVR-Change parts, in their order, with the total on top.
-    assert results["evaluation"] == "clevr_change_official"
+    assert results["protocol"]["evaluation"] == "clevr_change_official"
     assert list(results["groups"]) == [g for g in CLEVR_CHANGE_GROUPS if g in results["groups"]]
     assert {"semantic_change", "distractor"} <= set(results["groups"])
     table = format_table(results).splitlines()
@@ -44,11 +44,11 @@ def test_human_agreement_is_the_score_captions_report_on_held_out_references(pri
     # The first reference is the prediction and is not among its own references: scoring it against
     # every reference (itself included) agrees more.
     rows = [r for r in built if len(r["captions"]) > 1]
-    assert results["num_samples"] == len(rows)
+    assert results["samples"] == len(rows)
     with_itself = score_predictions({r["id"]: r["captions"][0] for r in rows},
                                     built.filter(lambda r: len(r["captions"]) > 1, keep_in_memory=True),
                                     metrics=["bleu"])
-    assert with_itself["Bleu_1"] == pytest.approx(1.0) and results["Bleu_1"] < 0.99
+    assert with_itself["scores"]["Bleu_1"] == pytest.approx(100.0) and results["scores"]["Bleu_1"] < 99
     assert provenance.is_synthetic(results["provenance"])
     # Nothing was written into the build folder (it stays as datasets' fallback dates it).
     assert not list(building.current_build("clevr_change", "default").glob("cache-*.arrow"))
