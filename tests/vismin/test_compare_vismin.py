@@ -197,3 +197,16 @@ def test_bad_records_name_file_line_and_field(scored, tmp_path):
 
 def test_module_doctests():
     assert doctest.testmod(vismin_compare).failed == 0
+
+
+def test_an_eval_run_against_its_submission_scored_again(vismin_built, tmp_path, capsys):
+    run, scored = tmp_path / "run", tmp_path / "scored"
+    assert main(["eval", "vismin", "--out", str(run), "--no-progress"]) == 0  # the embedded tiny CLIP
+    assert main(["score", "vismin", str(run / "vismin_scores.csv"), "--out", str(scored)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(run), str(scored), "--resamples", "100"]) == 0
+    printed = capsys.readouterr().out
+    assert f"- A: {json.loads((run / 'results.json').read_text())['model']} (" in printed  # the model's name
+    same = compare(run, scored, resamples=100)  # one result twice: nothing differs
+    assert all(e["difference"] == 0 and e["p_value"] == 1.0 for e in same["scores"].values())
+    assert same["a"]["model"] and same["b"]["model"] is None and "| all | group |" in printed
