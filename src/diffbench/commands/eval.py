@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 
 from diffbench.commands._arguments import add_uncertainty_arguments
-from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING
+from diffbench.harness.options import ANSWER_MODES, DTYPES, IMAGE_HANDLING, parse_limit
 
 
 def add_parser(subparsers) -> None:
@@ -48,8 +48,9 @@ def add_parser(subparsers) -> None:
                         help="samples a batch (default: 64 contrastive, 4 chat); halves by itself when out of GPU memory")
     parser.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default=None, choices=DTYPES,
-                        help="auto: float32 for contrastive models (as the official code), bfloat16 (else "
-                             "float16) for chat models on CUDA, float32 elsewhere; recorded in run.json")
+                        help="default: the preset's, else auto: float32 for contrastive models (as the official "
+                             "code), the dtype a chat model's config names (float32 on the CPU when that is a "
+                             "half precision); run.json's settings say which and where it came from")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="image-decoding worker processes (default: the cores, shared by the processes)")
     parser.add_argument("--fast-decode", action="store_true",
@@ -64,8 +65,11 @@ def add_parser(subparsers) -> None:
     chat.add_argument("--image-handling", choices=IMAGE_HANDLING, default=None,
                       help="two images as two inputs (separate, default) or pasted side by side into one "
                            "(combined: the paper's LLaVA-1.6)")
-    chat.add_argument("--image-splitting", dest="image_splitting", action="store_true", default=None,
-                      help="keep the processor's image splitting (Idefics2); by default it is off, as in the paper")
+    chat.add_argument("--image-splitting", dest="image_splitting", action=argparse.BooleanOptionalAction,
+                      default=None,
+                      help="turn the processor's image splitting (Idefics2 and others that have it) on or off; by "
+                           "default as the processor says, or as the preset's row ran (Idefics2: off, as in the "
+                           "paper); run.json's settings say which and where it came from")
     chat.add_argument("--prompt-template", default=None,
                       help="a raw prompt instead of the chat template, with {images} and {question}: the paper's "
                            "LLaVA-1.6 used '{images} [INST] {question} [/INST]'")
@@ -79,7 +83,12 @@ def add_parser(subparsers) -> None:
     api.add_argument("--api-key-env", default=None,
                      help="environment variable holding the API key (default OPENAI_API_KEY); never logged or written")
     api.add_argument("--concurrency", type=int, default=4, help="API requests in flight (default 4)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N samples (a quick look)")
+    parser.add_argument("--limit", type=limit_value, default=None, metavar="N",
+                        help="a quick look: N samples (20), or a fraction of them (0.1), drawn stratified by "
+                             "VisMin's category or the captions' change types (each present once N allows, the "
+                             "rest in proportion), the same on any machine; the draws are nested, so a rerun "
+                             "over the same --out with a larger limit (or none) keeps what was predicted and "
+                             "runs only the new samples (a smaller one is refused)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow running code from the model's repository (off unless given)")
     parser.add_argument("--allow-pickle", action="store_true",
@@ -91,6 +100,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     add_uncertainty_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def limit_value(text: str):
+    """``--limit``'s value (:func:`diffbench.harness.options.parse_limit`), refused in argparse's words."""
+    try:
+        return parse_limit(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def options_from_args(args: argparse.Namespace):

@@ -12,6 +12,10 @@ options. How the turns reach the model is a :class:`ChatProtocol`, recorded in `
   ``do_image_splitting=False``: ``evals/vlm/idefics2.py``); ``"combined"``: the images pasted side by
   side into one (as the paper gave LLaVA-1.6: ``evals/vlm/llava.py`` calls ``get_combined_image``, whose
   file is missing from the repository: the side-by-side layout of :func:`combine_images` is inferred).
+- ``image_splitting``: the processor's ``do_image_splitting`` where it has one; ``None`` leaves it as the
+  processor says (a preset sets what the paper set: off for Idefics2). The dtype, asked ``auto``, is the
+  one the model's config names (:func:`~diffbench.harness.runtime.config_dtype`). run.json's ``settings``
+  says which value each had and where it came from (option, preset, model config, processor).
 - ``prompt_template``: ``None`` renders one user turn (images first, then the question) with the
   processor's chat template and the generation prompt; a string is the raw prompt instead, with
   ``{question}`` and either ``{images}`` (the processor's image token, once a picture) or the model's
@@ -26,7 +30,9 @@ from dataclasses import asdict, dataclass
 from PIL import Image
 
 from diffbench.backends.openai_chat import ChatAPIError, ChatRequest
+from diffbench.harness import runtime
 from diffbench.harness.data import slice_inputs, split_good_bad, to_device
+from diffbench.harness.options import source_of
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class ChatProtocol:
     answer: str = "generate"
     max_new_tokens: int = 128
     image_handling: str = "separate"
-    image_splitting: bool | None = False  # do_image_splitting where the processor has it; None: its default
+    image_splitting: bool | None = None  # do_image_splitting where the processor has it; None: its own
     prompt_template: str | None = None
 
     def record(self) -> dict:
@@ -301,8 +307,25 @@ class ChatTask:
     def chat_protocol(self, options) -> ChatProtocol:
         return ChatProtocol(answer=options.answer, max_new_tokens=options.max_new_tokens or self.default_max_new_tokens,
                             image_handling=options.image_handling or "separate",
-                            image_splitting=False if options.image_splitting is None else options.image_splitting,
-                            prompt_template=options.prompt_template)
+                            image_splitting=options.image_splitting, prompt_template=options.prompt_template)
+
+    def auto_dtype(self, device, kind) -> tuple[str, str, str | None]:
+        """The dtype the model's config names (float32 on the CPU for a half precision: see
+        :func:`~diffbench.harness.runtime.config_dtype`)."""
+        return runtime.config_dtype(kind.config_dtype, device)
+
+    def settings(self, options, processor=None) -> dict:
+        """``image_splitting`` as given (option, preset) or, once loaded, as the processor has it (``None``:
+        it has no image splitting). An API model's images are the API's: nothing recorded."""
+        if options.api_base:
+            return {}
+        if options.image_splitting is not None:
+            return {"image_splitting": {"value": options.image_splitting,
+                                        "from": source_of(options, "image_splitting")}}
+        if processor is None:
+            return {}
+        own = getattr(getattr(processor, "image_processor", None), "do_image_splitting", None)
+        return {"image_splitting": {"value": own, "from": runtime.FROM_PROCESSOR}}
 
     def build_step(self, model, processor, device, dtype, runner, options):
         protocol = self.chat_protocol(options)

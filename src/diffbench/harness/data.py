@@ -197,15 +197,12 @@ def to_device(inputs: dict, device, dtype) -> dict:
 DATA_FILES_EXPECTED = "--data-files takes parquet files or one save_to_disk folder"
 
 
-def load_rows(name: str, config: str | None, split: str, data_files=None, limit: int | None = None):
-    """The rows to evaluate: the built dataset, or ``data_files`` (parquet files / a ``save_to_disk`` folder)."""
+def load_rows(name: str, config: str | None, split: str, data_files=None):
+    """The split's rows: the built dataset, or ``data_files`` (parquet files / a ``save_to_disk`` folder);
+    ``--limit`` draws from them (:mod:`diffbench.harness.draws`)."""
     if data_files:
-        dataset = load_data_files(data_files, split)
-    else:
-        dataset = load_built(name, config, split)
-    if limit:
-        dataset = dataset.select(range(min(limit, len(dataset))))
-    return dataset
+        return load_data_files(data_files, split)
+    return load_built(name, config, split)
 
 
 def load_data_files(data_files, split: str):

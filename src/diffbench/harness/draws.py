@@ -3,8 +3,9 @@
 The rows are grouped into strata by the task's ``strata_column`` (VisMin: ``category``; captions:
 ``change_types``); each stratum's rows are ranked by ``sha256("<seed>:<id>")``; strata take turns by
 the Huntington-Hill rule (the next row goes to the stratum with the largest ``n / sqrt(k (k + 1))``,
-``n`` its rows, ``k`` those it has had): every stratum gets one row before any gets two, then the
-shares follow the strata's sizes. The draw of ``N`` rows is the first ``N`` of that one sequence:
+``n`` its rows, ``k`` those it has had; strata of equal priority in a seeded order of their names):
+every stratum gets one row before any gets two, the largest first, then the shares follow the strata's
+sizes. The draw of ``N`` rows is the first ``N`` of that one sequence:
 
 - **deterministic**: the same ids give the same draw on any machine (a hash, exact rational
   priorities; no random generator, no float rounding, no row order);
@@ -38,7 +39,8 @@ from fractions import Fraction
 
 #: the draw's seed: fixed, so that a run's rows never depend on where or when it ran
 DRAW_SEED = 0
-METHOD = "stratified: Huntington-Hill allocation over the strata, each stratum in sha256(seed:id) order"
+METHOD = ("stratified: Huntington-Hill allocation over the strata (ties in sha256(seed:stratum) order), each "
+          "stratum in sha256(seed:id) order")
 NO_STRATUM = ""  # rows whose stratum value is missing or empty
 
 
@@ -76,9 +78,10 @@ def stratum_keys(dataset, column: str | None) -> list[str]:
     return [stratum_key(v) for v in values]
 
 
-def rank(sample_id, seed: int = DRAW_SEED) -> bytes:
-    """A row's place in its stratum: a hash of its id, so that neither row order nor other rows move it."""
-    return hashlib.sha256(f"{seed}:{sample_id}".encode("utf-8")).digest()
+def rank(name, seed: int = DRAW_SEED) -> bytes:
+    """A row's place in its stratum (``name``: its id), or a stratum's among strata of its size: a hash, so
+    that neither row order nor other rows move it."""
+    return hashlib.sha256(f"{seed}:{name}".encode("utf-8")).digest()
 
 
 def draw_order(keys: list[str], ids: list, seed: int = DRAW_SEED, count: int | None = None) -> list[int]:
@@ -88,18 +91,20 @@ def draw_order(keys: list[str], ids: list, seed: int = DRAW_SEED, count: int | N
         strata.setdefault(key, []).append(row)
     for rows in strata.values():
         rows.sort(key=lambda row: (rank(ids[row], seed), row))
-    # (0, -n, key): a stratum's first row, the largest first; then (1, -n^2 / (k (k + 1)), key), exact
-    heap = [(0, Fraction(-len(rows)), key) for key, rows in strata.items()]
+    # (0, -n): a stratum's first row, the largest first; then (1, -n^2 / (k (k + 1))), exact; ties in a seeded
+    # order of the strata's names (not the alphabet: many strata of one pair would go by their names)
+    tie = {key: rank(key, seed) for key in strata}
+    heap = [(0, Fraction(-len(rows)), tie[key], key) for key, rows in strata.items()]
     heapq.heapify(heap)
     taken = dict.fromkeys(strata, 0)
     order, count = [], len(keys) if count is None else min(count, len(keys))
     while len(order) < count:
-        _, _, key = heapq.heappop(heap)
+        *_, key = heapq.heappop(heap)
         rows, k = strata[key], taken[key]
         order.append(rows[k])
         taken[key] = k = k + 1
         if k < len(rows):
-            heapq.heappush(heap, (1, -Fraction(len(rows) ** 2, k * (k + 1)), key))
+            heapq.heappush(heap, (1, -Fraction(len(rows) ** 2, k * (k + 1)), tie[key], key))
     return order
 
 

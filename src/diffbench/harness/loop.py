@@ -1,9 +1,10 @@
 """The one run loop behind ``diffbench eval``: any :class:`~diffbench.harness.task.Task`, any model.
 
     task (given: :mod:`diffbench.tasks` names them) + resolved options -> model kind (from its config)
-    -> the task for that kind -> rows (built dataset or --data-files) -> run.json (checked against an
-    earlier run in --out)
-    -> saved predictions (resume) -> model loaded only if something is left
+    -> the task for that kind -> rows (built dataset or --data-files) -> the --limit draw
+    (:mod:`~diffbench.harness.draws`) -> run.json (checked against an earlier run in --out)
+    -> saved predictions (resume; an earlier, smaller draw's are kept) -> model loaded only if something
+    is left
     -> DataLoader + the task's step, batch by batch, saved as it goes, over accelerate processes
     -> gathered on the main process -> the task's submission file, scores and report
 
@@ -18,8 +19,9 @@ from pathlib import Path
 
 from diffbench.backends.openai_chat import OpenAIChatClient
 from diffbench.data.provenance import of_dataset
-from diffbench.harness import models, outputs, record, runtime
+from diffbench.harness import draws, models, outputs, record, runtime
 from diffbench.harness.data import BadImagesError, draft_size
+from diffbench.harness.options import source_of
 from diffbench.harness.running import predict
 
 
@@ -37,23 +39,36 @@ def image_backend(processor) -> dict:
                                  ("torchvision" if "Fast" in type(image_processor).__name__ else "pil"))}
 
 
-def run_record(task, options, kind, dataset, dtype) -> dict:
-    """``run.json``: what defines the predictions (compared on resume) and the environment (not compared)."""
+def run_record(task, options, kind, rows, dataset, dtype, settings: dict) -> dict:
+    """``run.json``: what defines the predictions (compared on resume), the draw (``limit``, ``samples``:
+    checked to only grow), and the ``settings`` with their sources and the environment (not compared).
+    ``rows``: the whole split (its fingerprint), ``dataset``: the rows drawn from it."""
     return {
         "task": task.name, "dataset": task.dataset, "config": options.config or task.default_config,
         "split": options.split, "model": options.model, "revision": options.revision,
         "processor": options.processor, "kind": kind.kind,
-        "model_type": kind.model_type, "preset": options.preset, "limit": options.limit,
+        "model_type": kind.model_type, "preset": options.preset,
+        "limit": options.limit, "samples": len(dataset), "split_samples": len(rows),
+        "sample_draw": draws.record(task.strata_column) if len(dataset) < len(rows) else None,
         "data_files": [str(p) for p in options.data_files or []] or None,
         # reduced-scale JPEG decoding gives other pixels: part of what defines the predictions
         "fast_decode": bool(options.fast_decode) and not options.api_base,
         "dtype": str(dtype).removeprefix("torch.") if dtype is not None else None, **task.protocol(options, kind),
         "weights": (record.weights_fingerprint(options.model, options.revision) if not options.api_base else
                     {"source": "api", "api_base": options.api_base, "model": options.model}),
-        "dataset_fingerprint": record.dataset_fingerprint(dataset, options.data_files),
-        "provenance": of_dataset(dataset),
+        "dataset_fingerprint": record.dataset_fingerprint(rows, options.data_files),
+        "provenance": of_dataset(rows),
+        "settings": settings,
         "environment": record.environment(),
     }
+
+
+def choose_dtype(task, options, device, kind):
+    """``(torch dtype, its settings entry)``: as given (option or preset), else the task's ``auto``."""
+    if options.dtype != "auto":
+        return runtime.dtype_by_name(options.dtype), {"value": options.dtype, "from": source_of(options, "dtype")}
+    name, source, why = task.auto_dtype(device, kind)
+    return runtime.dtype_by_name(name), {"value": name, "from": source, **({"why": why} if why else {})}
 
 
 def confirm_weights(run: dict, options, out: Path, procs, resumed: bool) -> None:
@@ -66,8 +81,8 @@ def confirm_weights(run: dict, options, out: Path, procs, resumed: bool) -> None
         return
     if resumed and not record.resolves(run["weights"], loaded):
         raise outputs.RunMismatchError(
-            f"{out} holds predictions of another run ({outputs.REASONS['weights']}: weights: {run['weights']!r} -> "
-            f"{loaded!r}); use another --out, or --overwrite to compute afresh")
+            f"{out} holds predictions of another run: {outputs.WEIGHTS_CHANGED} (weights: {run['weights']!r} -> "
+            f"{loaded!r}); {outputs.PROCEED}")
     run["weights"] = loaded
     if procs.is_main:
         outputs.update_record(out, {"weights": loaded})
@@ -119,23 +134,39 @@ def model_kind(options) -> models.ModelKind:
     return kind
 
 
+def saved_predictions(task, out: Path, rows, ids: list, earlier: dict | None, store) -> dict:
+    """The predictions ``out`` holds for ``ids``: the submission file of this draw or of the earlier, smaller
+    one it extends (the same seeded draw, so the earlier rows are found again), and the progress files."""
+    saved = task.finished(out, ids)
+    if not saved and earlier and 0 < (earlier.get("samples") or 0) < len(ids):
+        earlier_ids = draws.draw(rows, earlier["samples"], task.strata_column).select_columns(["id"])["id"]
+        saved = task.finished(out, list(earlier_ids))
+    wanted = set(ids)
+    return {i: r for i, r in {**saved, **store.load()}.items() if i in wanted}
+
+
 def _run(family, options, procs) -> dict:
     kind = model_kind(options)
     task = family.for_kind(kind)
-    dataset = task.load(options)
+    rows = task.load(options)
+    dataset = draws.draw(rows, options.limit, task.strata_column)
     out = Path(options.out)
-    device = runtime.pick_device(options.device, procs) if not options.api_base else None
-    dtype = task.dtype(options.dtype, device) if not options.api_base else None
-    run = run_record(task, options, kind, dataset, dtype)
-    if procs.is_main:
-        outputs.check_manifest(out, run, options.overwrite)
-    procs.barrier()
+    device, dtype, settings = None, None, task.settings(options)
+    if not options.api_base:
+        device = runtime.pick_device(options.device, procs)
+        dtype, settings["dtype"] = choose_dtype(task, options, device, kind)
+    run = run_record(task, options, kind, rows, dataset, dtype, settings)
+    earlier = outputs.check_manifest(out, run, options.overwrite) if procs.is_main else None
+    earlier = procs.gather([earlier] if procs.is_main else [])[0]  # every process: which draw it extends
     ids = list(dataset.select_columns(["id"])["id"])
     store = outputs.ProgressStore(out, procs.index)
-    done = task.finished(out, ids) or store.load()
+    done = saved_predictions(task, out, rows, ids, earlier, store)
     todo = [i for i, sample_id in enumerate(ids) if sample_id not in done]
     if done and procs.is_main:
         log(f"resuming: {len(ids) - len(todo)} of {len(ids)} {task.unit}s already predicted in {out}")
+    if procs.is_main:
+        outputs.update_record(out, {"predictions": {"kept": len(ids) - len(todo), "predicted": len(todo)}},
+                              section="environment")
     records, bad = [], []
     if todo and options.api_base:
         records, bad = ask_api(task, options, dataset, todo, store, procs, out)
@@ -170,6 +201,7 @@ def predict_locally(task, options, kind, dataset, todo, store, procs, run, devic
         if applied:
             environment["processor_settings"] = applied
         outputs.update_record(out, environment, section="environment")
+        outputs.update_record(out, task.settings(options, processor), section="settings")
     draft = draft_size(processor.image_processor) if options.fast_decode and processor is not None else None
     workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
     predicted = predict(task.samples(dataset, draft), todo, batch_size, collate, step, store, procs, workers,

@@ -99,6 +99,30 @@ class ModelKind:
     kind: str  # CONTRASTIVE or IMAGE_TEXT_TO_TEXT
     model_type: str
     model_class: type | None  # the class the kind's Auto class resolves to (None for remote code)
+    config_dtype: str | None = None  # the dtype its config names (float32, float16, bfloat16), None: none
+
+
+FLOAT_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def config_dtype(config) -> str | None:
+    """The floating dtype a config names (``dtype``, the old ``torch_dtype``; a composite model's text config
+    when the top level names none), or None.
+
+    >>> from transformers import LlamaConfig
+    >>> config_dtype(LlamaConfig(dtype="bfloat16")), config_dtype(LlamaConfig())
+    ('bfloat16', None)
+    """
+    configs = [config]
+    if hasattr(config, "get_text_config"):
+        configs.append(config.get_text_config())
+    for candidate in configs:
+        names = candidate.to_dict() if hasattr(candidate, "to_dict") else {}
+        value = names.get("dtype") or names.get("torch_dtype")  # read from the dict: the attribute warns
+        name = str(value).removeprefix("torch.") if value is not None else None
+        if name in FLOAT_DTYPES:
+            return name
+    return None
 
 
 def _load_config(model_id: str, trust_remote_code: bool, revision: str | None = None):
@@ -139,11 +163,12 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
     check_reference(model_id)
     config = _load_config(model_id, trust_remote_code, revision)
     model_type = getattr(config, "model_type", type(config).__name__)
+    dtype = config_dtype(config)
     if BLIP_RETRIEVAL in (getattr(config, "architectures", None) or []):
         # AutoModel would give BlipModel, whose projections are not the retrieval heads (random weights)
         from transformers import BlipForImageTextRetrieval
 
-        return ModelKind(CONTRASTIVE, model_type, BlipForImageTextRetrieval)
+        return ModelKind(CONTRASTIVE, model_type, BlipForImageTextRetrieval, dtype)
     found = []
     auto_map = getattr(config, "auto_map", None) or {}
     try:
@@ -152,9 +177,9 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
         found.append("AutoModel does not know it")
     else:
         if cls is None and "AutoModelForImageTextToText" not in auto_map:
-            return ModelKind(CONTRASTIVE, model_type, None)  # remote code: checked once loaded
+            return ModelKind(CONTRASTIVE, model_type, None, dtype)  # remote code: checked once loaded
         if cls is not None and hasattr(cls, "get_image_features") and hasattr(cls, "get_text_features"):
-            return ModelKind(CONTRASTIVE, model_type, cls)
+            return ModelKind(CONTRASTIVE, model_type, cls, dtype)
         if cls is not None:
             found.append(f"AutoModel gives {cls.__name__}, which lacks get_image_features/get_text_features")
     try:
@@ -162,7 +187,7 @@ def detect_kind(model_id: str, trust_remote_code: bool = False, revision: str | 
     except KeyError:
         found.append("AutoModelForImageTextToText does not know it")
     else:
-        return ModelKind(IMAGE_TEXT_TO_TEXT, model_type, cls)
+        return ModelKind(IMAGE_TEXT_TO_TEXT, model_type, cls, dtype)
     architectures = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
     raise ModelKindError(
         f"{model_id} is neither a contrastive nor an image-text-to-text model: found config "

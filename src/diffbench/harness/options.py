@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.backends.api_access import check_base_url
+from diffbench.harness.runtime import FROM_OPTION, FROM_PRESET
 from diffbench.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 from diffbench.report.layout import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -43,11 +44,11 @@ class RunOptions:
     config: str | None = None  # the dataset configuration (None: the task's default)
     split: str = "test"
     data_files: list | None = None  # parquet files or a save_to_disk folder instead of the built dataset
-    limit: int | None = None
+    limit: int | float | None = None  # N samples, or a fraction in (0, 1): a stratified, nested draw (harness.draws)
     # where and how the model runs
     batch_size: int | None = None
     device: str = "auto"
-    dtype: str | None = None  # None: the preset's, else auto. auto: float32 for contrastive models (as the official code); chat: bf16 on CUDA
+    dtype: str | None = None  # None: the preset's, else auto. auto: float32 for contrastive models (as the official code); chat: the model config's
     num_workers: int | None = None
     fast_decode: bool = False
     trust_remote_code: bool = False
@@ -64,7 +65,7 @@ class RunOptions:
     prompt: str | None = None  # the difference-captioning instruction
     prompt_template: str | None = None  # raw prompt instead of the chat template: {images} and {question}
     image_handling: str | None = None  # separate (default) or combined (both images pasted side by side)
-    image_splitting: bool | None = None  # the processor's do_image_splitting (None: off where it exists)
+    image_splitting: bool | None = None  # the processor's do_image_splitting (None: as the processor says)
     # the report
     resamples: int = DEFAULT_RESAMPLES  # the bootstrap's resamples for the 95% intervals
     seed: int = DEFAULT_SEED  # and its seed: the same predictions always give the same interval
@@ -72,6 +73,7 @@ class RunOptions:
     overwrite: bool = False
     progress: bool = True
     preset: str | None = None  # a published row: its settings fill the fields left None (and it is recorded)
+    from_preset: tuple[str, ...] = ()  # the fields the preset filled (run.json says where each setting came from)
 
     def __post_init__(self):
         if self.api_base and not self.model and not self.preset:
@@ -84,10 +86,54 @@ class RunOptions:
             raise ValueError(f"image handling must be one of {', '.join(IMAGE_HANDLING)}, got {self.image_handling!r}")
         if self.dtype is not None and self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        for name in ("limit", "batch_size", "max_new_tokens", "resamples"):
+        check_limit(self.limit)
+        for name in ("batch_size", "max_new_tokens", "resamples"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def source_of(options: RunOptions, name: str) -> str:
+    """Where a given field's value came from: ``preset`` (filled by the preset) or ``option`` (given).
+
+    >>> source_of(RunOptions(dtype="float16"), "dtype")
+    'option'
+    """
+    return FROM_PRESET if name in options.from_preset else FROM_OPTION
+
+
+LIMIT_EXPECTED = "a number of samples (20) or a fraction of them between 0 and 1 (0.1)"
+
+
+def check_limit(limit) -> None:
+    """``limit`` is ``None``, a whole number of samples (at least 1) or a fraction in (0, 1)."""
+    if limit is None:
+        return
+    whole = isinstance(limit, int) and not isinstance(limit, bool)
+    if whole and limit >= 1 or isinstance(limit, float) and 0 < limit < 1:
+        return
+    raise ValueError(f"limit must be {LIMIT_EXPECTED}, got {limit!r}")
+
+
+def parse_limit(text: str) -> int | float:
+    """``--limit``'s value: ``20`` (samples) or ``0.1`` (a fraction of them).
+
+    >>> parse_limit("20"), parse_limit("0.1")
+    (20, 0.1)
+    >>> parse_limit("1.5")
+    Traceback (most recent call last):
+    ...
+    ValueError: limit must be a number of samples (20) or a fraction of them between 0 and 1 (0.1), got 1.5
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"limit must be {LIMIT_EXPECTED}, got {text!r}") from None
+    check_limit(value)
+    return value
 
 
 def with_defaults(options: RunOptions) -> RunOptions:

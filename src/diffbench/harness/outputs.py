@@ -1,8 +1,10 @@
 """What a run leaves in ``--out``, and resuming from it.
 
     run.json                 what was run (task, model, protocol, dtype, weights and data fingerprints,
-                             provenance): a resumed run must match it; ``environment`` (versions,
-                             date, image-processing backend) is recorded, not compared
+                             provenance): a resumed run must match it; the --limit draw (``limit``,
+                             ``samples``) may grow: the run is extended; ``settings`` (the dtype and
+                             image splitting with where each came from) and ``environment`` (versions,
+                             date, image-processing backend) are recorded, not compared
     progress/rank-<p>.jsonl  predictions appended batch by batch by each process (the resume source)
     <submission file>        the official submission: vismin_scores.csv (contrastive),
                              vismin_answers.csv (chat), captions.json (difference captions)
@@ -20,7 +22,10 @@ them).
 
 A run interrupted at any point resumes where it stopped: the next run with the same ``--out`` reads
 the saved predictions and computes only the missing samples. A complete submission file means nothing
-is left to compute: the run only re-scores it.
+is left to compute: the run only re-scores it. A rerun with a larger ``--limit`` (or none) extends the
+run: the draws are nested (:mod:`diffbench.harness.draws`), so the earlier predictions are kept and only
+the new samples run; a smaller one is refused (it would replace the report and the submission file with
+fewer samples than were predicted).
 """
 
 from __future__ import annotations
@@ -38,12 +43,20 @@ PROGRESS_DIR = "progress"
 
 
 RUN_FILE = "run.json"
-NOT_COMPARED = ("environment",)
-#: why a difference in these keys matters, said when a resume is refused
-REASONS = {"dataset_fingerprint": "the data was rebuilt or changed since these predictions were made",
-           "weights": "the model's weights changed since these predictions were made",
-           "provenance": "the data comes from another build",
-           "fast_decode": "--fast-decode decodes JPEGs at a reduced scale, which gives other pixels"}
+NOT_COMPARED = ("environment", "settings")
+#: the --limit draw: checked apart (a rerun may draw more, which extends the run, never fewer)
+DRAW_KEYS = ("limit", "samples", "split_samples", "sample_draw")
+WEIGHTS_CHANGED = "the model's weights changed since these predictions were made"
+#: what a refusal names, in this order: (reason, keys, keys that follow from these and are then not named)
+MISMATCHES = (
+    ("another model", ("model", "revision", "processor"), ("weights", "kind", "model_type", "similarity")),
+    ("other data", ("task", "dataset", "config", "split", "data_files"), ("dataset_fingerprint", "provenance")),
+    (WEIGHTS_CHANGED, ("weights",), ()),
+    ("the data was rebuilt or changed since these predictions were made", ("dataset_fingerprint",), ()),
+    ("the data comes from another build", ("provenance",), ()),
+    ("--fast-decode decodes JPEGs at a reduced scale, which gives other pixels", ("fast_decode",), ()),
+)
+OTHER_SETTINGS = "other settings"
 OUTPUT_FILES = ("vismin_scores.csv", "vismin_answers.csv", "captions.json", "generations.jsonl", "results.json",
                 "results.md", "results.png", "results.svg", "samples.jsonl")
 
@@ -52,13 +65,18 @@ class RunMismatchError(ValueError):
     """``--out`` holds predictions of a different run."""
 
 
-def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
+PROCEED = "use another --out, or --overwrite to compute afresh"
+
+
+def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> dict | None:
     """Write ``run.json``; an existing one must describe the same run (unless ``overwrite``), apart from
-    its ``environment``. A refusal names what differs and why it matters. Files of the outputs' names that
-    diffbench did not write are refused before any work (unless ``overwrite``)."""
+    its ``settings`` and ``environment``, and its draw may only grow. A refusal names what differs and why
+    it matters. Files of the outputs' names that diffbench did not write are refused before any work
+    (unless ``overwrite``). Returns the earlier run.json (None: none, or overwritten)."""
     result_files.prepare(out, OUTPUT_FILES, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RUN_FILE
+    old = None
     if path.exists() and not overwrite:
         old = read_run(path)
         if resolves(manifest.get("weights"), old.get("weights")):
@@ -66,17 +84,57 @@ def check_manifest(out: Path, manifest: dict, overwrite: bool = False) -> None:
             manifest["weights"] = old["weights"]
         elif resolves(old.get("weights"), manifest.get("weights")):
             old["weights"] = manifest["weights"]  # recorded before its first download: now with its commit
-        keys = sorted((set(old) | set(manifest)) - set(NOT_COMPARED))
-        # a key an older run.json lacks matches its off value (False, None): e.g. fast_decode, recorded since
-        differ = [k for k in keys if old.get(k) != manifest.get(k) and not (k not in old and not manifest.get(k))]
-        if differ:
-            why = [REASONS[k] for k in differ if k in REASONS]
-            detail = ", ".join(f"{k}: {old.get(k)!r} -> {manifest.get(k)!r}" for k in differ)
-            raise RunMismatchError(f"{out} holds predictions of another run ({'; '.join(why) + ': ' if why else ''}"
-                                   f"{detail}); use another --out, or --overwrite to compute afresh")
+        check_same_run(out, old, manifest)
+        check_draw(out, old, manifest)
+        for section in NOT_COMPARED:  # what only a model load learns stays known when nothing is loaded
+            manifest[section] = {**(old.get(section) or {}), **(manifest.get(section) or {})}
     if overwrite:
         clear(out)
     write_json(path, manifest)
+    return old
+
+
+def check_same_run(out: Path, old: dict, new: dict) -> None:
+    """Refuse, naming the first reason (:data:`MISMATCHES`) and every key that differs, unless ``old`` and
+    ``new`` describe the same predictions."""
+    if old.get("limit") and "samples" not in old:
+        raise RunMismatchError(f"{out} holds predictions of an earlier diffbench, whose --limit {old['limit']} took "
+                               "the first rows (its data fingerprint covers those rows only, and this version's "
+                               f"--limit draws other rows); {PROCEED}")
+    keys = sorted((set(old) | set(new)) - set(NOT_COMPARED) - set(DRAW_KEYS))
+    # a key an older run.json lacks matches its off value (False, None): e.g. fast_decode, recorded since
+    differ = [k for k in keys if old.get(k) != new.get(k) and not (k not in old and not new.get(k))]
+    if not differ:
+        return
+    reasons, named = [], set()
+    for reason, primary, following in MISMATCHES:
+        keys_here = [k for k in primary if k in differ and k not in named]
+        if keys_here:
+            reasons.append((reason, keys_here))
+            named.update(keys_here, following)
+    rest = [k for k in differ if k not in named]
+    if rest:
+        reasons.append((OTHER_SETTINGS, rest))
+    said = "; ".join(f"{reason} ({', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in keys_here)})"
+                     for reason, keys_here in reasons)
+    raise RunMismatchError(f"{out} holds predictions of another run: {said}; {PROCEED}")
+
+
+def check_draw(out: Path, old: dict, new: dict) -> None:
+    """A rerun may draw more samples (the earlier ones are among them: the run is extended), never fewer:
+    its report and submission file would replace those of the larger run with a part of it."""
+    drawn, drawing = old.get("sample_draw"), new.get("sample_draw")
+    if drawn and drawing and drawn != drawing:  # the earlier rows cannot be found again: not an extension
+        raise RunMismatchError(f"{out} holds predictions of another run: --limit drew its samples another way "
+                               f"(sample_draw: {drawn!r} -> {drawing!r}); {PROCEED}")
+    before = old.get("samples")
+    if before is None or new.get("samples", 0) >= before:
+        return
+    asked = f"--limit {old['limit']}" if old.get("limit") is not None else "no --limit"
+    raise RunMismatchError(
+        f"{out} holds a run of {before} samples ({asked}); this one draws {new['samples']} of them (--limit "
+        f"{new.get('limit')}), and its report would replace that run's with fewer samples: rerun with --limit "
+        f"{before} or more (or none) to resume or extend it, or {PROCEED}")
 
 
 def read_run(path: Path) -> dict:

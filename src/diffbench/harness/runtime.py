@@ -83,10 +83,42 @@ def pick_dtype(requested: str, device):
     import torch
 
     if requested != "auto":
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[requested]
+        return dtype_by_name(requested)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
+
+
+#: where a setting of run.json's ``settings`` came from
+FROM_OPTION, FROM_PRESET, FROM_CONFIG, FROM_PROCESSOR, FROM_DEFAULT = (
+    "option", "preset", "model config", "processor", "default")
+
+
+def dtype_by_name(name: str):
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def config_dtype(named: str | None, device) -> tuple[str, str, str | None]:
+    """``(dtype, source, why)``: what a model whose config names ``named`` runs in, asked ``auto``.
+
+    The config's dtype as it says, except: none named: float32 (what transformers loads then); a half
+    precision on the CPU: float32 (bfloat16 matrix products there are several times slower than float32
+    without AVX512-BF16/AMX, and float16 ones slower still or unsupported); bfloat16 on a CUDA device
+    without it: float16. ``why`` says which, for run.json (None when the config's dtype stands).
+    """
+    if named is None:
+        return "float32", FROM_DEFAULT, "the model config names no dtype: float32, as transformers loads it"
+    if device.type == "cpu" and named != "float32":
+        return "float32", FROM_DEFAULT, (f"the model config says {named}; on the CPU float32 (half precision "
+                                         "there is slow or unsupported)")
+    if device.type == "cuda" and named == "bfloat16":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            return "float16", FROM_DEFAULT, "the model config says bfloat16, which this GPU lacks: float16"
+    return named, FROM_CONFIG, None
 
 
 def default_workers(procs: Processes) -> int:

@@ -1,10 +1,11 @@
 """Tasks: what a benchmark asks of a model, declared once; :mod:`~diffbench.harness.loop` runs any of them.
 
-A task names its dataset and the model kinds it takes, loads and checks its rows, declares its protocol
-(prompts, generation settings, dtype: written to ``run.json``), builds the collate function and the
-model step for the DataLoader, and turns the gathered predictions into its submission file, scores
-and report. Resume, devices, processes, batching, out-of-memory back-off, bad images and progress
-belong to the loop. A new benchmark is a new :class:`Task`, not a new loop.
+A task names its dataset and the model kinds it takes, loads and checks its rows, names the column
+``--limit`` stratifies by, declares its protocol (prompts, generation settings, dtype: written to
+``run.json``), builds the collate function and the model step for the DataLoader, and turns the gathered
+predictions into its submission file, scores and report. Resume, the ``--limit`` draw
+(:mod:`~diffbench.harness.draws`), devices, processes, batching, out-of-memory back-off, bad images and
+progress belong to the loop. A new benchmark is a new :class:`Task`, not a new loop.
 
 The tasks themselves live with their benchmarks (:mod:`diffbench.vismin.tasks`,
 :mod:`diffbench.captions.tasks`); :mod:`diffbench.tasks` names them. The harness knows none of them.
@@ -31,6 +32,7 @@ class Task:
     default_config: str | None = None
     predictions_file: str = ""
     unit: str = "sample"  # what a row is called in messages
+    strata_column: str | None = None  # --limit draws stratified by this column (None: one stratum)
     default_batch_size: int = 8
 
     def resolve(self, options: RunOptions) -> RunOptions:
@@ -49,21 +51,29 @@ class Task:
 
     # -- data --------------------------------------------------------------------------------------
     def load(self, options):
-        """The rows to evaluate, checked (``options.limit`` applied)."""
+        """Every row of the split, checked (the loop draws ``options.limit`` of them: the fingerprint a
+        resumed run compares is the whole split's, so that runs of other limits extend one another)."""
         configs = building.config_names(self.dataset)
         if not options.data_files and options.config and options.config not in configs:
             raise ValueError(f"{self.dataset} has no configuration {options.config!r}; its configurations are "
                              f"{', '.join(configs)}")
-        return load_rows(self.dataset, options.config or self.default_config, options.split, options.data_files,
-                         options.limit)
+        return load_rows(self.dataset, options.config or self.default_config, options.split, options.data_files)
 
     def samples(self, dataset, draft):
         """The torch dataset the DataLoader reads (decoded images, texts)."""
         raise NotImplementedError
 
     # -- the model ---------------------------------------------------------------------------------
-    def dtype(self, requested: str, device):
-        return runtime.pick_dtype(requested, device)
+    def auto_dtype(self, device, kind) -> tuple[str, str, str | None]:
+        """``(dtype, source, why)`` for ``--dtype auto`` (see :func:`~diffbench.harness.runtime.config_dtype`):
+        here bfloat16 (else float16) on CUDA, float32 elsewhere, by default."""
+        name = str(runtime.pick_dtype("auto", device)).removeprefix("torch.")
+        return name, runtime.FROM_DEFAULT, None
+
+    def settings(self, options, processor=None) -> dict:
+        """Settings besides the dtype that run.json's ``settings`` records with where each came from
+        (``{name: {"value": ..., "from": ...}}``); ``processor``: the loaded one (None: not loaded yet)."""
+        return {}
 
     def protocol(self, options, kind=None) -> dict:
         """What defines the predictions besides the model and the data (recorded, checked on resume);

@@ -423,13 +423,15 @@ PRESET_FIELDS = ("model", "revision", "processor", "dtype", "answer", "max_new_t
 
 
 def apply_preset(options: RunOptions) -> RunOptions:
-    """A copy of ``options`` with its unset fields filled from its preset's settings (given values win); a
-    row that runs the model repository's code is refused unless ``trust_remote_code``. Options without a
-    preset come back as they are.
+    """A copy of ``options`` with its unset fields filled from its preset's settings (given values win), those
+    it filled named in ``from_preset``; a row that runs the model repository's code is refused unless
+    ``trust_remote_code``. Options without a preset come back as they are.
 
     >>> options = apply_preset(RunOptions(preset="llava-1.6-7b", max_new_tokens=8, out="runs/x"))
     >>> options.model, options.image_handling, options.max_new_tokens, options.dtype
     ('llava-hf/llava-v1.6-mistral-7b-hf', 'combined', 8, 'float16')
+    >>> "dtype" in options.from_preset, "max_new_tokens" in options.from_preset  # run.json says where each came from
+    (True, False)
     """
     if not options.preset:
         return options
@@ -440,4 +442,4 @@ def apply_preset(options: RunOptions) -> RunOptions:
                          "(trust_remote_code=True) if you trust it")
     unset = {name: settings[name] for name in PRESET_FIELDS
              if getattr(options, name) is None and settings.get(name) is not None}
-    return dataclasses.replace(options, **unset)
+    return dataclasses.replace(options, **unset, from_preset=tuple(unset))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffbench import files
-from diffbench.harness import models, outputs, runtime
+from diffbench.harness import draws, models, outputs, runtime
 from diffbench.harness.chat import ChatTask
 from diffbench.harness.data import SampleImages
 from diffbench.harness.options import RunOptions, with_defaults
@@ -76,6 +76,7 @@ class VisminFamily(Task):
     dataset = "vismin"
     default_config = "bench"
     kinds = ("contrastive", "image-text-to-text")
+    strata_column = "category"  # --limit draws every category in proportion (at least one each)
     summary = (f"VisMin ({PUBLISHED_SAMPLES:,} samples, 4 categories): text / image / group scores; contrastive "
                "models by similarity, chat models by the four official questions")
 
@@ -127,7 +128,7 @@ class VisminTask(VisminFamily):
             results = scored.results
             results["submission"] = str(Path(out) / self.predictions_file)  # where it is once moved in
             run_protocol = {k: run[k] for k in ("kind", "dtype", "similarity", *self.protocol(options)) if k in run}
-            results["protocol"] = {**results["protocol"], **run_protocol}
+            results["protocol"] = {**results["protocol"], **run_protocol, **draws.in_results(run)}
             results.update(model=options.model, model_kind=run["kind"], weights=run["weights"],
                            dataset_fingerprint=run["dataset_fingerprint"], provenance=run["provenance"],
                            preset=run.get("preset"))
@@ -146,12 +147,10 @@ class VisminContrastive(VisminTask):
     columns = SCORE_COLUMNS
     default_batch_size = 64
 
-    def dtype(self, requested: str, device):
-        import torch
-
+    def auto_dtype(self, device, kind) -> tuple[str, str, str | None]:
         # float32 unless asked: the official code runs contrastive models in float32, and half precision
         # flips verdicts (1 of 160 on the tiny model: issue 13)
-        return torch.float32 if requested == "auto" else runtime.pick_dtype(requested, device)
+        return "float32", runtime.FROM_DEFAULT, "contrastive models run in float32, as the official code runs them"
 
     def protocol(self, options, kind=None) -> dict:
         blip = kind is not None and getattr(kind.model_class, "__name__", "") == "BlipForImageTextRetrieval"
