@@ -51,6 +51,13 @@ def eval_cli(capsys):
     return run
 
 
+def drawn(dataset, limit, column="category"):
+    """The rows ``--limit`` takes (stratified, in the dataset's order): what the run is compared with."""
+    from diffbench.harness import draws
+
+    return draws.draw(dataset, limit, column)
+
+
 def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -153,7 +160,7 @@ def test_blip_is_scored_by_its_itc_heads_as_the_paper_did(bench, tmp_path, eval_
     eval_cli("vismin", "--model", path, "--out", out, "--limit", 6, "--num-workers", 0)
     assert json.loads((out / "run.json").read_text())["similarity"].startswith("BLIP ITC")
     model, processor = BlipForImageTextRetrieval.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
-    for row, sample in zip(read_rows(out / "vismin_scores.csv"), bench.select(range(6))):
+    for row, sample in zip(read_rows(out / "vismin_scores.csv"), drawn(bench, 6), strict=True):
         with torch.inference_mode():
             for t in (0, 1):
                 for i in (0, 1):
@@ -290,7 +297,7 @@ def test_chat_model_by_likelihood_matches_one_sequence_at_a_time(tiny, bench, tm
     # The batched, padded option log-likelihoods choose what one unpadded sequence at a time chooses.
     model = AutoModelForImageTextToText.from_pretrained(tiny["llava"]).eval()
     processor = AutoProcessor.from_pretrained(tiny["llava"])
-    for sample, row in zip(bench.select(range(3)), rows):
+    for sample, row in zip(drawn(bench, 10).select(range(3)), rows):
         for column, (question, positions, options) in zip(ANSWER_COLUMNS, questions(sample["text_0"], sample["text_1"])):
             prompt = chat.chat_prompt(processor, question, len(positions))
             images = [sample[f"image_{p}"] for p in positions]
@@ -344,7 +351,7 @@ def test_chat_model_generates_by_default_and_reports_every_answer(tiny, bench, t
                     "--num-workers", 1, "--limit", 6)
     assert "6 samples" in done.stderr and "Unparseable answers" in done.stdout
     rows = read_rows(out / "vismin_answers.csv")
-    expected = per_sample_generations(tiny["llava"], bench.select(range(6)), None, False, 3)
+    expected = per_sample_generations(tiny["llava"], drawn(bench, 6), None, False, 3)
     assert [[r[c] for c in ANSWER_COLUMNS] for r in rows] == expected
     run = json.loads((out / "run.json").read_text())
     assert (run["answer"], run["max_new_tokens"], run["image_handling"], run["parser"]) == ("generate", 3, "separate", "lenient")
@@ -370,9 +377,10 @@ def test_a_preset_runs_the_papers_llava_protocol(tiny, bench, tmp_path, eval_cli
              "--max-new-tokens", 2, "--limit", 3, "--num-workers", 1)
     run = json.loads((out / "run.json").read_text())
     assert run["preset"] == "llava-1.6-7b" and run["image_handling"] == "combined" and run["dtype"] == "float32"
+    assert run["settings"]["dtype"] == {"value": "float32", "from": "option"}  # given beside the preset: it wins
     assert run["prompt_template"] == "<image> [INST] {question} [/INST]" and run["max_new_tokens"] == 2
     rows = read_rows(out / "vismin_answers.csv")
-    expected = per_sample_generations(tiny["llava"], bench.select(range(3)), run["prompt_template"], True, 2)
+    expected = per_sample_generations(tiny["llava"], drawn(bench, 3), run["prompt_template"], True, 2)
     assert [[r[c] for c in ANSWER_COLUMNS] for r in rows] == expected
     unknown = eval_cli("vismin", "--preset", "gpt4", "--out", tmp_path / "x", check=False)
     assert unknown.returncode == 2 and "valid presets: clip-vit-b32" in unknown.stderr
@@ -392,9 +400,65 @@ def test_idefics2_gets_two_images_without_image_splitting(bench, tmp_path, eval_
     run = json.loads((out / "run.json").read_text())
     assert (run["image_handling"], run["image_splitting"]) == ("separate", False)
     assert run["environment"]["processor_settings"] == {"do_image_splitting": False}
+    assert run["settings"] == {"image_splitting": {"value": False, "from": "preset"},
+                               "dtype": {"value": "float32", "from": "option"}}
     rows = read_rows(out / "vismin_answers.csv")
-    expected = per_sample_generations(path, bench.select(range(2)), None, False, 2, splitting=False)
+    expected = per_sample_generations(path, drawn(bench, 2), None, False, 2, splitting=False)
     assert [[r[c] for c in ANSWER_COLUMNS] for r in rows] == expected
+
+
+def test_without_a_preset_idefics2_splits_as_its_processor_says(bench, tmp_path, eval_cli):
+    """Issue 20, item 8: no preset, no option: the processor's own do_image_splitting (on for this one) and the
+    config's dtype, run.json saying so; --no-image-splitting turns it off, recorded as the option's."""
+    from diffbench.models import tiny as tiny_models
+
+    words = tiny_models.words_of(list(bench["text_0"]) + list(bench["text_1"]))
+    path = tiny_models.build_tiny_idefics2(tmp_path / "idefics2", words=words)
+    out = tmp_path / "own"
+    args = ("vismin", "--model", path, "--max-new-tokens", 2, "--limit", 2, "--num-workers", 0)
+    eval_cli(*args, "--out", out)
+    run = json.loads((out / "run.json").read_text())
+    assert run["image_splitting"] is None and "processor_settings" not in run["environment"]  # left as it is
+    assert run["settings"] == {"image_splitting": {"value": True, "from": "processor"},
+                               "dtype": {"value": "float32", "from": "model config"}}
+    rows = read_rows(out / "vismin_answers.csv")
+    assert [[r[c] for c in ANSWER_COLUMNS] for r in rows] == per_sample_generations(path, drawn(bench, 2), None,
+                                                                                      False, 2, splitting=True)
+    again = eval_cli(*args, "--out", out)  # re-scored without loading the processor: what it said stays recorded
+    assert "resuming: 2 of 2" in again.stderr and "image-text-to-text model" not in again.stderr
+    assert json.loads((out / "run.json").read_text())["settings"] == run["settings"]
+    eval_cli(*args, "--no-image-splitting", "--out", tmp_path / "off")
+    off = json.loads((tmp_path / "off" / "run.json").read_text())
+    assert off["settings"]["image_splitting"] == {"value": False, "from": "option"}
+    assert off["environment"]["processor_settings"] == {"do_image_splitting": False}
+    refused = eval_cli(*args, "--no-image-splitting", "--out", out, check=False)  # not what `out` predicted with
+    assert refused.returncode == 2 and "other settings (image_splitting: None -> False)" in refused.stderr
+
+
+def test_a_chat_model_runs_in_the_dtype_its_config_names(tiny, tmp_path, eval_cli):
+    """Issue 20, item 8: ``auto`` is the config's dtype (float32 here: "model config"); a config naming bfloat16
+    runs in float32 on the CPU, run.json saying why (on a CUDA GPU with bfloat16: bfloat16, "model config")."""
+    import torch
+
+    out = tmp_path / "f32"
+    eval_cli("vismin", "--model", tiny["llava"], "--max-new-tokens", 2, "--limit", 2, "--num-workers", 0, "--out", out)
+    run = json.loads((out / "run.json").read_text())
+    assert run["dtype"] == "float32" and run["settings"]["dtype"] == {"value": "float32", "from": "model config"}
+    assert run["settings"]["image_splitting"] == {"value": None, "from": "processor"}  # LLaVA's has none
+    half = tmp_path / "llava-bf16"
+    shutil.copytree(tiny["llava"], half)
+    config = json.loads((half / "config.json").read_text())
+    (half / "config.json").write_text(json.dumps({**config, "dtype": "bfloat16"}))
+    out = tmp_path / "bf16"
+    done = eval_cli("vismin", "--model", half, "--max-new-tokens", 2, "--limit", 2, "--num-workers", 0, "--out", out)
+    setting = json.loads((out / "run.json").read_text())["settings"]["dtype"]
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        assert setting == {"value": "bfloat16", "from": "model config"} and "in bfloat16" in done.stderr
+    else:
+        assert setting == {"value": "float32", "from": "default",
+                           "why": "the model config says bfloat16; on the CPU float32 (half precision there is "
+                                  "slow or unsupported)"}
+        assert "on cpu in float32" in done.stderr
 
 
 def test_bad_models_and_names_are_one_line_errors(tiny, tmp_path, eval_cli, vismin_built):
@@ -525,16 +589,26 @@ def test_difference_captioning_per_change_type(tiny, tmp_path, eval_cli):
                     "--num-workers", 1, "--limit", 8, "--image-handling", "combined")
     assert "| all |" in done.stdout and "8 pairs" in done.stderr
     captions = json.loads((out / "captions.json").read_text())
-    assert [c["image_id"] for c in captions] == list(test["id"][:8]) and all(c["caption"] for c in captions)
+    pairs = drawn(test, 8, "change_types")
+    assert [c["image_id"] for c in captions] == list(pairs["id"]) and all(c["caption"] for c in captions)
     results = json.loads((out / "results.json").read_text())
-    assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(results) and results["num_samples"] == 8
-    labels = {label for row in test.select(range(8))["change_types"] for label in row}
+    assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(results["scores"]) and results["samples"] == 8
+    assert results["protocol"]["sample_draw"] == f"8 of {len(test)} samples (--limit 8), stratified by change_types"
+    labels = {label for row in pairs["change_types"] for label in row}
     assert set(results["groups"]) == labels
     assert results["protocol"]["image_handling"] == "combined" and results["provenance"]["synthetic"] is True
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     from diffbench.data.provenance import SYNTHETIC_NOTE
 
     assert (out / "results.md").read_text().count(SYNTHETIC_NOTE) == 1  # said once, above the table
+    # without --limit over the same folder: extended, the 8 captions kept as they were, only the rest asked
+    done = eval_cli("omnidiff", "--model", tiny["llava"], "--out", out, "--max-new-tokens", 6, "--batch-size", 4,
+                    "--num-workers", 1, "--image-handling", "combined")
+    assert f"resuming: 8 of {len(test)} pairs already predicted" in done.stderr
+    assert json.loads((out / "run.json").read_text())["environment"]["predictions"] == {"kept": 8,
+                                                                                        "predicted": len(test) - 8}
+    extended = json.loads((out / "captions.json").read_text())
+    assert [c for c in extended if c["image_id"] in set(pairs["id"])] == captions and len(extended) == len(test)
 
 
 def test_processes_leave_the_process_group(tmp_path):

@@ -312,8 +312,9 @@ def test_a_bad_line_inside_a_progress_file_is_one_line_naming_it(vismin_built, t
 def test_a_cut_last_line_stays_an_interruption(vismin_built, tmp_path, capsys):
     """The last line cut short (no newline) is ignored as today: the run resumes from the whole lines."""
     from diffbench.data.building import load_built
+    from diffbench.harness.draws import draw
 
-    ids = load_built("vismin", "bench", "test")["id"][:4]
+    ids = draw(load_built("vismin", "bench", "test"), 4, "category")["id"]  # the rows --limit 4 takes
     out = tmp_path / "run"
     (out / "progress").mkdir(parents=True)
     (out / "progress" / "rank-0.jsonl").write_text("".join(f"{_record(i)}\n" for i in ids) + _record(ids[0])[:25])

@@ -134,17 +134,18 @@ def test_prompt_templates_and_the_chat_template(tmp_path):
     assert render_prompt(processor, "Which?", 2, "{images}\n{question}") == "<image> <image>\nWhich?"
 
 
-def test_image_splitting_is_turned_off_where_the_processor_has_it():
+def test_image_splitting_is_set_only_when_asked_where_the_processor_has_it():
     from transformers import Idefics2ImageProcessor
 
     from diffbench.harness.chat import ChatProtocol, prepare_processor
 
     processor = argparse.Namespace(image_processor=Idefics2ImageProcessor(do_image_splitting=True))
-    assert prepare_processor(processor, ChatProtocol()) == {"do_image_splitting": False}
+    assert prepare_processor(processor, ChatProtocol()) == {}  # by default the processor's own (issue 20, item 8)
+    assert processor.image_processor.do_image_splitting is True
+    assert prepare_processor(processor, ChatProtocol(image_splitting=False)) == {"do_image_splitting": False}
     assert processor.image_processor.do_image_splitting is False
-    assert prepare_processor(processor, ChatProtocol(image_splitting=None)) == {}  # the processor's own default
     clip = argparse.Namespace(image_processor=object())
-    assert prepare_processor(clip, ChatProtocol()) == {}
+    assert prepare_processor(clip, ChatProtocol(image_splitting=False)) == {}
 
 
 def test_the_run_record_fingerprints_weights_and_data(tmp_path):
