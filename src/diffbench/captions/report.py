@@ -59,9 +59,31 @@ def figure_groups(results: dict) -> dict[str, dict]:
             for name, values in subsets.items() if any(_is_number(v) for v in values["scores"].values())}
 
 
+def metric_table(scores: dict) -> str:
+    """The table of :func:`~diffbench.captions.metrics.score_captions`' own dict (pycocoevalcap's scale, four
+    decimals, no interval: what the ``diff_caption_score`` metric returns), the total then each group.
+
+    >>> print(metric_table({"CIDEr": 0.43217, "num_samples": 3, "groups": {"a": {"CIDEr": 0.5, "num_samples": 1}}}))
+    | subset | samples | CIDEr |
+    |---|---:|---:|
+    | all | 3 | 0.4322 |
+    | a | 1 | 0.5000 |
+    """
+    rows = {ALL_GROUP: scores, **scores.get("groups", {})}
+    names = [name for name in NAMES if name in scores]
+    lines = ["| subset | samples | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for label, values in rows.items():
+        cells = [f"{values[name]:.4f}" if _is_number(values.get(name)) else "" for name in names]
+        lines.append(f"| {markdown_text(label)} | {values.get('num_samples', '')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_table(results: dict) -> str:
     """A Markdown table on the percent scale: one row for the total, then one a group, each value ± half its
-    95% interval (opened by the synthetic-sample note when the results carry a synthetic provenance)."""
+    95% interval (opened by the synthetic-sample note when the results carry a synthetic provenance).
+    Given :func:`~diffbench.captions.metrics.score_captions`' own dict (no ``schema``): :func:`metric_table`."""
+    if "schema" not in results and "num_samples" in results:
+        return metric_table(results)
     rows = figure_groups(results)
     names = [name for name in NAMES if any(name in r["scores"] for r in rows.values())]
     lines = ["| subset | samples | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
