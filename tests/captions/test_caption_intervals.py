@@ -5,6 +5,7 @@ reference is pycocoevalcap 1.2 itself (its tokenizer, scorers and METEOR JVM).""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -127,3 +128,19 @@ def test_samples_jsonl_holds_pycocoevalcap_per_image_values(spot_dataset, spot_p
     for name in ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"):
         per_image = [100 * float(v) for v in expected[name][1]]
         assert [line[name] for line in lines] == pytest.approx(per_image, abs=1e-9), name
+
+
+def test_combinations_held_by_few_samples_are_pooled_so_the_total_still_varies(spot_pairs):
+    """Multi-label change types where (nearly) every sample has its own combination, as on OmniDiff: strata
+    of one sample would redraw the same sample every time and give the total a zero-width interval."""
+    import datasets
+
+    predictions, references = spot_pairs
+    types = ["color", "move", "add", "drop", "texture", "size", "shape", "light"]
+    combinations = [*itertools.combinations(types, 2), *itertools.combinations(types, 3)]
+    change_types = [list(combinations[i]) for i in range(len(predictions))]  # every sample its own combination
+    dataset = datasets.Dataset.from_dict({"id": [f"p{i}" for i in range(len(predictions))], "captions": references,
+                                          "change_types": change_types})
+    results = score({f"p{i}": p for i, p in enumerate(predictions)}, dataset, resamples=200, seed=0).results
+    assert "pooled" in results["uncertainty"]["strata"]
+    assert all(results["ci95"][n][1] - results["ci95"][n][0] > 0.1 for n in NAMES), results["ci95"]

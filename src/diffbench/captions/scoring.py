@@ -24,7 +24,7 @@ The results are results.json's layout v1 (:mod:`diffbench.report.layout`): every
 papers print them (CIDEr-D can pass 100), each with its 95% bootstrap interval
 (:mod:`diffbench.captions.intervals`: every corpus metric recomputed on each of ``resamples`` resamples
 from ``seed``, stratified by a sample's combination of groups, so that every group keeps its size in
-every resample), the same for each group, the data's provenance
+every resample, the combinations of fewer than :data:`MIN_STRATUM` samples pooled), the same for each group, the data's provenance
 (:func:`diffbench.data.provenance.of_dataset`) and how the scores were made (``protocol``).
 :func:`score` also gives one record a sample for samples.jsonl: its id, change types (and
 ``distractor`` on CLEVR-Change), prediction, references and pycocoevalcap's per-image values (BLEU-4
@@ -33,6 +33,7 @@ of the sample alone, METEOR of its statistics line, ROUGE-L, its CIDEr-D within 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +118,25 @@ def _scored_rows(predictions_by_id: dict, dataset, allow_missing: bool, where: s
     return predictions, rows, ids
 
 
+#: a combination of groups held by fewer samples than this is pooled with the other small ones: a stratum of
+#: one sample redraws that sample in every resample and adds no spread (multi-label OmniDiff has many)
+MIN_STRATUM = 10
+STRATA = (f"each sample's combination of groups; the combinations of fewer than {MIN_STRATUM} samples "
+          "pooled into one stratum")
+
+
+def strata_of(labels: list[list[str]]) -> list[str]:
+    """One stratum a sample: its combination of groups (so that every group keeps its size in every resample),
+    or, where fewer than :data:`MIN_STRATUM` samples share it, one pooled stratum of all such samples.
+
+    >>> strata_of([["color"]] * 10 + [["add", "drop"], ["move"]])[9:]
+    ['color', '', '']
+    """
+    keys = ["|".join(sorted(label)) for label in labels]
+    sizes = Counter(keys)
+    return [key if sizes[key] >= MIN_STRATUM and key else "" for key in keys]
+
+
 def score(predictions_by_id: dict, dataset, metrics=None, *, allow_missing: bool = False, source=None,
           benchmark: str | None = None, config=None, split: str | None = None,
           resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Scored:
@@ -144,8 +164,7 @@ def score(predictions_by_id: dict, dataset, metrics=None, *, allow_missing: bool
     selections = group_selections(labels) if any(labels) else {}
     if clevr_change:
         selections = {g: selections[g] for g in CLEVR_CHANGE_GROUPS if g in selections}
-    # strata: a sample's combination of groups, so that every group keeps its size in every resample
-    counts = resample_counts(len(rows), resamples, seed, strata=["|".join(l) for l in labels] if selections else None)
+    counts = resample_counts(len(rows), resamples, seed, strata=strata_of(labels) if selections else None)
     prepared = prepare_corpus(hyps, refs, metrics, sample_ids=[ids[n] for n in rows], meanwhile=lambda p: resampled_groups(
         CaptionStatistics.of_prepared(p), counts, selections))
     resampled = prepared.meanwhile
@@ -163,7 +182,7 @@ def score(predictions_by_id: dict, dataset, metrics=None, *, allow_missing: bool
         split=split or str(getattr(dataset, "split", None) or "test"), samples=len(rows), dataset_samples=len(ids),
         scores=totals, ci95=percentile_intervals(resampled[None]), groups=groups,
         uncertainty={"method": UNCERTAINTY, "resamples": resamples, "seed": seed, "level": LEVEL,
-                     "strata": "each sample's combination of groups" if selections else None},
+                     "strata": STRATA if selections else None},
         provenance=prov, protocol={**PROTOCOL, "evaluation": evaluation, "evaluation_rule": EVALUATIONS[evaluation]},
         **extra, diffbench_version=__version__)
     records = sample_records([ids[n] for n in rows], [change_types[n] for n in rows],
