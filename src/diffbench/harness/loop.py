@@ -195,7 +195,7 @@ def predict_locally(task, options, kind, dataset, todo, store, procs, run, devic
     batch_size = options.batch_size or task.default_batch_size
     runner = runtime.ChunkedRunner(task.chunk_size(batch_size), log)
     collate, step, applied = task.build_step(model, processor, device, dtype, runner, options)
-    if procs.is_main:  # what is known once the model is loaded, in one write of run.json
+    if procs.is_main:  # what is known once the model is loaded: its environment, the settings its processor has
         environment = (image_backend(processor) if processor is not None else
                        {"image_processor": "open_clip", **getattr(model, "preprocess_cfg", {})})
         if applied:
