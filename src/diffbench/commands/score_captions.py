@@ -27,7 +27,7 @@ DEFAULT_OUT = "caption-results"
 
 def add_parser(targets) -> None:
     parser = targets.add_parser("captions", help="COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr) per change type")
-    parser.add_argument("predictions", type=Path, help="JSON: {id: caption} or [{id, caption}]")
+    parser.add_argument("predictions", type=Path, help="JSON: {id: caption} or [{id or image_id, caption}]")
     parser.add_argument("--dataset", required=True, help="a dataset built with `diffbench build NAME`")
     parser.add_argument("--config", default=None, help="dataset configuration (default: the default one)")
     parser.add_argument("--split", default="test", help="split to score (default: test)")
