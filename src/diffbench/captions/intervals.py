@@ -41,6 +41,8 @@ each sample once gives the corpus scores themselves:
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -54,7 +56,12 @@ from diffbench.report.uncertainty import LEVEL, percentile_interval
 SCALE = 100.0
 _SMALL, _TINY = 1e-9, 1e-15  # bleu_scorer.py's guards (as diffbench.captions.bleu)
 _SIGMA = 6.0  # CIDEr-D's length penalty
-_BLOCK_ENTRIES = 4_000_000  # resamples x n-gram entries computed at once (~32 MB of float64 a temporary)
+# resamples x n-gram entries computed at once: ~8 MB of float64 a temporary, which stays in cache (measured on
+# Spot-the-Diff test, 1,000 resamples: 1.05 s at 1M, 1.5 s at 4M, 2.1 s at 16M on one core)
+_BLOCK_ENTRIES = 1_000_000
+# blocks are independent and numpy releases the GIL in its loops: two threads use both cores of a small machine
+# (0.70 s instead of 1.05 s, same values); more add little as the blocks are memory-bound
+_THREADS = min(2, os.cpu_count() or 1)
 
 
 def _segmented_sum(values: np.ndarray, starts: np.ndarray, rows: np.ndarray, height: int) -> np.ndarray:
@@ -170,15 +177,25 @@ class CiderResampling:
         return np.add.reduceat(per_ref, self.ref_starts, axis=0) * self.ref_weight[:, None]
 
     def resampled(self, counts: np.ndarray) -> np.ndarray:
-        """``[resamples]``: CIDEr-D (x 10) of each resampled corpus, in blocks that bound the memory."""
+        """``[resamples]``: CIDEr-D (x 10) of each resampled corpus, in blocks that bound the memory (on up to
+        :data:`_THREADS` threads; each block's values do not depend on how the blocks are shared out)."""
         counts = np.asarray(counts)
         block = max(1, _BLOCK_ENTRIES // max(1, self.entries))
         out = np.empty(len(counts))
-        for start in range(0, len(counts), block):
+
+        def run(start: int) -> None:
             part = np.ascontiguousarray(counts[start : start + block].T)  # [n, B]
             documents = part.sum(axis=0).astype(np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[start : start + block] = (part * self.segment_scores(part)).sum(axis=0) / documents
+
+        starts = range(0, len(counts), block)
+        if _THREADS > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(_THREADS) as pool:
+                list(pool.map(run, starts))
+        else:
+            for start in starts:
+                run(start)
         return out
 
 
