@@ -72,3 +72,16 @@ def test_demo_never_replaces_a_users_build_of_another_source(tmp_path, monkeypat
     loaded = load_dataset("vismin", split="test", cache_dir=str(cache))
     record = provenance.of_dataset(loaded)
     assert (loaded.num_rows, record["source"], record["folder"]) == (8, "local", str(release.resolve()))
+
+
+def test_the_demos_samples_are_what_build_source_sample_builds(tmp_path, monkeypatch):
+    """`diffbench build clevr_change --source sample` after the demo (README order) is the same build, not another
+    source: the demo builds the samples at the CLI's default size (at 160x120 the build exited 2 after it)."""
+    from diffbench import cli
+    from diffbench.commands import demo
+    from diffbench.data import building
+
+    monkeypatch.setattr(building, "cache_root", lambda: tmp_path / "cache")
+    assert cli.main(["build", "clevr_change", "--source", "sample"]) == 0
+    assert demo.conflicting_builds(None, 0) == []
+    assert cli.main(["build", "clevr_change", "--source", "sample", "--image-size", "160x120"]) == 2  # still refused

@@ -14,7 +14,7 @@ names, sizes and modification times (``--fingerprint stat``, the default) or fro
 
 from __future__ import annotations
 
-from diffbench.data.samples import MAX_IMAGE_SIDE, check_image_size
+from diffbench.data.samples import DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIDE, check_image_size
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -45,8 +45,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--n", type=int, default=None, help="samples in a synthetic --source sample")
     parser.add_argument("--seed", type=int, default=0, help="seed of a synthetic --source sample")
     # Parsed in run(), so a bad size is one line (exit 2) like every other bad input, not argparse's usage.
-    parser.add_argument("--image-size", default="320x240",
-                        help=f"WxH of synthetic images (16 to {MAX_IMAGE_SIDE} pixels a side)")
+    parser.add_argument("--image-size", default="{}x{}".format(*DEFAULT_IMAGE_SIZE),
+                        help=f"WxH of synthetic images (16 to {MAX_IMAGE_SIDE} pixels a side; default: the size "
+                             "diffbench demo and the Space build, %(default)s)")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) with --source hub")
     parser.add_argument("--num-proc", type=int, default=None, help="build processes (sharded over source files)")
     parser.add_argument("--fingerprint", choices=("stat", "content"), default="stat",

@@ -29,6 +29,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+# The samples' default size, the one `diffbench build NAME --source sample` builds: a sample the demo built is
+# then never "another source" to that command (CLEVR-Change at 160x120 made it exit 2 after the demo).
+from diffbench.data.samples import DEFAULT_IMAGE_SIZE
+
 # Runs in a fresh interpreter: proves the bare name resolves without this process's state.
 _LOAD_SCRIPT = """
 import collections, json
@@ -49,10 +53,6 @@ print(json.dumps({
 """
 
 
-VISMIN_IMAGE_SIZE = (320, 240)
-CLEVR_IMAGE_SIZE = (160, 120)
-
-
 def demo_cache() -> Path:
     """The demo's own datasets cache, beside the user's (used only when the user's holds other builds)."""
     from diffbench.data.building import cache_root
@@ -64,10 +64,10 @@ def conflicting_builds(n: int | None, seed: int) -> list[str]:
     """Why building the demo's samples would replace a user's builds (one line each; empty when it would not)."""
     from diffbench.data import building, provenance, samples
 
-    plans = [("vismin", config, samples.sample_provenance("vismin", n=n, seed=seed, image_size=VISMIN_IMAGE_SIZE))
+    plans = [("vismin", config, samples.sample_provenance("vismin", n=n, seed=seed, image_size=DEFAULT_IMAGE_SIZE))
              for config in ("bench", "train", "pairs")]
     clevr = building.default_config("clevr_change")
-    plans.append(("clevr_change", clevr, samples.sample_provenance("clevr_change", seed=seed, image_size=CLEVR_IMAGE_SIZE)))
+    plans.append(("clevr_change", clevr, samples.sample_provenance("clevr_change", seed=seed, image_size=DEFAULT_IMAGE_SIZE)))
     conflicts = []
     for name, config, plan in plans:
         try:
@@ -179,7 +179,7 @@ def _run(args) -> int:
         use_datasets_cache(demo_cache())
     print("1. Building the synthetic VisMin sample (bench, train, pairs) into the datasets cache")
     for summary in build_configs("vismin", ["bench", "train", "pairs"], "sample", n=args.n, seed=args.seed,
-                                 image_size=VISMIN_IMAGE_SIZE):
+                                 image_size=DEFAULT_IMAGE_SIZE):
         print("   " + summary.format().replace("\n", "\n   "))
     installed = install_metrics()
     print(f"\n2. Installed {len(installed)} metrics into evaluate's module cache; in a fresh interpreter, from an")
@@ -208,7 +208,7 @@ def _run(args) -> int:
     from diffbench.data.building import default_config
 
     for summary in build_configs("clevr_change", [default_config("clevr_change")], "sample", seed=args.seed,
-                                 image_size=CLEVR_IMAGE_SIZE):
+                                 image_size=DEFAULT_IMAGE_SIZE):
         print("   " + summary.format().splitlines()[0])
     print("   " + format_table(human_agreement("clevr_change", "test")).replace("\n", "\n   "))
     return 0

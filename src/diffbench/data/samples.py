@@ -41,6 +41,10 @@ SAMPLE_LICENSE = "apache-2.0"
 #: shape (30000x30000 ran out of memory after 4.5 GB); the real releases' images are at most 640 a side
 #: (COCO, in VisMin) and the samples' defaults 320x240, so 4096 a side admits every real use.
 MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 16, 4096
+#: The size of every embedded sample's images unless a caller asks for another: ``diffbench build``,
+#: ``diffbench demo``, the Space and :func:`building.build_configs` all build this one, so a sample one of
+#: them built is never "another source" to the next (a size is part of a sample build's provenance).
+DEFAULT_IMAGE_SIZE = (320, 240)
 
 
 def check_image_size(image_size) -> tuple[int, int]:
@@ -73,7 +77,7 @@ def _check_name(name: str) -> None:
         raise ValueError(f"no embedded sample for {name!r}; samples exist for {sorted(SAMPLE_WRITERS)}")
 
 
-def sample_provenance(name: str, n: int | None = None, seed: int = 0, image_size=(320, 240)) -> dict:
+def sample_provenance(name: str, n: int | None = None, seed: int = 0, image_size=DEFAULT_IMAGE_SIZE) -> dict:
     """The provenance a build of the embedded sample records (:mod:`diffbench.data.provenance`).
 
     Names the generator, the effective ``n`` (the writer's default when ``None``), the seed and the
@@ -96,7 +100,7 @@ def sample_provenance(name: str, n: int | None = None, seed: int = 0, image_size
             "homepage": "", "diffbench_version": diffbench.__version__}
 
 
-def write_sample(name: str, out_dir: Path, n: int | None = None, seed: int = 0, image_size=(320, 240)) -> Path:
+def write_sample(name: str, out_dir: Path, n: int | None = None, seed: int = 0, image_size=DEFAULT_IMAGE_SIZE) -> Path:
     """Write the synthetic release of ``name`` under ``out_dir`` and return the folder to build from."""
     _check_name(name)
     image_size = check_image_size(image_size)
