@@ -170,7 +170,7 @@ def _conflict(callable_, *args, **kwargs) -> str:
     with pytest.raises(building.SourceConflictError) as caught:
         callable_(*args, **kwargs)
     text = str(caught.value)
-    assert "\n" not in text and text.endswith("pass --overwrite to replace it")
+    assert "\n" not in text and text.endswith("pass --overwrite (overwrite=True in Python) to replace it")
     return text
 
 
@@ -224,8 +224,8 @@ def test_cli_conflict_is_one_line_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "diffbench build: error: vismin/bench is already built from the synthetic sample (n=8, seed=0, 32x32 images); "
-        "building it from the synthetic sample (n=12, seed=0, 32x32 images) would replace it: pass --overwrite to "
-        "replace it"]
+        "building it from the synthetic sample (n=12, seed=0, 32x32 images) would replace it: pass --overwrite "
+        "(overwrite=True in Python) to replace it"]
 
 
 # -- --num-proc ---------------------------------------------------------------------------------------------

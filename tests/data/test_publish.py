@@ -109,7 +109,7 @@ def test_existing_folder_is_not_overwritten_without_asking(vismin_built, tmp_pat
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(ValueError, match="exists and is not empty; pass --overwrite"):
+    with pytest.raises(ValueError, match=r"exists and is not empty; pass --overwrite \(overwrite=True in Python\)"):
         publishing.publish("vismin", out, configs=["bench"])
     assert (out / "keep.txt").read_text() == "mine"
 

@@ -261,7 +261,7 @@ def check_replaceable(name: str, config: str, planned: dict) -> None:
         return
     raise SourceConflictError(
         f"{name}/{config} is already built from {provenance.describe(existing)}; building it from "
-        f"{provenance.describe(planned)} would replace it: pass --overwrite to replace it", existing
+        f"{provenance.describe(planned)} would replace it: pass --overwrite (overwrite=True in Python) to replace it", existing
     )
 
 

@@ -185,8 +185,8 @@ def check_out_dir(out_dir: Path, overwrite: bool) -> list[str]:
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return []
     if not overwrite:
-        raise ValueError(f"{out_dir} exists and is not empty; pass --overwrite to replace what an earlier publish "
-                         "wrote there")
+        raise ValueError(f"{out_dir} exists and is not empty; pass --overwrite (overwrite=True in Python) to replace "
+                         "what an earlier publish wrote there")
     if not (out_dir / MARKER).is_file():
         raise ValueError(f"{out_dir} was not written by diffbench publish (no {MARKER} in it): refusing to replace "
                          "it; choose another --out")
