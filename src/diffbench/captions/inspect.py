@@ -79,7 +79,13 @@ class CaptionsView(View):
             raise ValueError("caption samples have change types, not a category: filter by change type")
         if wrong is not None or right is not None:
             raise ValueError("a caption is not right or wrong: order the samples by a metric (worst: cider, meteor)")
-        return [row for row in found_rows if change_type is None or change_type in groups_of(row)]
+        if change_type is None:
+            return list(found_rows)
+        groups = [groups_of(row) for row in found_rows]
+        known = sorted({g for labels in groups for g in labels})
+        if found_rows and change_type not in known:
+            raise ValueError(f"change type {change_type!r}: the run's samples have {', '.join(known) or 'none'}")
+        return [row for row, labels in zip(found_rows, groups) if change_type in labels]
 
     def order(self, found_rows, worst=None) -> list[dict]:
         """By ``worst`` ascending (default CIDEr-D, else the first metric the run has); stable."""
