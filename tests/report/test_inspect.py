@@ -271,3 +271,23 @@ def test_caption_images_come_back_from_the_build(caption_runs, omnidiff_built):
 def test_module_doctests():
     for module in (inspect, vismin_inspect, captions_inspect):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_answers_show_what_the_lenient_parser_read(vismin_built, tmp_path, capsys):
+    from diffbench.vismin.schema import ANSWER_COLUMNS, QUESTION_OPTIONS, parse_answer
+
+    ids = building.load_built("vismin", "bench", "test")["id"]
+    replies = ["(A) the first one", "B", "First.", "I cannot tell", "Second image", "A or B"]
+    frame = pd.DataFrame({"id": ids, **{c: [replies[(n + k) % len(replies)] for n in range(len(ids))]
+                                        for k, c in enumerate(ANSWER_COLUMNS)}})
+    frame.to_csv(tmp_path / "answers.csv", index=False)
+    assert main(["score", "vismin", str(tmp_path / "answers.csv"), "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    listed = {r["id"]: r for r in json_rows(capsys, tmp_path / "run", "-n", "0")}
+    for _, given in frame.iterrows():
+        row = listed[given["id"]]
+        for column, options in zip(ANSWER_COLUMNS, QUESTION_OPTIONS):
+            assert row[column] == given[column] and row[f"{column}_parsed"] == parse_answer(given[column], options)
+    assert main(["inspect", str(tmp_path / "run"), "-n", "0"]) == 0
+    assert "[unread]" in capsys.readouterr().out  # after an answer, what the parser read: nothing
+    assert any("[unread]" in inspect.format_table([row], inspect.load(tmp_path / "run").view) for row in listed.values())
