@@ -10,11 +10,18 @@
 
 The loop owns resume, devices, processes, batching, out-of-memory back-off, bad images and progress;
 the task owns prompts, generation settings, parsing, scoring and the report.
+
+Several tasks in one call (:func:`run_tasks`, ``diffbench eval --tasks``) are each checked up to the
+model load first (model kind, data, ``--out``: every refusal before any prediction), then run one after
+the other on one loaded model (:class:`SharedModel`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.backends.openai_chat import OpenAIChatClient
@@ -59,8 +66,20 @@ def run_record(task, options, kind, rows, dataset, dtype, settings: dict) -> dic
         "dataset_fingerprint": record.dataset_fingerprint(rows, options.data_files),
         "provenance": of_dataset(rows),
         "settings": settings,
+        "invocation": invocation(options),
         "environment": record.environment(),
     }
+
+
+def invocation(options) -> dict:
+    """run.json's ``invocation`` (recorded, not compared): every option as the run resolved it, which of
+    them a config file (``--config``) or a preset set, the config file's path and sha256, and the tasks of
+    the call (``--tasks``)."""
+    resolved = {field.name: getattr(options, field.name) for field in dataclasses.fields(options)
+                if field.name not in ("config_file", "from_config_file", "from_preset", "tasks")}
+    return {"options": json.loads(json.dumps(resolved, default=str)),
+            "config_file": options.config_file, "from_config_file": list(options.from_config_file),
+            "from_preset": list(options.from_preset), "tasks": list(options.tasks or [options.task])}
 
 
 def choose_dtype(task, options, device, kind):
@@ -118,10 +137,30 @@ def run(task, options) -> dict:
     """Run ``task`` with ``options.model`` (``options`` resolved: :func:`diffbench.tasks.resolve`); returns the
     results (written to ``options.out``). Non-main processes return ``{}``. An API run (``api_base``) imports
     no torch."""
-    procs = runtime.processes(options.device)
+    return run_tasks([(task, options)])[0]
+
+
+def run_tasks(runs: list[tuple]) -> list[dict]:
+    """Run each ``(task, resolved options)`` of ``runs`` (``diffbench eval --tasks``): every one checked up to
+    the model load first (its model kind, data and ``--out``), so a refusal comes before any prediction;
+    then run in order, one loaded model serving all that ask for the same one. Returns their results."""
+    devices = {options.device for _, options in runs}
+    if len(devices) > 1:
+        raise ValueError(f"the tasks of one call run on one device, not {', '.join(sorted(devices))}")
+    procs = runtime.processes(runs[0][1].device)
+    shared = SharedModel()
     try:
-        return _run(task, options, procs)
+        kinds = [model_kind(options) for _, options in runs]
+        for (family, _), kind in zip(runs, kinds):
+            check_kind(family, kind, several=len(runs) > 1)  # every task's model kind before anything runs
+        plans = [plan_run(family, options, kind, procs) for (family, options), kind in zip(runs, kinds)]
+        for plan in plans:  # every task's data loaded and checked before any --out is written to
+            claim_out(plan, procs)
+        # a model no later task shares is let go once predicted, before its task's report (as one task's run)
+        keep = [any(plan_key(later) == plan_key(plan) for later in plans[index + 1:]) for index, plan in enumerate(plans)]
+        return [execute(plan, procs, shared, kept) for plan, kept in zip(plans, keep)]
     finally:
+        shared.release()
         procs.close()
 
 
@@ -132,6 +171,16 @@ def model_kind(options) -> models.ModelKind:
     kind = models.detect_kind(options.model, options.trust_remote_code, options.revision)
     models.check_loadable(options.model, options.allow_pickle)
     return kind
+
+
+def check_kind(family, kind, several: bool) -> None:
+    """``family`` takes this model kind; refused naming the task when it is one of several."""
+    try:
+        family.for_kind(kind)
+    except models.ModelKindError as err:
+        if not several:
+            raise
+        raise models.ModelKindError(f"task {family.name}: {err}; no task was run") from None
 
 
 def saved_predictions(task, out: Path, rows, ids: list, earlier: dict | None, store) -> dict:
@@ -145,22 +194,54 @@ def saved_predictions(task, out: Path, rows, ids: list, earlier: dict | None, st
     return {i: r for i, r in {**saved, **store.load()}.items() if i in wanted}
 
 
-def _run(family, options, procs) -> dict:
-    kind = model_kind(options)
+@dataclass
+class Plan:
+    """One task's run, checked up to the model load: its rows and draw, device, dtype and run record."""
+
+    task: object
+    options: object
+    kind: models.ModelKind
+    rows: object  # the whole split
+    dataset: object  # the rows drawn from it (--limit)
+    device: object
+    dtype: object
+    run: dict  # run.json as written
+    earlier: dict | None = None  # the earlier run.json in --out (None: none), known once claimed
+
+
+def plan_run(family, options, kind, procs) -> Plan:
+    """Everything that can refuse a run before a prediction and the model load, but ``--out``'s run.json
+    (:func:`claim_out`): the task for the model kind, the data and its draw, device and dtype."""
     task = family.for_kind(kind)
     rows = task.load(options)
     dataset = draws.draw(rows, options.limit, task.strata_column)
-    out = Path(options.out)
     device, dtype, settings = None, None, task.settings(options)
     if not options.api_base:
         device = runtime.pick_device(options.device, procs)
         dtype, settings["dtype"] = choose_dtype(task, options, device, kind)
     run = run_record(task, options, kind, rows, dataset, dtype, settings)
-    earlier = outputs.check_manifest(out, run, options.overwrite) if procs.is_main else None
-    earlier = procs.gather([earlier] if procs.is_main else [])[0]  # every process: which draw it extends
+    return Plan(task, options, kind, rows, dataset, device, dtype, run)
+
+
+def claim_out(plan: Plan, procs) -> None:
+    """``--out``'s run.json written, or an earlier one checked to describe the same run (refused otherwise);
+    ``plan.earlier`` is the earlier one (every process learns which draw it extends)."""
+    earlier = outputs.check_manifest(Path(plan.options.out), plan.run, plan.options.overwrite) if procs.is_main else None
+    plan.earlier = procs.gather([earlier] if procs.is_main else [])[0]
+
+
+def plan_key(plan: Plan) -> tuple | None:
+    """What :class:`SharedModel` loads for ``plan`` (None: an API run loads nothing)."""
+    return None if plan.options.api_base else SharedModel.key_of(plan.options, plan.kind, plan.device, plan.dtype)
+
+
+def execute(plan: Plan, procs, shared: SharedModel, keep_model: bool = False) -> dict:
+    """Predict what ``plan``'s ``--out`` lacks, then score and report (the main process; others return ``{}``)."""
+    task, options, dataset = plan.task, plan.options, plan.dataset
+    out = Path(options.out)
     ids = list(dataset.select_columns(["id"])["id"])
     store = outputs.ProgressStore(out, procs.index)
-    done = saved_predictions(task, out, rows, ids, earlier, store)
+    done = saved_predictions(task, out, plan.rows, ids, plan.earlier, store)
     todo = [i for i, sample_id in enumerate(ids) if sample_id not in done]
     if done and procs.is_main:
         log(f"resuming: {len(ids) - len(todo)} of {len(ids)} {task.unit}s already predicted in {out}")
@@ -171,26 +252,67 @@ def _run(family, options, procs) -> dict:
     if todo and options.api_base:
         records, bad = ask_api(task, options, dataset, todo, store, procs, out)
     elif todo:
-        records, bad = predict_locally(task, options, kind, dataset, todo, store, procs, run, device, dtype,
-                                       resumed=bool(done))
+        records, bad = predict_locally(plan, todo, store, procs, shared, resumed=bool(done))
+        if not keep_model:
+            shared.release()
     if not procs.is_main:
         return {}
     if bad:
         raise BadImagesError.listing(bad, task.unit, out)
     by_id = {**done, **{r["id"]: r for r in records}}
-    results = task.report(out, dataset, [by_id[i] for i in ids], run, options)  # the submission file with it
+    results = task.report(out, dataset, [by_id[i] for i in ids], plan.run, options)  # the submission file with it
     store.remove_all()  # the predictions file now holds them all
     return results
 
 
-def predict_locally(task, options, kind, dataset, todo, store, procs, run, device, dtype, resumed: bool):
-    """The loop's prediction step for a local model: loaded, its environment recorded, run over ``todo``."""
+class SharedModel:
+    """The model (and processor) the tasks of one call share: loaded when a task first has something to
+    predict, kept for the next task that asks for the same weights, settings and device (``--tasks``: one
+    load), released at the end. A task whose options load it otherwise gets its own load.
+
+    The processor is shared too: a task's protocol sets its image splitting, which is part of the key.
+    """
+
+    def __init__(self):
+        self.key, self.model, self.processor, self.loaded_for, self.device = None, None, None, None, None
+
+    @staticmethod
+    def key_of(options, kind, device, dtype) -> tuple:
+        return (options.model, options.revision, options.processor, options.trust_remote_code, options.allow_pickle,
+                kind.kind, str(device), str(dtype), options.image_splitting)
+
+    def get(self, task_name: str, options, kind, device, dtype) -> tuple:
+        """``(model, processor, note)``: ``note`` says for run.json whether this task loaded it or reused it."""
+        key = self.key_of(options, kind, device, dtype)
+        if key == self.key:
+            log(f"reusing {options.model}, loaded for {self.loaded_for}")
+            return self.model, self.processor, f"reused (loaded for {self.loaded_for})"
+        self.release()
+        log(f"loading {options.model}")
+        self.model, self.processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
+                                                 options.revision, options.allow_pickle, options.processor)
+        self.key, self.loaded_for, self.device = key, task_name, device
+        return self.model, self.processor, "loaded"
+
+    def release(self) -> None:
+        """Let the model go (and its GPU memory)."""
+        loaded_on_cuda = getattr(self.device, "type", None) == "cuda"
+        self.key, self.model, self.processor, self.loaded_for, self.device = None, None, None, None, None
+        if loaded_on_cuda:
+            import torch  # only where a GPU ran: an API run never imports torch
+
+            torch.cuda.empty_cache()
+
+
+def predict_locally(plan: Plan, todo, store, procs, shared: SharedModel, resumed: bool):
+    """The loop's prediction step for a local model: loaded (or shared), its environment recorded, run over
+    ``todo``."""
+    task, options, device, dtype, run = plan.task, plan.options, plan.device, plan.dtype, plan.run
     out = Path(options.out)
     if procs.is_main:
-        log(f"{options.model}: {kind.kind} model ({kind.model_type}) on {device} in {run['dtype']}, "
+        log(f"{options.model}: {plan.kind.kind} model ({plan.kind.model_type}) on {device} in {run['dtype']}, "
             f"{len(todo)} {task.unit}s, {procs.count} process(es)")
-    model, processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
-                                   options.revision, options.allow_pickle, options.processor)
+    model, processor, load_note = shared.get(task.name, options, plan.kind, device, dtype)
     confirm_weights(run, options, out, procs, resumed=resumed)
     batch_size = options.batch_size or task.default_batch_size
     runner = runtime.ChunkedRunner(task.chunk_size(batch_size), log)
@@ -198,17 +320,12 @@ def predict_locally(task, options, kind, dataset, todo, store, procs, run, devic
     if procs.is_main:  # what is known once the model is loaded: its environment, the settings its processor has
         environment = (image_backend(processor) if processor is not None else
                        {"image_processor": "open_clip", **getattr(model, "preprocess_cfg", {})})
+        environment["model_load"] = load_note
         if applied:
             environment["processor_settings"] = applied
         outputs.update_record(out, environment, section="environment")
         outputs.update_record(out, task.settings(options, processor), section="settings")
     draft = draft_size(processor.image_processor) if options.fast_decode and processor is not None else None
     workers = runtime.default_workers(procs) if options.num_workers is None else options.num_workers
-    predicted = predict(task.samples(dataset, draft), todo, batch_size, collate, step, store, procs, workers,
-                        pin_memory=device.type == "cuda", desc=task.name, show_progress=options.progress)
-    del model
-    if device.type == "cuda":
-        import torch  # only where a GPU ran: an API run never imports torch
-
-        torch.cuda.empty_cache()
-    return predicted
+    return predict(task.samples(plan.dataset, draft), todo, batch_size, collate, step, store, procs, workers,
+                   pin_memory=device.type == "cuda", desc=task.name, show_progress=options.progress)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.backends.api_access import check_base_url
-from diffbench.harness.runtime import FROM_OPTION, FROM_PRESET
+from diffbench.harness.runtime import FROM_CONFIG_FILE, FROM_OPTION, FROM_PRESET
 from diffbench.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 from diffbench.report.layout import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -74,6 +74,10 @@ class RunOptions:
     progress: bool = True
     preset: str | None = None  # a published row: its settings fill the fields left None (and it is recorded)
     from_preset: tuple[str, ...] = ()  # the fields the preset filled (run.json says where each setting came from)
+    # where the options came from, recorded in run.json's invocation (diffbench eval --config, --tasks)
+    config_file: dict | None = None  # {"path", "sha256"} of the YAML file that set some of them
+    from_config_file: tuple[str, ...] = ()  # the fields that file set (the command line overrode the rest)
+    tasks: tuple[str, ...] = ()  # every task of the call that ran this one (--tasks a,b), in order
 
     def __post_init__(self):
         if self.api_base and not self.model and not self.preset:
@@ -94,12 +98,15 @@ class RunOptions:
 
 
 def source_of(options: RunOptions, name: str) -> str:
-    """Where a given field's value came from: ``preset`` (filled by the preset) or ``option`` (given).
+    """Where a given field's value came from: ``preset`` (filled by the preset), ``config file`` (set by
+    ``--config``'s YAML file) or ``option`` (given).
 
-    >>> source_of(RunOptions(dtype="float16"), "dtype")
-    'option'
+    >>> source_of(RunOptions(dtype="float16"), "dtype"), source_of(RunOptions(dtype="float16", from_config_file=("dtype",)), "dtype")
+    ('option', 'config file')
     """
-    return FROM_PRESET if name in options.from_preset else FROM_OPTION
+    if name in options.from_preset:
+        return FROM_PRESET
+    return FROM_CONFIG_FILE if name in options.from_config_file else FROM_OPTION
 
 
 LIMIT_EXPECTED = "a number of samples (20) or a fraction of them between 0 and 1 (0.1)"

@@ -4,7 +4,10 @@
                              provenance): a resumed run must match it; the --limit draw (``limit``,
                              ``samples``) may grow: the run is extended; ``settings`` (the dtype and
                              image splitting with where each came from) and ``environment`` (versions,
-                             date, image-processing backend) are recorded, not compared
+                             date, image-processing backend, whether the model was loaded or
+                             shared with another task of the call) and ``invocation`` (every option
+                             resolved, the --config file's path and sha256, the call's tasks) are
+                             recorded, not compared
     progress/rank-<p>.jsonl  predictions appended batch by batch by each process (the resume source)
     <submission file>        the official submission: vismin_scores.csv (contrastive),
                              vismin_answers.csv (chat), captions.json (difference captions)
@@ -43,7 +46,7 @@ PROGRESS_DIR = "progress"
 
 
 RUN_FILE = "run.json"
-NOT_COMPARED = ("environment", "settings")
+NOT_COMPARED = ("environment", "settings", "invocation")
 #: the --limit draw: checked apart (a rerun may draw more, which extends the run, never fewer)
 DRAW_KEYS = ("limit", "samples", "split_samples", "sample_draw")
 WEIGHTS_CHANGED = "the model's weights changed since these predictions were made"

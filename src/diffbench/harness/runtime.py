@@ -92,6 +92,7 @@ def pick_dtype(requested: str, device):
 #: where a setting of run.json's ``settings`` came from
 FROM_OPTION, FROM_PRESET, FROM_CONFIG, FROM_PROCESSOR, FROM_DEFAULT = (
     "option", "preset", "model config", "processor", "default")
+FROM_CONFIG_FILE = "config file"  # diffbench eval --config FILE.yaml
 
 
 def dtype_by_name(name: str):
