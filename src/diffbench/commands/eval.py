@@ -174,11 +174,11 @@ def read_config_file(path: Path, names: dict) -> tuple[dict, dict]:
     >>> import tempfile
     >>> from diffbench.cli import build_parser
     >>> path = Path(tempfile.mkdtemp()) / "run.yaml"
-    >>> _ = path.write_text("batch_size: 4\nno-progress: true\nlimit: 0.1\n")
+    >>> _ = path.write_text("batch_size: 4\\nno-progress: true\\nlimit: 0.1\\n")
     >>> names = build_parser().parse_args(["eval", "vismin"]).option_names
     >>> read_config_file(path, names)[0]
     {'batch_size': 4, 'progress': False, 'limit': 0.1}
-    >>> _ = path.write_text("batch-size: four\n")
+    >>> _ = path.write_text("batch-size: four\\n")
     >>> read_config_file(path, names)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
