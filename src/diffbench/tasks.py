@@ -20,6 +20,8 @@ Several tasks on one loaded model (``diffbench eval --tasks``): :func:`run_tasks
     ['vismin', 'omnidiff']
     >>> [str(o.out) for o in resolve_tasks(["vismin", "omnidiff"], RunOptions(model="m", out="runs/all"))]
     ['runs/all/vismin', 'runs/all/omnidiff']
+    >>> [str(o.out) for o in resolve_tasks(["vismin", "omnidiff"], RunOptions(model="m"))]  # as single-task runs
+    ['runs/vismin-m', 'runs/omnidiff-m']
 """
 
 from __future__ import annotations

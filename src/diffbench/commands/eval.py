@@ -22,8 +22,9 @@ replaces them); the submission file and the report move in as one set (:mod:`dif
 ``--tasks a,b`` runs several tasks on one loaded model, each into ``OUT/<task>/`` (without ``--out``:
 ``runs/TASK-MODEL`` each, where a single-task run of it writes), every task's model kind, data and folder
 checked before any runs. ``--config FILE.yaml`` holds any option (keys: the long option names, ``-`` or
-``_``; ``task`` or ``tasks`` for the tasks); an option on the command line wins over the file. run.json's
-``invocation`` records every option as resolved, which the file set, and the file's path and sha256.
+``_``; ``task`` or ``tasks`` for the tasks; paths in it read from the current folder, as on the command
+line); an option on the command line wins over the file. run.json's ``invocation`` records every option
+as resolved, which the file set, and the file's path and sha256.
 """
 
 from __future__ import annotations

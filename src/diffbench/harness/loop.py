@@ -148,7 +148,7 @@ def run_tasks(runs: list[tuple]) -> list[dict]:
     if len(devices) > 1:
         raise ValueError(f"the tasks of one call run on one device, not {', '.join(sorted(devices))}")
     procs = runtime.processes(runs[0][1].device)
-    shared = SharedModel()
+    shared = SharedModel(say=log if procs.is_main else None)
     try:
         kinds = [model_kind(options) for _, options in runs]
         for (family, _), kind in zip(runs, kinds):
@@ -157,7 +157,8 @@ def run_tasks(runs: list[tuple]) -> list[dict]:
         for plan in plans:  # every task's data loaded and checked before any --out is written to
             claim_out(plan, procs)
         # a model no later task shares is let go once predicted, before its task's report (as one task's run)
-        keep = [any(plan_key(later) == plan_key(plan) for later in plans[index + 1:]) for index, plan in enumerate(plans)]
+        keep = [any(plan_key(later) == plan_key(plan) for later in plans[index + 1:])
+                for index, plan in enumerate(plans)]
         return [execute(plan, procs, shared, kept) for plan, kept in zip(plans, keep)]
     finally:
         shared.release()
@@ -226,7 +227,8 @@ def plan_run(family, options, kind, procs) -> Plan:
 def claim_out(plan: Plan, procs) -> None:
     """``--out``'s run.json written, or an earlier one checked to describe the same run (refused otherwise);
     ``plan.earlier`` is the earlier one (every process learns which draw it extends)."""
-    earlier = outputs.check_manifest(Path(plan.options.out), plan.run, plan.options.overwrite) if procs.is_main else None
+    options = plan.options
+    earlier = outputs.check_manifest(Path(options.out), plan.run, options.overwrite) if procs.is_main else None
     plan.earlier = procs.gather([earlier] if procs.is_main else [])[0]
 
 
@@ -273,8 +275,9 @@ class SharedModel:
     The processor is shared too: a task's protocol sets its image splitting, which is part of the key.
     """
 
-    def __init__(self):
+    def __init__(self, say=None):
         self.key, self.model, self.processor, self.loaded_for, self.device = None, None, None, None, None
+        self.say = say or (lambda message: None)  # the main process says what it loads
 
     @staticmethod
     def key_of(options, kind, device, dtype) -> tuple:
@@ -285,10 +288,10 @@ class SharedModel:
         """``(model, processor, note)``: ``note`` says for run.json whether this task loaded it or reused it."""
         key = self.key_of(options, kind, device, dtype)
         if key == self.key:
-            log(f"reusing {options.model}, loaded for {self.loaded_for}")
+            self.say(f"reusing {options.model}, loaded for {self.loaded_for}")
             return self.model, self.processor, f"reused (loaded for {self.loaded_for})"
         self.release()
-        log(f"loading {options.model}")
+        self.say(f"loading {options.model}")
         self.model, self.processor = models.load(options.model, kind, device, dtype, options.trust_remote_code,
                                                  options.revision, options.allow_pickle, options.processor)
         self.key, self.loaded_for, self.device = key, task_name, device

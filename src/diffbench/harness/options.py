@@ -101,7 +101,8 @@ def source_of(options: RunOptions, name: str) -> str:
     """Where a given field's value came from: ``preset`` (filled by the preset), ``config file`` (set by
     ``--config``'s YAML file) or ``option`` (given).
 
-    >>> source_of(RunOptions(dtype="float16"), "dtype"), source_of(RunOptions(dtype="float16", from_config_file=("dtype",)), "dtype")
+    >>> from_file = RunOptions(dtype="float16", from_config_file=("dtype",))
+    >>> source_of(RunOptions(dtype="float16"), "dtype"), source_of(from_file, "dtype")
     ('option', 'config file')
     """
     if name in options.from_preset:
