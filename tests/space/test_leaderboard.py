@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from diffbench.space.leaderboard import MAX_NAME_CHARS, Leaderboard, read_records
+from diffbench.space.tables import html_table
 from test_space import _board_rows, _free_port, _unescaped, _vismin_rows, _write_csv
 
 CATEGORIES = ("object", "attribute", "relation", "counting")
@@ -109,8 +110,8 @@ def test_leaderboard_persists_counts_once_and_ranks_real_data_only(tmp_path):
     avg = table["AVG"].tolist()[: len(ranked)]
     assert avg == sorted(avg, reverse=True)  # the ranked part is in AVG order, 99.0 is not in it
     assert SYNTHETIC_NOTE in table.loc[table["Model"] == "[synthetic sample] synthetic run", "Source"].item()
-    shown = Leaderboard.styled(table).to_html()
-    assert ">50.00<" in shown and ">2,084<" in shown
+    shown = html_table(table, pinned=3)
+    assert ">50.00<" in shown and ">2,084<" in shown and ">scored here<" in shown
 
 
 def test_leaderboard_restores_mirrored_rows(tmp_path, caplog):
@@ -329,9 +330,9 @@ def test_the_space_starts_on_a_board_with_unreadable_rows(tmp_path, monkeypatch,
         assert "caption_runs row 3" in answered and "sha256:c2" in answered and "scores is not JSON" in answered
         # Everything else works: a submission is scored, added under its stripped name, and shown.
         csv_path = _write_csv(tmp_path / "perfect.csv", _vismin_rows())
-        message, *_, board = client.predict(handle_file(str(csv_path)), False, "new\x00 \u202erun",
-                                            api_name="/score_vismin")
+        message, *_ = client.predict(handle_file(str(csv_path)), False, "new\x00 \u202erun", api_name="/score_vismin")
         assert message.startswith("✓"), message
+        board, _ = client.predict("AVG", api_name="/leaderboard")
         assert any(row["Model"].endswith("new run") for row in _board_rows(board)), _board_rows(board)
 
 

@@ -141,7 +141,7 @@ def _official_verdict(s) -> dict:
     return {"text": text, "image": image, "group": text and image}
 
 
-@pytest.mark.parametrize("module", ["backend", "leaderboard", "caption_worker"])
+@pytest.mark.parametrize("module", ["backend", "leaderboard", "caption_worker", "tables", "runs"])
 def test_doctests(module):
     import importlib
 
@@ -150,7 +150,7 @@ def test_doctests(module):
 
 
 def test_gradio_is_imported_only_by_the_app():
-    code = ("import sys, diffbench.space.backend, diffbench.space.leaderboard, diffbench.cli;"
+    code = ("import sys, diffbench.space.backend, diffbench.space.leaderboard, diffbench.space.runs, diffbench.cli;"
             "import diffbench.cli as c; c.build_parser(); print('gradio' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
@@ -164,29 +164,49 @@ def test_explore_vismin_by_category(client):
 
     test = load_built("vismin", "bench", "test")
     counting = test.features["category"].int2str(test["category"]).count("counting")
-    image_a, image_b, caption, position = client.predict("vismin", "counting", 3, api_name="/explore")
+    image_a, image_b, caption, position, note = client.predict("vismin", "counting", 3, "all", api_name="/explore")
     assert "category **counting**" in caption and f"pair 3 of {counting}" in caption
     from diffbench.data.provenance import is_synthetic, of_dataset
 
     assert ("*Data: the synthetic sample (n=" in caption) == is_synthetic(of_dataset(test))
-    assert position == 3 and Path(image_a).is_file() and Path(image_b).is_file()
-    # A position past the end shows the last pair instead of failing.
-    *_, caption, position = client.predict("vismin", "counting", 999, api_name="/explore")
+    assert position == 3 and Path(image_a).is_file() and Path(image_b).is_file() and note == ""
+    assert "(left)" not in caption and "| image 0 |" in caption  # side by side or stacked: named by number
+    # A position out of range shows the nearest pair and says so beside the field.
+    *_, caption, position, note = client.predict("vismin", "counting", 999, "all", api_name="/explore")
     assert position == counting and f"pair {counting} of {counting}" in caption
+    assert note == f"⚠ pair numbers run from 1 to {counting}: showing pair {counting}"
+    *_, caption, position, note = client.predict("vismin", "all", 0, "all", api_name="/explore")
+    assert position == 1 and "pair 1 of" in caption and "showing pair 1" in note
+    # The split filter: only that split's pairs.
+    train = load_built("vismin", "bench").get("train")
+    if train is not None:
+        *_, caption, _, _ = client.predict("vismin", "all", 1, "train", api_name="/explore")
+        assert f"pair 1 of {len(train)}" in caption and "split train" in caption
+    _, _, message, _, _ = client.predict("vismin", "all", 1, "nope", api_name="/explore")
+    _friendly(message, "no split 'nope'")
 
 
 def test_explore_captioning_set_by_change_type(client):
     from diffbench.data.building import load_built
 
     # The filter dropdown's new choices: "all", then the set's change types (the Space built the set if need be).
-    labels = client.predict("clevr_change", api_name="/explore_labels")
+    labels, splits = client.predict("clevr_change", api_name="/explore_labels")
     built = load_built("clevr_change")
     types = sorted({t for split in built.values() for ts in split["change_types"] for t in ts})
     assert [c[0] for c in labels["choices"]] == ["all", *types] and "color" in types
-    _, _, caption, _ = client.predict("clevr_change", "color", 1, api_name="/explore")
+    assert [c[0] for c in splits["choices"]] == ["all", *sorted(built, key=lambda s: (s != "test", s))]
+    _, _, caption, _, _ = client.predict("clevr_change", "color", 1, "test", api_name="/explore")
     assert "change types **" in caption and "color" in caption and "What changed" in caption
-    _, _, message, _ = client.predict("omnidiff", "no-such-type", 1, api_name="/explore")
+    _, _, message, _, _ = client.predict("omnidiff", "no-such-type", 1, "all", api_name="/explore")
     _friendly(message, "no pairs")
+    # A set without change types says nothing of them; a synthetic build's rows are not called "real".
+    from diffbench.data.provenance import is_synthetic, of_dataset
+
+    labels, _ = client.predict("image_editing_request", api_name="/explore_labels")
+    _, _, caption, _, _ = client.predict("image_editing_request", "all", 1, "all", api_name="/explore")
+    assert "change types" not in caption and [c[0] for c in labels["choices"]] == ["all"]
+    if is_synthetic(of_dataset(load_built("image_editing_request", None, "test"))):
+        assert "· real ·" not in caption and "synthetic sample" in caption
 
 
 # -- Try a model ----------------------------------------------------------------------------------
@@ -288,8 +308,9 @@ def test_score_vismin_submission_once_escaped_and_not_ranked_when_synthetic(clie
     ids = _vismin_rows()
     path = _write_csv(tmp_path / "perfect.csv", ids)
     name = "<b>perfect</b> | **model**"
-    message, table, chart, results_path, board = client.predict(
+    message, table, chart, caption_chart, results_path, _ = client.predict(
         handle_file(str(path)), False, name, api_name="/score_vismin")
+    board, _ = client.predict("AVG", api_name="/leaderboard")
     assert message.startswith("✓") and "40 samples" in message and "100.00" in message, message
     assert table.startswith("| Model |") and "| &lt;b&gt;perfect&lt;/b&gt; \\| \\*\\*model\\*\\* | 100.00 ±0.00 |" in table
     assert chart is not None
@@ -304,18 +325,20 @@ def test_score_vismin_submission_once_escaped_and_not_ranked_when_synthetic(clie
         assert SYNTHETIC_NOTE in message and rows[run]["Model"] == f"[synthetic sample] {name}"
         assert SYNTHETIC_NOTE in rows[run]["Source"] and run > max(published)  # never above a published row
     # The same file again, under another name: counted once, and the message says under which name.
-    message, *_, board = client.predict(handle_file(str(path)), False, "again", api_name="/score_vismin")
+    message, *_ = client.predict(handle_file(str(path)), False, "again", api_name="/score_vismin")
     assert "already scored" in message and "counted once" in message, message
+    board, _ = client.predict("AVG", api_name="/leaderboard")
     assert len(board["data"]) == len(rows) and "again" not in [r["Model"] for r in _board_rows(board)]
 
 
-def test_leaderboard_shows_two_decimals(client):
+def test_leaderboard_api_gives_numbers_and_the_setting(client):
     board, captions = client.predict("AVG", api_name="/leaderboard")
-    shown = board["metadata"]["display_value"]
-    avg = board["headers"].index("AVG")
-    assert all(len(row[avg].split(".")[-1]) == 2 for row in shown if row[avg] != "–")
-    assert "86.55" in [row[avg] for row in shown]  # MTurk Human: the mean of its cells, 86.545 (published 86.54)
-    assert board["headers"][:4] == ["Model", "AVG", "AVG ±", "Object T"]
+    assert board["headers"][:4] == ["Model", "Setting", "AVG", "AVG ±"] and "Source" in captions["headers"]
+    rows = _board_rows(board)
+    human = next(row for row in rows if row["Model"] == "MTurk Human")
+    assert human["AVG"] == pytest.approx(86.545)  # the mean of its cells (published 86.54); the page shows 86.55
+    # The two Idefics2 rows of the paper, told apart by their setting.
+    assert sorted(row["Setting"] for row in rows if row["Model"] == "Idefics2") == ["fine-tuned", "zero-shot"]
 
 
 def test_bad_submissions_are_messages(client, tmp_path):
@@ -372,8 +395,9 @@ def test_score_difference_captions(client, tmp_path):
     predictions = {row["id"]: rows[(i + 1) % len(rows)]["captions"][0] for i, row in enumerate(rows)}
     path = tmp_path / "captions.json"
     path.write_text(json.dumps(predictions))
-    message, table, chart, results_path, board = client.predict(
+    message, table, _, chart, results_path, _ = client.predict(
         handle_file(str(path)), "omnidiff", "test", api_name="/score_captions")
+    _, board = client.predict("AVG", api_name="/leaderboard")
     assert message.startswith("✓") and "CIDEr" in message, message
     assert "| subset | samples |" in table and "METEOR" in table and chart is not None
     results = json.loads(Path(results_path).read_text())
@@ -472,13 +496,13 @@ def test_caption_scoring_time_is_bounded(client, tmp_path):
     path.write_text(json.dumps({row["id"]: row["captions"][0] for row in test.select_columns(["id", "captions"])}))
     worker = backend.caption_worker()
     try:
-        warm = backend.score_caption_json(path, "omnidiff", store)  # the worker and its JVMs started
+        warm = backend.score_caption_json(path, "omnidiff", store).results  # the worker and its JVMs started
         pid = worker.pid
         assert pid and any(name == "java" for name in _process_group(pid)), _process_group(pid)
         with pytest.raises(backend.UserError, match=r"c\.json: scoring took longer than 0\.001 s here \(stopped\)"):
             backend.score_caption_json(path, "omnidiff", store, timeout_s=0.001)
         assert worker.pid is None and _process_group(pid, settle_s=5) == []  # nothing of it still runs
-        again = backend.score_caption_json(path, "omnidiff", store)
+        again = backend.score_caption_json(path, "omnidiff", store).results
         assert worker.pid not in (None, pid) and again["scores"]["CIDEr"] == warm["scores"]["CIDEr"]
     finally:
         worker.close()
@@ -605,53 +629,3 @@ def test_browser_upload_type_click_verdict(space_url, client, chromium, sample_p
     for key in ("text", "image", "group"):
         assert f"{key.capitalize()}: {'right' if expected[key] else 'wrong'}" in shown, shown
     assert (tmp_path / "space_try_a_model.png").stat().st_size > 10_000
-
-
-def test_browser_leaderboard_at_1280px(space_url, client, chromium, tmp_path):
-    """Headers whole (one line each), AVG in view, two decimals, the visitor's name shown as text."""
-    from playwright.sync_api import expect
-
-    client.predict("AVG", api_name="/leaderboard")
-    page = chromium.new_page(viewport={"width": 1280, "height": 900})
-    try:
-        page.goto(space_url, wait_until="domcontentloaded")
-        page.get_by_role("tab", name="Leaderboard").click()
-        board = page.locator("#vismin-board")
-        expect(board.get_by_text("MTurk Human").first).to_be_visible(timeout=30_000)
-        headers = page.evaluate("""() => [...document.querySelectorAll('#vismin-board th')].map(th => {
-            // the lines the header's words occupy: the distinct tops of its text's line boxes
-            const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
-            const tops = new Set();
-            let words = "";
-            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-                if (!node.textContent.trim()) continue;
-                words += node.textContent;
-                const range = document.createRange();
-                range.selectNodeContents(node);
-                for (const r of range.getClientRects()) if (r.width > 1) tops.add(Math.round(r.top));
-            }
-            // and whether any of it is cut off (an ellipsis: "Attri...")
-            const cut = [th, ...th.querySelectorAll('*')].some(el => el.scrollWidth > el.clientWidth + 1
-                && getComputedStyle(el).overflow !== 'visible');
-            const box = th.getBoundingClientRect();
-            return {text: th.innerText.trim(), words: words.trim(), lines: tops.size, cut,
-                    left: box.left, right: box.right};
-        })""")
-        shot = tmp_path / "space_leaderboard.png"
-        page.screenshot(path=str(shot), full_page=True)
-        shots = os.environ.get("DIFFBENCH_SCREENSHOT_DIR")
-        if shots:
-            Path(shots).mkdir(parents=True, exist_ok=True)
-            shutil.copy(shot, Path(shots) / "space_leaderboard.png")
-        named = [h for h in headers if h["text"]]
-        assert [h["text"] for h in named][:4] == ["Model", "AVG", "AVG ±", "Object T"], named
-        broken = [h for h in named if h["lines"] > 1 or h["cut"]]
-        assert not broken, broken  # no "Objec t I", no "AV G"
-        avg = next(h for h in named if h["text"] == "AVG")
-        assert 0 <= avg["left"] and avg["right"] <= 1280
-        text = board.inner_text()
-        assert "86.55" in text and "95.50" in text  # MTurk Human's AVG (its cells' mean) and object image score, two decimals
-        if "perfect" in text:  # the escaped-name submission of the scoring test: shown literally
-            assert "<b>perfect</b> | **model**" in text
-    finally:
-        page.close()

@@ -77,7 +77,7 @@ def test_results_json_is_written_as_the_report_writes_it(vismin_built, tmp_path)
     """A submission scored in the Space downloads the results.json ``diffbench score vismin`` writes
     (a name outside ASCII as it is, not ``\\u00e8``)."""
     path = _write_csv(tmp_path / "modèle à moi.csv", _vismin_rows())
-    results = backend.score_vismin_csv(path, backend.DataStore(names=("vismin",)).vismin_bench())
+    results = backend.score_vismin_csv(path, backend.DataStore(names=("vismin",)).vismin_bench()).results
     files = backend.ResultFiles(tmp_path)
     try:
         written = files.write(results)
@@ -112,8 +112,9 @@ def test_a_results_file_that_cannot_be_written_is_a_message_and_no_run(tmp_path,
     shutil.rmtree(files.root)
     csv_path = _write_csv(tmp_path / "perfect.csv", _vismin_rows())
     with _space(Leaderboard(tmp_path / "leaderboard.sqlite3"), result_files=files) as client:
-        message, table, chart, results_path, board = client.predict(
+        message, table, chart, caption_chart, results_path, _ = client.predict(
             handle_file(str(csv_path)), False, "lost run", api_name="/score_vismin")
+        board, _ = client.predict("AVG", api_name="/leaderboard")
     assert message.startswith("⚠ Something went wrong on our side (FileNotFoundError)"), message
-    assert "\n" not in message and (table, chart, results_path) == ("", None, None)
+    assert "\n" not in message and (table, results_path) == ("", None)
     assert "lost run" not in [row["Model"] for row in _board_rows(board)]

@@ -51,6 +51,7 @@ from diffbench.captions.tasks import DATASETS as CAPTION_DATASETS
 from diffbench.data import building
 from diffbench.data.provenance import SYNTHETIC_NOTE, describe, is_synthetic, of_dataset
 from diffbench.models.embedded import default_model_path as packaged_model_path
+from diffbench.report.layout import RESULTS_FILE, SAMPLES_FILE
 from diffbench.space.caption_worker import CaptionWorker, WorkerFailed, WorkerTimeout
 from diffbench.text import markdown_text
 from diffbench.vismin import scoring
@@ -108,6 +109,25 @@ class ExploreItem:
     caption_md: str
     position: int  # 1-based, within the filtered rows
     count: int
+    note: str = ""  # why the pair shown is not the one asked for (a number out of range), "" when it is
+
+
+def clamp_position(position, count: int) -> tuple[int, str]:
+    """A pair number within ``1..count``, and what to tell the visitor when it had to be moved there.
+
+    >>> clamp_position(0, 12)
+    (1, 'pair numbers run from 1 to 12: showing pair 1')
+    >>> clamp_position(5, 12), clamp_position(None, 12)
+    ((5, ''), (1, ''))
+    """
+    if position is None or position == "":
+        return 1, ""
+    try:
+        wanted = int(float(position))
+    except (TypeError, ValueError):
+        return 1, f"{str(position)[:20]!r} is not a pair number: showing pair 1"
+    shown = min(max(wanted, 1), count)
+    return shown, "" if shown == wanted else f"pair numbers run from 1 to {count:,}: showing pair {shown:,}"
 
 
 @dataclass
@@ -169,10 +189,19 @@ class DataStore:
             return [t for types in split.select_columns(["change_types"])["change_types"] for t in (types or [])]
         return []
 
-    def rows(self, name: str, label: str = ALL_LABELS) -> list[tuple[str, int]]:
-        """``(split, row)`` of every pair carrying ``label`` (every pair for ``"all"``), test split first."""
+    def splits(self, name: str) -> list[str]:
+        """The splits Explore offers, test first."""
+        return sorted(self.dataset(name), key=lambda s: (s != "test", s))
+
+    def rows(self, name: str, label: str = ALL_LABELS, split: str = ALL_LABELS) -> list[tuple[str, int]]:
+        """``(split, row)`` of every pair carrying ``label`` (every pair for ``"all"``) in ``split`` (every
+        split, test first, for ``"all"``)."""
         dataset = self.dataset(name)
-        order = sorted(dataset, key=lambda s: (s != "test", s))
+        order = self.splits(name)
+        if split not in (None, "", ALL_LABELS):
+            if split not in dataset:
+                raise UserError(f"{name} has no split {str(split)[:40]!r}; it has {', '.join(order)}")
+            order = [split]
         found = []
         for split_name in order:
             split = dataset[split_name]
@@ -186,32 +215,45 @@ class DataStore:
                 found += [(split_name, i) for i, value in enumerate(types) if label in (value or [])]
         return found
 
-    def explore_item(self, name: str, label: str = ALL_LABELS, position: int = 1) -> ExploreItem:
-        rows = self.rows(name, label)
+    def explore_item(self, name: str, label: str = ALL_LABELS, position=1, split: str = ALL_LABELS) -> ExploreItem:
+        """Pair number ``position`` (1-based) of ``name``'s pairs with ``label`` in ``split``; a number out of
+        range shows the nearest pair and says so (:attr:`ExploreItem.note`)."""
+        rows = self.rows(name, label, split)
         if not rows:
-            raise UserError(f"{name} has no pairs labelled {str(label)[:80]!r}")
-        position = min(max(int(position or 1), 1), len(rows))
+            where = "" if split in (None, "", ALL_LABELS) else f" in its {str(split)[:40]} split"
+            raise UserError(f"{name} has no pairs labelled {str(label)[:80]!r}{where}")
+        position, note = clamp_position(position, len(rows))
         split_name, index = rows[position - 1]
-        split = self.dataset(name)[split_name]
-        row = split[index]
-        md = markdown_text
-        source = data_note(split)
+        dataset = self.dataset(name)[split_name]
+        row = dataset[index]
         if name == VISMIN:
-            category = split.features["category"].int2str(row["category"])
-            caption = (
-                f"**{md(row['id'])}** · category **{md(category)}** · split {md(split_name)}\n\n"
-                f"| | caption |\n|---|---|\n| image 0 (left) | {md(row['text_0'])} |\n"
-                f"| image 1 (right) | {md(row['text_1'])} |{source}"
-            )
-            return ExploreItem(row["image_0"], row["image_1"], caption, position, len(rows))
-        types = ", ".join(md(t) for t in row.get("change_types") or []) or "none"
-        extra = f" · {md(row['domain'])}" if row.get("domain") else ""
-        lines = "\n".join(f"{n}. {md(c)}" for n, c in enumerate(row["captions"], 1))
-        caption = (
-            f"**{md(row['id'])}** · change types **{types}**{extra} · split {md(split_name)}\n\n"
-            f"Left: before, right: after. What changed:\n\n{lines}{source}"
-        )
-        return ExploreItem(row["image_before"], row["image_after"], caption, position, len(rows))
+            category = dataset.features["category"].int2str(row["category"])
+            caption = _vismin_pair_md(row, category, split_name) + data_note(dataset)
+            return ExploreItem(row["image_0"], row["image_1"], caption, position, len(rows), note=note)
+        caption = _caption_pair_md(row, split_name, synthetic=is_synthetic(of_dataset(dataset))) + data_note(dataset)
+        return ExploreItem(row["image_before"], row["image_after"], caption, position, len(rows), note=note)
+
+
+def _vismin_pair_md(row, category: str, split_name: str) -> str:
+    """A VisMin pair's id, category and its two captions, each beside the image it describes (by number:
+    the images sit side by side on a wide screen and one above the other on a phone)."""
+    md = markdown_text
+    return (f"**{md(row['id'])}** · category **{md(category)}** · split {md(split_name)}\n\n"
+            f"| | caption |\n|---|---|\n| image 0 | {md(row['text_0'])} |\n| image 1 | {md(row['text_1'])} |")
+
+
+def _caption_pair_md(row, split_name: str, synthetic: bool) -> str:
+    """A difference-captioning pair's id, change types (when the set has any), domain (not on a synthetic
+    build: its rows copy the real set's "real") and its reference captions."""
+    md = markdown_text
+    parts = [f"**{md(row['id'])}**"]
+    if row.get("change_types"):
+        parts.append(f"change types **{', '.join(md(t) for t in row['change_types'])}**")
+    if row.get("domain") and not synthetic:
+        parts.append(md(row["domain"]))
+    parts.append(f"split {md(split_name)}")
+    lines = "\n".join(f"{n}. {md(c)}" for n, c in enumerate(row["captions"], 1))
+    return f"{' · '.join(parts)}\n\nWhat changed from before to after:\n\n{lines}"
 
 
 def data_note(dataset) -> str:
@@ -220,9 +262,10 @@ def data_note(dataset) -> str:
     return f"\n\n*Data: {markdown_text(describe(record))}.*" if is_synthetic(record) else ""
 
 
-def chart_title(title: str, results: dict) -> str:
-    """A chart's title, with the synthetic-sample note when the results come from that sample."""
-    return f"{title} · {SYNTHETIC_NOTE}" if is_synthetic(results.get("provenance") or {}) else title
+def chart_caption(results: dict) -> str | None:
+    """The line under a chart: the synthetic-sample note when the results come from that sample (under the
+    chart, where it wraps, not in its title: a title wider than a phone squeezed the bars), else None."""
+    return SYNTHETIC_NOTE if is_synthetic(results.get("provenance") or {}) else None
 
 
 def synthetic_note(results: dict) -> str:
@@ -470,13 +513,14 @@ def content_hash(path, *context) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def score_vismin_csv(path, dataset, allow_missing: bool = False) -> dict:
-    """Results of an official VisMin submission CSV (see :mod:`diffbench.vismin.submission`), with its
-    ``content_hash``; the CSV is refused before it is read when it is far larger than the benchmark."""
+def score_vismin_csv(path, dataset, allow_missing: bool = False) -> scoring.Scored:
+    """An official VisMin submission CSV scored (see :mod:`diffbench.vismin.submission`): its results (with
+    the ``content_hash``) and samples.jsonl's records; the CSV is refused before it is read when it is far
+    larger than the benchmark."""
     max_bytes, _ = limits_for(len(dataset))
     name = _check_upload(path, ("CSV",), max_bytes=min(max_bytes, MAX_SUBMISSION_BYTES))
     try:
-        results = scoring.score_submission(path, dataset=dataset, allow_missing=allow_missing)
+        scored = scoring.score(path, dataset=dataset, allow_missing=allow_missing)
     except CoverageError as err:
         message = _clean(str(err), path)
         if err.only_missing:
@@ -484,10 +528,11 @@ def score_vismin_csv(path, dataset, allow_missing: bool = False) -> dict:
         raise UserError(message) from None
     except (ValueError, FileNotFoundError) as err:
         raise UserError(_clean(str(err), path)) from None
+    results = scored.results
     results["submission"] = name
     results["content_hash"] = content_hash(path, "vismin", results["provenance"].get("build_id"),
                                            sorted(results["missing_ids"]))
-    return results
+    return scored
 
 
 #: Caption scoring on a shared CPU: bounds per request (the library's own bounds are for a whole
@@ -534,8 +579,9 @@ def caption_worker():
 
 
 def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "test",
-                       timeout_s: float | None = None) -> dict:
-    """COCO caption metrics of a difference-caption JSON on a built captioning set, per change type.
+                       timeout_s: float | None = None):
+    """COCO caption metrics of a difference-caption JSON on a built captioning set, per change type: a
+    :class:`diffbench.captions.scoring.Scored` (results with the ``content_hash``, samples.jsonl's records).
 
     Every pair of the split needs a caption. The library can score the others
     (``score_predictions(allow_missing=True)``, ``diffbench score captions --allow-missing``), but this
@@ -560,7 +606,7 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
     name = _upload_name(path)
     timeout_s = CAPTION_TIMEOUT_S if timeout_s is None else timeout_s
     try:
-        results = caption_worker().score(predictions, rows, timeout_s)
+        scored = caption_worker().score(predictions, rows, timeout_s)
     except WorkerTimeout as err:
         if err.busy:
             raise UserError(f"{name}: the scorer stayed busy with other files for {timeout_s:g} s; "
@@ -574,11 +620,12 @@ def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "
         raise UserError(f"{name}: {message} (this tab scores files with a caption for every pair)") from None
     except ValueError as err:
         raise UserError(f"{name}: {_clean(' '.join(str(err).split()), path)}") from None
+    results = scored.results
     results.update(benchmark=dataset_name, split=split, submission=name)  # layout v1: the front end's keys last
     # The last False stood for an allow-missing option this function had and no caller passed: kept, so
     # that a file on the leaderboard keeps its hash and still counts once when uploaded again.
     results["content_hash"] = content_hash(path, dataset_name, split, results["provenance"].get("build_id"), False)
-    return results
+    return scored
 
 
 class ResultFiles:
@@ -587,14 +634,22 @@ class ResultFiles:
 
     def __init__(self, parent=None):
         self.root = Path(tempfile.mkdtemp(prefix="diffbench-space-results-", dir=parent))
+        self.runs: list[Path] = []  # the folders holding samples.jsonl, oldest first
+        self._lock = threading.Lock()
         atexit.register(self.remove)
 
-    def write(self, results: dict) -> Path:
-        """``results.json`` in a fresh folder, written as :mod:`diffbench.vismin.report` and
-        :mod:`diffbench.captions.report` write theirs."""
+    def write(self, results: dict, samples: list[dict] | None = None) -> Path:
+        """``results.json`` (and ``samples.jsonl`` when given) in a fresh folder, written as
+        :mod:`diffbench.vismin.report` and :mod:`diffbench.captions.report` write theirs; the path of
+        results.json. The folder is remembered (:attr:`runs`): the Inspect tab opens the runs scored here."""
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
-        path = folder / "results.json"
+        path = folder / RESULTS_FILE
+        if samples is not None:
+            files.write_atomically(folder / SAMPLES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in samples))
         files.write_atomically(path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        if samples is not None:
+            with self._lock:
+                self.runs.append(folder)
         return path
 
     def remove(self) -> None:

@@ -35,7 +35,7 @@ import threading
 import time
 
 from diffbench.captions.metrics import score_captions
-from diffbench.captions.scoring import MissingPredictionsError, score_predictions
+from diffbench.captions.scoring import MissingPredictionsError, score
 
 #: the columns :func:`diffbench.captions.scoring.score_predictions` reads (the images stay behind)
 SCORED_COLUMNS = ("id", "captions", "change_types", "distractor")
@@ -74,8 +74,9 @@ class CaptionWorker:
         self._process: subprocess.Popen | None = None
         atexit.register(self.close)
 
-    def score(self, predictions: dict, rows, timeout_s: float) -> dict:
-        """``score_predictions(predictions, rows)`` in the worker, within ``timeout_s`` seconds of this
+    def score(self, predictions: dict, rows, timeout_s: float):
+        """``diffbench.captions.scoring.score(predictions, rows)`` (a ``Scored``: results and samples) in the
+        worker, within ``timeout_s`` seconds of this
         call: ValueError for the input's problems (MissingPredictionsError when the one problem is ids
         without a prediction), :class:`WorkerTimeout`, :class:`WorkerFailed`."""
         deadline = time.monotonic() + timeout_s
@@ -175,7 +176,7 @@ def _serve() -> None:
             return
         predictions, rows = pickle.loads(requests.read(int.from_bytes(header, "big")))
         try:
-            answer = ("ok", score_predictions(predictions, rows))
+            answer = ("ok", score(predictions, rows))  # Scored: results.json and samples.jsonl's records
         except MissingPredictionsError as err:
             answer = ("missing_predictions", str(err))
         except ValueError as err:

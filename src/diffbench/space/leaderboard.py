@@ -42,7 +42,7 @@ What the board does with a file it cannot read (the Space must start whatever th
     >>> board = Leaderboard(Path(tempfile.mkdtemp()) / "board.sqlite3")
     >>> table = board.vismin_table()
     >>> list(table.columns[:4]), table.iloc[0]["Model"], board.notes()
-    (['Model', 'AVG', 'AVG ±', 'Object T'], 'MTurk Human', [])
+    (['Model', 'Setting', 'AVG', 'AVG ±'], 'MTurk Human', [])
 """
 
 from __future__ import annotations
@@ -78,7 +78,11 @@ CELLS = tuple((c, s) for c in CATEGORIES for s in SCORE_NAMES)
 CELL_COLUMNS = tuple(f"{c.capitalize()} {s[0].upper()}" for c, s in CELLS)
 #: "AVG ±": half the AVG's 95% bootstrap interval (runs scored here); "Published AVG": a published row's own
 #: AVG where it is not the mean of its cells (vismin.published.AVG_NOTES says how it differs)
-VISMIN_COLUMNS = ("Model", "AVG", "AVG ±", *CELL_COLUMNS, "Group (all samples)", "Samples", "Published AVG", "Source")
+#: "Setting": the published table a row comes from (zero-shot, fine-tuned), or "scored here" for a run this board
+#: scored: two published rows may share a name (Idefics2 zero-shot and fine-tuned)
+VISMIN_COLUMNS = ("Model", "Setting", "AVG", "AVG ±", *CELL_COLUMNS, "Group (all samples)", "Samples", "Published AVG",
+                  "Source")
+SCORED_HERE = "scored here"
 AVG_HALF_WIDTH = "AVG ±"
 CAPTION_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 #: "CIDEr ±": half the CIDEr-D's 95% bootstrap interval (runs scored since results carried intervals)
@@ -334,6 +338,7 @@ class Leaderboard:
         rows = published_rows()
         frame = pd.DataFrame({
             "Model": [row["model"] for row in rows],
+            "Setting": [row["table"] for row in rows],
             "AVG": [row["avg"] for row in rows],
             AVG_HALF_WIDTH: np.nan,
             **{column: [row["cells"][cell] for row in rows] for column, cell in zip(CELL_COLUMNS, CELLS)},
@@ -455,7 +460,7 @@ class Leaderboard:
         synthetic = None if synthetic is None else bool(synthetic)
         return {
             "Model": (SYNTHETIC_MARK if synthetic else "") + _shown_name(name),  # first, where a narrow column shows it
-            "AVG": _number(avg, "avg"), "Source": self._source(scored_at, synthetic),
+            "Setting": SCORED_HERE, "AVG": _number(avg, "avg"), "Source": self._source(scored_at, synthetic),
             **{column: _number(cells.get(column), f"cells[{column!r}]") for column in (AVG_HALF_WIDTH, *CELL_COLUMNS)},
             "Group (all samples)": _number(group_all, "group_all"), "Samples": _number(samples, "samples"),
             "_ranked": synthetic is False,  # real data of known source only
@@ -469,7 +474,7 @@ class Leaderboard:
         runs, _ = self._vismin_runs()
         table = pd.concat([self._published, runs], ignore_index=True) if len(runs) else self._published.copy()
         for column in VISMIN_COLUMNS:
-            if column not in ("Model", "Source"):
+            if column not in ("Model", "Setting", "Source"):
                 table[column] = pd.to_numeric(table[column], errors="coerce").astype(float)
         ascending = sort_by == "Model"
         key = (lambda s: s.str.lower()) if sort_by == "Model" else None
