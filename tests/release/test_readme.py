@@ -118,7 +118,7 @@ def test_every_walkthrough_line_runs_offline_or_says_what_it_needs():
 
 def serve_then_stop(command: str, cwd: Path, env: dict) -> None:
     """Start a command that serves until stopped, fetch the address it prints, stop it."""
-    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env, text=True,
+    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: queue.Queue = queue.Queue()
 
@@ -137,7 +137,8 @@ def serve_then_stop(command: str, cwd: Path, env: dict) -> None:
                 continue
             address = re.search(r"Running on local URL:\s+(http://\S+)", seen[-1])
             if address:
-                with urllib.request.urlopen(address.group(1), timeout=60) as answer:
+                direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+                with direct.open(address.group(1), timeout=60) as answer:
                     assert answer.status == 200
                 return
         pytest.fail(f"{command} printed no address in 240 s: {''.join(seen)[-3000:]}")
