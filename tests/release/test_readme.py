@@ -63,7 +63,8 @@ def walkthrough() -> str:
 
 
 def split_comment(line: str) -> tuple[str, str]:
-    """``'cmd --x "a # b"   # says'`` -> ``('cmd --x "a # b"', 'says')``: the first ``#`` outside quotes after a space."""
+    """``'cmd --x "a # b"   # says'`` -> ``('cmd --x "a # b"', 'says')``: the first ``#`` after a space, outside
+    quotes."""
     quote = None
     for i, char in enumerate(line):
         if quote:
@@ -118,8 +119,8 @@ def test_every_walkthrough_line_runs_offline_or_says_what_it_needs():
 
 def serve_then_stop(command: str, cwd: Path, env: dict) -> None:
     """Start a command that serves until stopped, fetch the address it prints, stop it."""
-    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"},
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: queue.Queue = queue.Queue()
 
     def read_lines() -> None:  # on a thread: the wait for the address needs a timeout a pipe read lacks
