@@ -1,4 +1,4 @@
-"""The diffbench demo Space: Explore, Try a model, Score a submission, Leaderboard (Gradio 6 Blocks).
+"""The diffbench demo Space: Explore, Try a model, Score, Leaderboard, Inspect (Gradio 6 Blocks).
 
 The app lives in the ``diffbench`` package (:mod:`diffbench.space.app`, on :mod:`diffbench.space.backend`
 and :mod:`diffbench.space.leaderboard`), so this Space and ``diffbench space`` run the same code. On

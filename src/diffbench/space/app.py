@@ -1,21 +1,28 @@
-"""The demo Space in Gradio 6 Blocks: Explore, Try a model, Score a submission, Leaderboard.
+"""The demo Space in Gradio 6 Blocks: Explore, Try a model, Score, Leaderboard, Inspect.
 
 ``space/app.py`` (the Hugging Face Space) and ``diffbench space`` (local) both call :func:`build_demo`
-and :func:`launch`; the work itself is in :mod:`diffbench.space.backend` and
-:mod:`diffbench.space.leaderboard`, the tables of a scored submission are the benchmarks' reports
-(:mod:`diffbench.vismin.report`, :mod:`diffbench.captions.report`). This is the one module of
-diffbench that imports Gradio.
+and :func:`launch`; the work itself is in :mod:`diffbench.space.backend`,
+:mod:`diffbench.space.leaderboard`, :mod:`diffbench.space.runs` (Inspect) and
+:mod:`diffbench.space.tables` (the result tables as HTML), the tables of a scored submission are the
+benchmarks' reports (:mod:`diffbench.vismin.report`, :mod:`diffbench.captions.report`). This is the one
+module of diffbench that imports Gradio.
 
 :func:`build_demo` makes the state the tabs share (the datasets, the models, the leaderboard, the
 downloadable results) and one function a tab lays the tab out with its handlers and events:
-:func:`explore_tab`, :func:`try_model_tab`, :func:`score_tab`, :func:`leaderboard_tab`.
+:func:`explore_tab`, :func:`try_model_tab`, :func:`score_tab`, :func:`leaderboard_tab`, :func:`inspect_tab`.
 
-Every handler answers a visitor's mistake with a message (a ``gr.Warning`` toast and a Markdown line
-in the tab), never a traceback; an unexpected error is logged on the server with its traceback and
-shown as one line. Whatever a visitor typed or uploaded is escaped wherever it is shown (Markdown,
-HTML toasts). API names (for ``gradio_client``): ``/explore``, ``/explore_labels``, ``/load_sample``,
-``/compare``, ``/score_vismin`` (file, allow_missing, name), ``/score_captions``, ``/leaderboard`` (sort),
-``/leaderboard_notes`` (what the board says above its tables: a damaged file, rows that cannot be read).
+Read on a phone as on a desktop: the tabs wrap onto a second row rather than hide behind a menu, the
+tables scroll sideways (headers and numbers on one line; the leaderboard's Model, Setting and AVG stay in
+view), an input out of range is answered beside it. Every handler answers a visitor's mistake with a
+message (a ``gr.Warning`` toast, dismissed when the next request starts, and a Markdown line in the
+tab), never a traceback; an unexpected error is logged on the server with its traceback and shown as one
+line. Whatever a visitor typed or uploaded is escaped wherever it is shown (Markdown, HTML, toasts).
+
+API names (for ``gradio_client``): ``/explore`` (dataset, label, pair number, split), ``/explore_labels``,
+``/load_sample``, ``/compare``, ``/score_vismin`` (file, allow_missing, name), ``/score_captions``,
+``/leaderboard`` (sort; ``{"headers", "data"}`` of each table, numbers as numbers), ``/leaderboard_notes``
+(what the board says above its tables: a damaged file, rows that cannot be read), ``/inspect_load`` and
+``/inspect`` (the Inspect tab).
 """
 
 from __future__ import annotations
