@@ -168,8 +168,8 @@ def _refuse(directory: Path, foreign: list[str]) -> None:
     if foreign:
         them = "them" if len(foreign) > 1 else "it"
         raise NotOursError(f"{directory} holds {', '.join(foreign)}, which diffbench did not write (or which changed "
-                           f"since): refusing to replace {them}; pass --overwrite to replace {them}, or choose "
-                           "another --out")
+                           f"since): refusing to replace {them}; pass --overwrite (overwrite=True in Python) to replace "
+                           f"{them}, or choose another --out")
 
 
 def prepare(directory, names=REPORT_FILES, overwrite: bool = False) -> None:

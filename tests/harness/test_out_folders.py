@@ -98,7 +98,7 @@ def test_a_users_results_json_is_never_replaced_without_overwrite(command, reque
     prefix = f"diffbench {command}: error: "
     assert one_error_line(capsys) == (
         f"{prefix}{out} holds results.json, which diffbench did not write (or which changed since): refusing to "
-        "replace it; pass --overwrite to replace it, or choose another --out")
+        "replace it; pass --overwrite (overwrite=True in Python) to replace it, or choose another --out")
     assert files(out) == {"results.json": hashlib.sha256(USERS.encode()).hexdigest()}, "nothing else written"
     assert run("--overwrite") == 0
     capsys.readouterr()

@@ -486,7 +486,7 @@ def check_out_dir(out_dir: Path, overwrite: bool) -> None:
     if not any(out_dir.iterdir()):
         return
     if not overwrite:
-        raise FileExistsError(f"{out_dir}: exists and is not empty (pass --overwrite to replace it)")
+        raise FileExistsError(f"{out_dir}: exists and is not empty (pass --overwrite, or overwrite=True in Python, to replace it)")
     record = out_dir / CONVERSION_RECORD
     try:
         ours = json.loads(record.read_text(encoding="utf-8")).get("converter") == CONVERTER

@@ -192,7 +192,7 @@ class ProgressStore:
                 elif line.strip() and not cut:
                     shown = line[:60].decode("utf-8", "replace")
                     raise ValueError(f"{path}, line {number}: not a saved prediction (a JSON object with an id): "
-                                     f"{shown!r}; remove the line (its sample is predicted again) or pass --overwrite")
+                                     f"{shown!r}; remove the line (its sample is predicted again) or pass --overwrite (overwrite=True in Python)")
         return saved
 
     def append(self, records: list[dict]) -> None:
