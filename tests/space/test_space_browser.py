@@ -219,6 +219,20 @@ def test_score_draws_each_result_s_own_chart(page, tmp_path, caption_file, clien
         _no_error_badge(page)
 
 
+def _figure_edges(page, src: str) -> dict:
+    """The darkest value (0-255, grey) along each edge of a figure the page shows (a data URL or a URL)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    data = base64.b64decode(src.split(",", 1)[1]) if src.startswith("data:") else page.request.get(src).body()
+    grey = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+    return {"left": int(grey[:, :2].min()), "right": int(grey[:, -2:].min()), "top": int(grey[:2].min()),
+            "bottom": int(grey[-2:].min())}
+
+
 def test_try_a_model_clears_a_stale_warning_and_shows_the_heatmap_title(page, tmp_path):
     from playwright.sync_api import expect
 
@@ -249,6 +263,9 @@ def test_try_a_model_clears_a_stale_warning_and_shows_the_heatmap_title(page, tm
             hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.tagName",
                                 [box["x"] + fraction * box["width"], box["y"] + 0.05 * box["height"]])
             assert hit == "IMG", (fraction, hit)
+        # and nothing of the figure is cut at its edges ("aption 0"): its outermost pixels are background
+        edges = _figure_edges(page, figure.get_attribute("src"))
+        assert min(edges.values()) > 240, edges
         _no_error_badge(page)
 
 

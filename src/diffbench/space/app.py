@@ -123,16 +123,15 @@ def _heatmap(similarities):
     """The 2×2 similarities as a figure (matplotlib: imported at the first Compare, not at every start)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.4, 3.6), dpi=100)
+    fig = Figure(figsize=(4.4, 3.6), dpi=100, layout="constrained")  # tight_layout cut "caption 0" beside a colorbar
     ax = fig.add_subplot()
     image = ax.imshow(similarities, cmap="viridis")
     ax.set_xticks([0, 1], ["image 0", "image 1"])
-    ax.set_yticks([0, 1], ["caption 0", "caption 1"])
+    ax.set_yticks([0, 1], ["caption 0", "caption 1"], rotation=90, va="center")  # narrow: whole beside the colorbar
     for (t, i), value in np.ndenumerate(similarities):
         ax.text(i, t, f"{value:.3f}", ha="center", va="center", color="white" if value < similarities.mean() else "black")
     ax.set_title("cosine similarity (caption × image)", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
     return fig
 
 
@@ -586,8 +585,8 @@ def inspect_tab(result_files: backend.ResultFiles, loaded: inspect_runs.LoadedRu
             load_button = gr.Button("Load", variant="primary", elem_id="inspect-load")
         message = gr.Markdown(elem_id="inspect-message", elem_classes="db-message")
         with gr.Row():
-            group = gr.Dropdown([inspect_runs.ALL], value=inspect_runs.ALL, label="Filter by category", min_width=140)
-            outcome = gr.Dropdown([], label="Outcome", min_width=180, elem_id="inspect-outcome")
+            group = gr.Dropdown([inspect_runs.ALL], value=inspect_runs.ALL, label="Filter by category", min_width=160)
+            outcome = gr.Dropdown([], label="Outcome", min_width=280, elem_id="inspect-outcome")  # whole, on a phone too
         listing = gr.HTML(elem_id="inspect-listing", apply_default_css=False)
         with gr.Row(equal_height=True):
             number = gr.Number(value=1, precision=0, label="Sample number (in the list)", elem_id="inspect-number",
