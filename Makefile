@@ -1,12 +1,16 @@
 # Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
 # Each installs what it uses: the demo the [eval] extra (torch, transformers: it runs a model), the tests
-# [dev] (every extra but [openclip], plus pytest, Playwright, build, twine, uv).
+# [dev] (every extra, plus pytest, Playwright, build, twine, uv; torch with torchvision: see TEST_TORCH).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of torch that lies on this machine's disk, installed first so that the extras' `torch>=2.4`
-# is met without pip fetching a multi-GB CUDA build; override on a GPU machine, e.g. TORCH=torch.
+# torch is installed first so that the extras' `torch>=2.4` is already met. The demo takes the small CPU build
+# on this machine's disk (2.13.0: seconds, no download). The tests take torch 2.14.1 with torchvision 0.29.1 (a
+# CUDA build that runs on the CPU, ~5.6 GB, about a minute here): lmms-eval and open_clip need torchvision, and
+# with it transformers' image processors run their torchvision backend, as on a user's GPU machine.
+# Override on a GPU machine, e.g. TORCH=torch TEST_TORCH="torch torchvision".
 TORCH ?= torch==2.13.0
+TEST_TORCH ?= torch==2.14.1 torchvision==0.29.1
 export HF_HUB_OFFLINE := 1
 
 .PHONY: demo test install install-demo dist clean
@@ -21,7 +25,7 @@ $(VENV)/.installed-eval: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q $(TEST_TORCH)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@ $(VENV)/.installed-eval
 

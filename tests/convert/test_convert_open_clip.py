@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from conftest import require_module
 from diffbench.backends import open_clip_model
 from diffbench.cli import main
 from diffbench.convert import open_clip as oc
@@ -320,13 +321,8 @@ def test_bad_checkpoints_say_what_is_wrong_and_write_nothing(tmp_path, tokenizer
 
 def test_parity_with_open_clip_itself(tmp_path, tokenizer_dir):
     """Converted vs open_clip's own model on the same inputs: logits within 1e-4."""
-    try:
-        import open_clip
-    except ModuleNotFoundError:
-        pytest.skip("open_clip is not installed (the [openclip] extra); it needs torchvision, which has no "
-                    "build that imports beside this machine's CPU torch")
-    except Exception as err:  # torchvision installed but broken: "operator torchvision::nms does not exist"
-        pytest.skip(f"open_clip does not import here ({type(err).__name__}: {str(err).splitlines()[0]})")
+    open_clip = require_module("open_clip", "open_clip comes with the [openclip] extra (in [dev]); it needs "
+                                            "torchvision, which make test installs (torch 2.14.1, torchvision 0.29.1)")
     from transformers import AutoModel, AutoProcessor
 
     torch.manual_seed(6)
@@ -363,10 +359,8 @@ def test_open_clip_specs_and_the_message_where_it_cannot_import():
 
 
 def test_open_clip_backend_features_match_the_converted_model(tmp_path, tokenizer_dir):
-    try:
-        open_clip_model.import_open_clip()
-    except ImportError as err:
-        pytest.skip(str(err).split(". Install")[0])
+    require_module("open_clip", "open_clip comes with the [openclip] extra (in [dev]); it needs torchvision, which "
+                                "make test installs (torch 2.14.1, torchvision 0.29.1)")
     from transformers import AutoModel
 
     torch.manual_seed(7)
