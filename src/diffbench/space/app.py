@@ -338,23 +338,25 @@ def score_tab(store: backend.DataStore, board: BoardView, result_files: backend.
         with gr.Row():
             with gr.Column():
                 vismin_inputs, vismin_button = _vismin_upload()
+                vismin_message = gr.Markdown(elem_id="vismin-message", elem_classes="db-message")  # beside its input
             with gr.Column():
                 caption_inputs, caption_button = _caption_upload()
-        score_message = gr.Markdown(elem_id="score-message")
+                caption_message = gr.Markdown(elem_id="caption-message", elem_classes="db-message")
         score_table = gr.Markdown(elem_id="score-table")
         vismin_chart = gr.BarPlot(label="Scores", x="bar", y="value", visible=False, elem_id="vismin-chart")
         caption_chart = gr.BarPlot(label="Scores", x="subset", y="value", visible=False, elem_id="caption-chart")
         results_file = gr.File(label="results.json")
 
-    shown = [score_message, score_table, vismin_chart, caption_chart, results_file]
-    vismin_button.click(score_vismin, vismin_inputs, [*shown, board.vismin_table],
+    shown = [score_table, vismin_chart, caption_chart, results_file]
+    vismin_button.click(score_vismin, vismin_inputs, [vismin_message, *shown, board.vismin_table],
                         api_name="score_vismin", concurrency_limit=CONCURRENCY, concurrency_id="score")
     caption_set, caption_split = caption_inputs[1:]
     caption_set.change(caption_splits, caption_set, caption_split, api_visibility="private")
-    caption_button.click(score_captions, caption_inputs, [*shown, board.caption_table],
+    caption_button.click(score_captions, caption_inputs, [caption_message, *shown, board.caption_table],
                          api_name="score_captions", concurrency_limit=1, concurrency_id="captions")
-    for button in (vismin_button, caption_button):
+    for button, other in ((vismin_button, caption_message), (caption_button, vismin_message)):
         button.click(None, js=CLEAR_TOASTS)
+        button.click(lambda: "", None, other, api_visibility="private")  # one message: the latest result's
 
 
 def _vismin_upload() -> tuple[list, gr.Button]:
