@@ -129,6 +129,15 @@ def test_explore_answers_a_number_out_of_range_beside_the_field(page, tmp_path):
         field.press("Enter")
         expect(page.locator("#explore-pair")).to_contain_text("pair 2 of", timeout=20_000)
         expect(note).to_have_text("")
+        # A captioning set's pair: before and after; its validation split alone, through the split filter.
+        page.locator("#explore-dataset input").click()
+        page.get_by_role("option", name="clevr_change", exact=True).click()
+        expect(page.locator("#explore-pair")).to_contain_text("What changed from before to after", timeout=20_000)
+        expect(page.get_by_text("before", exact=True).first).to_be_visible()
+        page.locator("#explore-split input").click()
+        page.get_by_role("option", name="validation", exact=True).click()
+        expect(page.locator("#explore-pair")).to_contain_text("split validation", timeout=20_000)
+        _no_error_badge(page)
 
 
 @pytest.fixture(scope="module")

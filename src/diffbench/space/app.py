@@ -200,8 +200,10 @@ def explore_tab(demo: gr.Blocks, store: backend.DataStore) -> None:
 
     with gr.Tab("Explore", id="explore"):
         with gr.Row():
-            ex_name = gr.Dropdown(list(backend.EXPLORE_SETS), value=backend.VISMIN, label="Dataset", min_width=140)
+            ex_name = gr.Dropdown(list(backend.EXPLORE_SETS), value=backend.VISMIN, label="Dataset", min_width=140,
+                                  elem_id="explore-dataset")
             ex_split = gr.Dropdown([backend.ALL_LABELS], value=backend.ALL_LABELS, label="Split", min_width=120,
+                                   elem_id="explore-split",
                                    allow_custom_value=True)  # choices follow the dataset
             ex_label = gr.Dropdown([backend.ALL_LABELS], value=backend.ALL_LABELS, label="Filter by category",
                                    allow_custom_value=True, min_width=140)
