@@ -320,7 +320,7 @@ def score_vismin_load(url: str, proc: subprocess.Popen, submission: Path, expect
         for r in range(args.rounds):
             t = time.perf_counter()
             try:
-                message, table, _, results_path, _ = client.predict(
+                message, table, *_, results_path, _ = client.predict(
                     handle_file(str(submission)), False, f"client {n}", api_name="/score_vismin")
                 ok = message.startswith("✓") and f"{expected:.2f}" in table and Path(results_path).is_file()
                 problem = None if ok else message

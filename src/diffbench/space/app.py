@@ -305,7 +305,7 @@ def score_tab(store: backend.DataStore, board: BoardView, result_files: backend.
     def score_vismin(file, allow_missing, model_name):
         hidden = gr.BarPlot(visible=False)
         try:
-            scored = backend.score_vismin_csv(file, store.vismin_bench(), allow_missing=bool(allow_missing))
+            scored = backend.score_vismin_run(file, store.vismin_bench(), allow_missing=bool(allow_missing))
             results = scored.results
             path = result_files.write(results, scored.samples)
             entry = board.leaderboard.add_vismin(results, name=model_name)
@@ -318,7 +318,7 @@ def score_tab(store: backend.DataStore, board: BoardView, result_files: backend.
     def score_captions(file, dataset_name, split):
         hidden = gr.BarPlot(visible=False)
         try:
-            scored = backend.score_caption_json(file, dataset_name, store, split=split or "test")
+            scored = backend.score_caption_run(file, dataset_name, store, split=split or "test")
             results = scored.results
             path = result_files.write(results, scored.samples)
             entry = board.leaderboard.add_captions(results)
