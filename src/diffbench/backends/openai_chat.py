@@ -306,16 +306,18 @@ class OpenAIChatClient:
         raise AssertionError("unreachable")
 
     def _malformed(self, index: int, request: ChatRequest, problem: str) -> None:
+        label = f" ({printable(request.label)})" if request.label else ""
+        # counted and logged under one lock: the warning that says "in silence" is the last one logged, whichever
+        # of the concurrent requests reaches it
         with self._state_lock:
             self.malformed_answers += 1
             count = self.malformed_answers
-        if count > MALFORMED_WARNINGS:
-            return
-        label = f" ({printable(request.label)})" if request.label else ""
-        more = (f"; further malformed answers are counted in silence (client.malformed_answers)"
-                if count == MALFORMED_WARNINGS else "")
-        logger.warning("malformed answer from %s to request %d%s: %s; counted as an empty (unparseable) answer, "
-                       "not cached%s", self.url, index, label, problem, more)
+            if count > MALFORMED_WARNINGS:
+                return
+            more = (f"; further malformed answers are counted in silence (client.malformed_answers)"
+                    if count == MALFORMED_WARNINGS else "")
+            logger.warning("malformed answer from %s to request %d%s: %s; counted as an empty (unparseable) "
+                           "answer, not cached%s", self.url, index, label, problem, more)
 
     def _answer(self, index: int, request: ChatRequest, key: str, stop: threading.Event) -> str:
         if stop.is_set():
