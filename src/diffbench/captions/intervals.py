@@ -10,8 +10,9 @@ combines with its draw counts (``counts[r, i]``: how many times sample ``i`` is 
   (pycocoevalcap's ``BleuScorer.compute_score`` on the summed counts, option ``closest``);
 - ROUGE-L, SPICE: the count-weighted mean of the segment scores (pycocoevalcap averages them);
 - METEOR: ``counts @ segment statistics`` (perfect segments with no chunk, as Meteor's ``addStats``
-  sums them), each resample's sum scored by the METEOR JVM itself (``EVAL`` of one statistics line, all
-  resamples in one exchange): exactly Meteor's corpus score of the resampled corpus, no approximation;
+  sums them), each resample's sum scored as Meteor 1.5's ``computeMetrics`` scores a statistics line
+  (:func:`diffbench.captions.meteor.score_of_stats`, equal to the JVM's ``EVAL`` answer to within 1e-15):
+  Meteor's corpus score of the resampled corpus, no approximation;
 - CIDEr-D: document frequencies recomputed from each resample. A sample drawn ``k`` times counts ``k``
   times, in the document frequencies of its reference n-grams and in the number of documents (the
   ``log`` of which opens every idf): the value is pycocoevalcap's CIDEr-D of the resampled corpus written
@@ -48,7 +49,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from diffbench.captions.bleu import NAMES as BLEU_NAMES
-from diffbench.captions.meteor import effective_stats
+from diffbench.captions.meteor import effective_stats, score_of_stats
 from diffbench.captions.metrics import prepare_corpus
 from diffbench.captions.stats import N, Corpus, Segment
 from diffbench.report.uncertainty import LEVEL, percentile_interval
@@ -319,7 +320,7 @@ def _meteor(stats: CaptionStatistics, weights: np.ndarray, empty: np.ndarray) ->
     totals = weights[~empty] @ stats.meteor
     out = np.full(len(weights), np.nan)
     if len(totals):
-        out[~empty] = SCALE * np.asarray(stats.meteor_server.score_summed_many(totals), dtype=np.float64)
+        out[~empty] = SCALE * score_of_stats(totals)  # Meteor's computeMetrics, as its JVM would score each sum
     return out
 
 

@@ -199,6 +199,49 @@ def aggregate_stats(stats: np.ndarray) -> list[float]:
     return [float(v) for v in effective_stats(stats).sum(axis=0)]
 
 
+#: Meteor 1.5's parameters for ``-l en`` and its default task (alpha, beta, gamma, delta) and the weights of its
+#: stages (exact, stem, synonym, paraphrase): what ``MeteorScorer.computeMetrics`` scores a statistics line with
+METEOR_EN_PARAMETERS = (0.85, 0.2, 0.6, 0.75)
+METEOR_EN_STAGE_WEIGHTS = (1.0, 0.6, 0.8, 0.6)
+
+
+def score_of_stats(totals) -> np.ndarray:
+    """Meteor's score of each statistics line (a segment's, or a sum: :func:`aggregate_stats`), computed here as
+    Meteor 1.5's ``MeteorScorer.computeMetrics`` computes it: precision and recall of the stage matches weighted by
+    the stage weights, content words by delta and function words by 1 - delta; their alpha-weighted harmonic
+    mean; the fragmentation penalty gamma * (chunks / mean matches) ** beta (none for a line whose every word of
+    both sides matched in one chunk); NaN scores 0, negative scores 0. A line: test and reference length and
+    function words, then each stage's (test content, reference content, test function, reference function)
+    matches, then chunks, test and reference word matches.
+
+    Equal to the JVM's ``EVAL`` answer (:meth:`MeteorServer.score_summed_many`) to within 1e-15 (tested on
+    resampled sums of real Spot-the-Diff statistics): a bootstrap scores its 1,000 sums here in a millisecond,
+    where one exchange with a cold JVM takes about a second.
+
+    >>> float(score_of_stats([[3, 3, 1, 1, 2, 2, 1, 1, *[0] * 12, 1, 3, 3]])[0])  # a perfect segment
+    1.0
+    """
+    totals = np.atleast_2d(np.asarray(totals, dtype=np.float64))
+    alpha, beta, gamma, delta = METEOR_EN_PARAMETERS
+    chunks_col = totals.shape[1] - 3
+    stages = totals[:, 4:chunks_col].reshape(len(totals), -1, 4)
+    weights = np.asarray(METEOR_EN_STAGE_WEIGHTS[: stages.shape[1]])
+    test_length, ref_length, test_function, ref_function = totals[:, :4].T
+    test_weighted = (stages[:, :, 0] * weights * delta).sum(axis=1) + (stages[:, :, 2] * weights * (1.0 - delta)).sum(axis=1)
+    ref_weighted = (stages[:, :, 1] * weights * delta).sum(axis=1) + (stages[:, :, 3] * weights * (1.0 - delta)).sum(axis=1)
+    test_matches = stages[:, :, 0].sum(axis=1) + stages[:, :, 2].sum(axis=1)
+    ref_matches = stages[:, :, 1].sum(axis=1) + stages[:, :, 3].sum(axis=1)
+    chunks = totals[:, chunks_col]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = test_weighted / (delta * (test_length - test_function) + (1.0 - delta) * test_function)
+        recall = ref_weighted / (delta * (ref_length - ref_function) + (1.0 - delta) * ref_function)
+        f_mean = 1.0 / ((1.0 - alpha) / precision + alpha / recall)
+        whole = (test_matches == test_length) & (ref_matches == ref_length) & (chunks == 1)
+        fragmentation = np.where(whole, 0.0, chunks / ((test_matches + ref_matches) / 2))
+        score = f_mean * (1.0 - gamma * fragmentation**beta)
+    return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
+
+
 def eval_summed_line(total) -> str:
     """The ``EVAL`` line of one statistics line (a segment's, or a sum of them)."""
     return "EVAL ||| " + " ".join(repr(float(v)) for v in total)
