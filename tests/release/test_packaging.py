@@ -64,6 +64,11 @@ def test_wheel_carries_the_hub_folders_but_no_top_level_datasets_package(dist):
     assert "diffbench/_hub/datasets/vismin/vismin.py" in names
     assert "diffbench/_hub/datasets/vismin/README.md" in names
     assert "diffbench/_hub/metrics/vismin_group_score/vismin_group_score.py" in names
+    assert "diffbench/_hub/metrics/vismin_group_score/vismin_rule.py" in names  # its local import
+    # the lmms-eval task folders (diffbench lmms-eval path), YAML and shared template included
+    assert {"diffbench/lmms_eval_tasks/vismin/vismin.yaml", "diffbench/lmms_eval_tasks/vismin/utils.py",
+            "diffbench/lmms_eval_tasks/captions/_caption_template_yaml",
+            "diffbench/lmms_eval_tasks/captions/clevr_change.yaml"} <= set(names)
     assert "diffbench/_hub/metrics/diff_caption_score/requirements.txt" in names
     assert "diffbench/_hub/space/app.py" in names and "diffbench/_hub/space/requirements.txt" in names
     assert "diffbench/reference/vismin_published_results.csv" in names  # product data never read from ../shared
