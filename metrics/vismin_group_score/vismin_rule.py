@@ -72,7 +72,7 @@ def scores_correct(T0_I0, T0_I1, T1_I0, T1_I1) -> tuple[np.ndarray, np.ndarray]:
 # -- answers of a chat model ----------------------------------------------------------------------
 
 
-def _normalize_answer(text: str) -> str:
+def normalize_answer(text: str) -> str:
     """The official ``normalize_model_prediction``: first bracketed text, letter before ')', first line."""
     match = re.search(r"\((.*?)\)", text)
     if match:
@@ -94,9 +94,9 @@ def answer_matches(answer: str, label: str, parser: str = "lenient") -> bool:
     """
     if parser == "strict":
         return answer.strip().removesuffix(".").strip().casefold() == label.casefold()
-    output = _normalize_answer(answer)
-    expected = _normalize_answer(label)
-    phrase = _normalize_answer(f"ANSWER: {label}")
+    output = normalize_answer(answer)
+    expected = normalize_answer(label)
+    phrase = normalize_answer(f"ANSWER: {label}")
     return expected in output.split() or re.search(re.escape(phrase), output, re.IGNORECASE) is not None or expected == output
 
 

@@ -1,8 +1,9 @@
 """What VisMin is, written once: its categories, its submission columns, its questions and its rule.
 
 Every module of the library that needs one of these imports it from here (the harness, the submission
-reader, training, the Space). The self-contained Hub folder ``metrics/vismin_group_score/`` keeps its
-own copy, and ``tests/vismin/test_vismin_schema.py`` holds the two equal.
+reader, training, the Space). The rule itself (scores and answers) is the Hub metric's own,
+``metrics/vismin_group_score/vismin_rule.py``, called through :func:`rule`; the metric folder, pushed to the
+Hub as it is, keeps its copy of the names, and ``tests/vismin/test_vismin_schema.py`` holds the two equal.
 
 Source: rabiulcste/vismin, ``vismin-bench/metric.py`` (the rule and the CSV columns),
 ``evals/dataset_zoo/task_prompts.py`` (the questions) and the project page (the category order of the
@@ -16,7 +17,9 @@ published tables).
 
 from __future__ import annotations
 
-import re
+import functools
+
+from diffbench.data.hub_folders import load_module
 
 #: the order of the published tables (the upstream ``category`` column holds the same four names)
 CATEGORIES = ("object", "attribute", "relation", "counting")
@@ -39,20 +42,24 @@ TEXT_OPTIONS = ("A", "B")
 IMAGE_OPTIONS = ("First", "Second")
 
 
+@functools.cache
+def rule():
+    """The official rule's module, ``metrics/vismin_group_score/vismin_rule.py`` (numpy and ``re`` only): the
+    one copy of the rule, which the Hub metric computes with and the library reads answers with."""
+    return load_module("metrics", "vismin_group_score", "vismin_rule")
+
+
 def scores_correct(T0_I0, T0_I1, T1_I0, T1_I1):
     """Per-sample (text correct, image correct) from similarity scores; strict ``>``, so ties are wrong.
 
     Works on scalars and on numpy arrays alike (element-wise).
     """
-    text = (T0_I0 > T1_I0) & (T1_I1 > T0_I1)
-    image = (T0_I0 > T0_I1) & (T1_I1 > T1_I0)
-    return text, image
+    return rule().scores_correct(T0_I0, T0_I1, T1_I0, T1_I1)
 
 
 # -- reading a chat model's answer ----------------------------------------------------------------
 # The official lenient parser, rabiulcste/vismin ``evals/metrics/itm.py`` (``normalize_model_prediction``
-# and ``is_match_with_label``), the rule the paper's chat-model numbers used. The metric folder keeps
-# its own copy (``metrics/vismin_group_score``); tests/vismin/test_vismin_schema.py holds the two equal.
+# and ``is_match_with_label``), the rule the paper's chat-model numbers used, as the metric has it.
 
 
 def normalize_answer(text: str) -> str:
@@ -62,15 +69,7 @@ def normalize_answer(text: str) -> str:
     >>> normalize_answer("The answer is (A) a red car.\\nBecause ...")
     'a'
     """
-    match = re.search(r"\((.*?)\)", text)
-    if match:
-        text = match.group(1)
-    match = re.search(r"([A-Za-z])\)", text)
-    if match:
-        text = match.group(1)
-    text = text.split("\n")[0]
-    text = re.sub(r"[^\w\s]", "", text)
-    return re.sub(r"\s+", " ", text).strip().lower()
+    return rule().normalize_answer(text)
 
 
 def answer_matches(output: str, label: str) -> bool:
@@ -80,11 +79,7 @@ def answer_matches(output: str, label: str) -> bool:
     >>> answer_matches("Second image.", "Second"), answer_matches("I think B", "A")
     (True, False)
     """
-    normalized = normalize_answer(output)
-    expected = normalize_answer(label)
-    phrase = normalize_answer(f"ANSWER: {label}")
-    return (expected in normalized.split() or re.search(re.escape(phrase), normalized, re.IGNORECASE) is not None
-            or expected == normalized)
+    return rule().answer_matches(output, label)
 
 
 #: :func:`parse_answer`'s verdict for an output that names both options (the official rule counts it

@@ -20,7 +20,7 @@ from diffbench.data.building import load_built
 from diffbench.data.hub_folders import load_module
 from diffbench.report.layout import DEFAULT_RESAMPLES, DEFAULT_SEED, group, make_results
 from diffbench.report.uncertainty import LEVEL, percentile_interval, resample_counts
-from diffbench.vismin.schema import ANSWER_COLUMNS, CATEGORIES, QUESTION_OPTIONS, SCORE_NAMES, parse_answer
+from diffbench.vismin.schema import ANSWER_COLUMNS, CATEGORIES, QUESTION_OPTIONS, SCORE_NAMES, parse_answer, rule
 from diffbench.vismin.submission import (KINDS, check_coverage, dataset_keys, limits_for, read_submission,
                                          submission_ids, validate_submission)
 
@@ -43,7 +43,7 @@ def metric_module():
     """The official rule as functions (``scores_correct``, ``answers_correct``, ``columns_correct``,
     ``aggregate``): ``metrics/vismin_group_score/vismin_rule.py``, what the ``vismin_group_score`` metric
     computes with, loaded without ``evaluate`` (which imports transformers: seconds a scoring)."""
-    return load_module("metrics", "vismin_group_score", "vismin_rule")
+    return rule()
 
 
 def metric():
