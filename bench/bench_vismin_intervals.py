@@ -18,24 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def median_times(fn, values: list[int], runs: int) -> dict[int, float]:
-    """The median seconds of ``fn(value)`` for each value, the runs interleaved (1, 1000, 1, 1000, ...): a slow
-    phase of the machine (other work, a cold file cache) falls on every value alike, not on one."""
-    times: dict[int, list[float]] = {value: [] for value in values}
-    for _ in range(runs):
-        for value in values:
-            started = time.perf_counter()
-            fn(value)
-            times[value].append(time.perf_counter() - started)
-    return {value: statistics.median(seconds) for value, seconds in times.items()}
+from _timing import median_times  # bench/_timing.py: this folder is on sys.path when a script runs
 
 
 def main() -> None:
