@@ -149,13 +149,13 @@ def test_combinations_held_by_few_samples_are_pooled_so_the_total_still_varies(s
 def test_meteor_sums_are_scored_as_its_jvm_scores_them(spot_pairs):
     """score_of_stats (Meteor's computeMetrics in numpy) against the METEOR JVM's own EVAL answers, on resampled
     sums of real statistics and on single segments (perfect ones, whose chunk is dropped, included)."""
-    from diffbench.captions.meteor import score_of_stats
+    from diffbench.captions.meteor import get_meteor, score_of_stats
 
     predictions, references = spot_pairs
     stats = CaptionStatistics.of(predictions, references, metrics=["meteor"])
     counts = resample_counts(stats.n, 200, seed=3).astype(np.float64)
     perfect = CaptionStatistics.of([references[0][0]], [references[0]], metrics=["meteor"]).meteor
     totals = np.vstack([counts @ stats.meteor, stats.meteor, perfect])
-    jvm = np.asarray(stats.meteor_server.score_summed_many(totals))
+    jvm = np.asarray(get_meteor().score_summed_many(totals))  # the JVMs that computed the statistics
     assert np.max(np.abs(score_of_stats(totals) - jvm)) < 1e-14
     assert len(set(np.round(jvm, 6))) > 100  # varied sums, not one value

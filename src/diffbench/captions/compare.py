@@ -141,7 +141,7 @@ def subset(stats: CaptionStatistics, corpus: Corpus, members: np.ndarray) -> Cap
 
     cider = None if stats.cider is None else CiderResampling([corpus.segments[i] for i in members], corpus.orders)
     return CaptionStatistics(len(members), bleu=rows(stats.bleu), rouge=rows(stats.rouge), cider=cider,
-                             meteor=rows(stats.meteor), meteor_server=stats.meteor_server, spice=rows(stats.spice))
+                             meteor=rows(stats.meteor), spice=rows(stats.spice))
 
 
 def metric_entries(a: CaptionStatistics, b: CaptionStatistics, counts: np.ndarray) -> dict:

@@ -220,8 +220,8 @@ class CaptionStatistics:
     """The per-sample statistics every corpus caption metric is recomputed from (a metric left out is None).
 
     ``bleu``: ``[n, 10]`` test length, closest reference length, guessed and correct n-grams (n = 1..4);
-    ``rouge`` / ``spice``: segment scores; ``meteor``: Meteor's segment statistics as it sums them, with
-    ``meteor_server`` to score sums; ``cider``: :class:`CiderResampling`.
+    ``rouge`` / ``spice``: segment scores; ``meteor``: Meteor's segment statistics as it sums them (a sum scored
+    by :func:`~diffbench.captions.meteor.score_of_stats`); ``cider``: :class:`CiderResampling`.
     """
 
     n: int
@@ -229,7 +229,6 @@ class CaptionStatistics:
     rouge: np.ndarray | None = None
     cider: CiderResampling | None = None
     meteor: np.ndarray | None = None
-    meteor_server: object = None
     spice: np.ndarray | None = None
 
     @classmethod
@@ -254,7 +253,7 @@ class CaptionStatistics:
 
     def with_meteor(self, scorer) -> "CaptionStatistics":
         """A copy with the METEOR statistics of a prepared :class:`~diffbench.captions.meteor.Meteor`."""
-        return replace(self, meteor=effective_stats(scorer.stats), meteor_server=scorer.server)
+        return replace(self, meteor=effective_stats(scorer.stats))
 
     @classmethod
     def of_corpus(cls, corpus: Corpus, with_cider: bool = True) -> "CaptionStatistics":
@@ -271,7 +270,7 @@ class CaptionStatistics:
 
         cider = None if self.cider is None else CiderResampling([self.cider.segments[i] for i in indices], self.cider.orders)
         return CaptionStatistics(len(indices), bleu=pick(self.bleu), rouge=pick(self.rouge), cider=cider,
-                                 meteor=pick(self.meteor), meteor_server=self.meteor_server, spice=pick(self.spice))
+                                 meteor=pick(self.meteor), spice=pick(self.spice))
 
     def without(self, *metrics: str) -> "CaptionStatistics":
         """A copy without the statistics named (``"bleu"``, ``"meteor"``, ``"rouge"``, ``"cider"``, ``"spice"``)."""
