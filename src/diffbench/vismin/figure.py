@@ -110,7 +110,7 @@ def vismin_figure(stem: Path, per_category: Mapping[str, Mapping[str, float]], *
         ax.set_axisbelow(True)
     axes[0].set_ylabel("% correct")
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False)
+    fig.legend(handles, names, loc="outside right center", fontsize=8, frameon=False)
     header(fig, f"VisMin: {label}",
             [f"this run: {num_samples:,} samples" + (", 95% bootstrap intervals" if intervals else "")
              + f" · published rows: the full benchmark ({PUBLISHED_SAMPLES:,} samples); AVG: the mean of the categories",
