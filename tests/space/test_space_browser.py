@@ -375,6 +375,8 @@ def test_inspect_a_caption_run_scored_on_the_page(page, tmp_path, client, captio
         expect(page.locator("#inspect-b-files")).to_contain_text("Drop File Here")
         page.locator("#inspect-a-scored input").click()
         page.get_by_role("option", name="omnidiff test · captions.json").first.click()
+        # A: the run picked last replaces the files uploaded by the test before (when it ran), in the browser
+        expect(page.locator("#inspect-a-files")).to_contain_text("Drop File Here", timeout=5_000)
         page.locator("#inspect-load").click()
         expect(page.locator("#inspect-message")).to_contain_text("omnidiff", timeout=30_000)
         page.locator("#inspect-outcome input").click()

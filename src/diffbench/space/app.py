@@ -610,9 +610,11 @@ def inspect_tab(result_files: backend.ResultFiles, loaded: inspect_runs.LoadedRu
     private = {"api_visibility": "private"}
     shown = [listing, number, note, image_a, image_b, sample]
     tab.select(scored_menus, None, [a_scored, b_scored], **private)
-    for scored, uploaded in ((a_scored, a_files), (b_scored, b_files)):  # a side's run: the one given last
-        scored.input(lambda: None, None, uploaded, **private)
-        uploaded.upload(lambda: None, None, scored, **private)
+    # A side's run is the one given last. The other input is cleared in the browser, at once: a round trip to
+    # the server could still be under way when Load is clicked, and Load would then read both.
+    for scored, uploaded in ((a_scored, a_files), (b_scored, b_files)):
+        scored.input(None, None, uploaded, js="() => null", **private)
+        uploaded.upload(None, None, scored, js="() => null", **private)
     load_button.click(load, [a_scored, a_files, b_scored, b_files, dataset],
                       [keys, message, group, outcome, image_a, image_b], api_name="inspect_load").then(
         lambda: 1, None, number, **private).then(show, [keys, group, outcome, number], shown, **private)
