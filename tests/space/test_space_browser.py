@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_space import _vismin_rows, _write_csv, chromium, client, space_tmp, space_url  # noqa: F401 -- fixtures
+from test_space import _vismin_rows, _vismin_run, _write_csv, chromium, client, space_tmp, space_url  # noqa: F401 -- fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -85,10 +85,29 @@ def _no_error_badge(page) -> None:
     assert badges.count() == 0, badges.all_inner_texts()
 
 
-def _beside(control, message) -> None:
-    """``message`` just under ``control`` (within 120 px), where the eye is after a click."""
-    above, below = control.bounding_box(), message.bounding_box()
-    assert 0 <= below["y"] - (above["y"] + above["height"]) < 120, (above, below)
+def _beside(control, message, settle_s: float = 5.0) -> None:
+    """``message`` just under ``control`` (within 120 px), where the eye is after a click, once the page
+    has settled: both boxes are read in one script (a scroll between two reads would shift one of them),
+    again until they agree or ``settle_s`` has passed (a result still being laid out moves things)."""
+    import time
+
+    measure = "([a, b]) => [a, b].map(e => { const r = e.getBoundingClientRect(); return [r.top, r.bottom]; })"
+    deadline = time.monotonic() + settle_s
+    while True:
+        handles = [control.element_handle(), message.element_handle()]
+        (top, bottom), (below, _) = control.page.evaluate(measure, handles)
+        if 0 <= below - bottom < 120 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert 0 <= below - bottom < 120, f"the message starts {below - bottom:.0f} px below the control (top {top:.0f})"
+
+
+def _uploaded(page, selector: str) -> None:
+    """Wait until the file component ``selector`` holds its upload (its Clear button shows): a button
+    clicked before that would be given no file."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(selector).get_by_role("button", name="Clear")).to_be_visible(timeout=20_000)
 
 
 def _visible_text(page, selector: str) -> str:
@@ -210,6 +229,7 @@ def test_score_draws_each_result_s_own_chart(page, tmp_path, caption_file, clien
     with looking(page, tmp_path, "score"):
         _tab(page, "Score")
         page.locator("#vismin-file input[type=file]").set_input_files(str(csv_path))
+        _uploaded(page, "#vismin-file")
         page.get_by_role("button", name="Score VisMin submission").click()
         message = page.locator("#vismin-message")
         expect(message).to_contain_text("Scored", timeout=60_000)
@@ -222,6 +242,7 @@ def test_score_draws_each_result_s_own_chart(page, tmp_path, caption_file, clien
         assert not _broken_cells(page, "#score-table th, #score-table td")
         # Captions next, on the same page: the caption chart, drawn from its own result.
         page.locator("#caption-file input[type=file]").set_input_files(str(caption_file))
+        _uploaded(page, "#caption-file")
         page.get_by_role("button", name="Score captions").click()
         message = page.locator("#caption-message")
         expect(message).to_contain_text("omnidiff", timeout=120_000)
@@ -289,19 +310,6 @@ def test_try_a_model_clears_a_stale_warning_and_shows_the_heatmap_title(page, tm
 # -- Inspect a run ----------------------------------------------------------------------------------
 
 
-def _vismin_run(folder: Path, csv_path: Path) -> Path:
-    """A run folder as ``diffbench score vismin`` writes it (results.json and samples.jsonl), of the
-    build the Space reads."""
-    from diffbench.data.building import load_built
-    from diffbench.vismin import scoring
-
-    scored = scoring.score(csv_path, dataset=load_built("vismin", "bench", "test"))
-    folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps(scored.results))
-    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored.samples))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """Run A (every pair right) and run B (every other pair's similarities swapped: wrong), as folders."""
@@ -331,7 +339,8 @@ def test_inspect_two_runs_side_by_side(page, tmp_path, two_runs):
         _tab(page, "Inspect")
         page.locator("#inspect-a-files input[type=file]").set_input_files([str(a / "samples.jsonl"), str(a / "results.json")])
         page.locator("#inspect-b-files input[type=file]").set_input_files([str(b / "samples.jsonl")])
-        expect(page.locator("#inspect-b-files")).to_contain_text("samples.jsonl", timeout=20_000)
+        for side in ("a", "b"):  # both uploads done before Load reads them
+            _uploaded(page, f"#inspect-{side}-files")
         page.locator("#inspect-load").click()
         expect(page.locator("#inspect-message")).to_contain_text(f"{len(a_records)} samples", timeout=30_000)
         expect(page.locator("#inspect-image-a img")).to_be_visible(timeout=30_000)  # from the build, by id
