@@ -124,3 +124,39 @@ def test_references_from_the_build_when_the_records_have_none(scored, tmp_path, 
     monkeypatch.setattr(building, "cache_root", lambda: root / "cache")
     from_build, recorded = compare(tmp_path / "a", tmp_path / "b", resamples=50), compare(root / "a", root / "b", resamples=50)
     assert from_build["scores"] == recorded["scores"] and from_build["groups"] == recorded["groups"]
+
+
+@pytest.fixture(scope="module")
+def clevr_scored(tmp_path_factory):
+    """Folders ``a`` and ``b`` of ``diffbench score captions`` on the CLEVR-Change sample (a semantic and a
+    distractor pair a scene): ``a`` each first reference's words reversed, ``b`` the first reference on two
+    samples out of three; and how many of the test split's samples are distractors."""
+    root = tmp_path_factory.mktemp("compare-clevr-change")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(building, "cache_root", lambda: root / "cache")
+        building.build_configs("clevr_change", ["default"], "sample", seed=0, image_size=(32, 24))
+        dataset = building.load_built("clevr_change", None, "test")
+        firsts = {str(i): refs[0] for i, refs in zip(dataset["id"], dataset["captions"])}
+        a = {i: " ".join(first.split()[::-1]) for i, first in firsts.items()}
+        b = {i: first if n % 3 else a[i] for n, (i, first) in enumerate(firsts.items())}
+        for name, predictions in (("a", a), ("b", b)):
+            (root / f"{name}.json").write_text(json.dumps(predictions))
+            assert main(["score", "captions", str(root / f"{name}.json"), "--dataset", "clevr_change", "--metrics",
+                         "bleu", "rouge", "cider", "--resamples", "20", "--out", str(root / name)]) == 0
+    return root, sum(dataset["distractor"])
+
+
+def test_clevr_change_is_compared_in_its_official_parts(clevr_scored):
+    root, distractors = clevr_scored
+    comparison = compare(root / "a", root / "b", resamples=100)
+    results = {side: json.loads((root / side / "results.json").read_text()) for side in ("a", "b")}
+    # the parts the scoring reports, in the official order (semantic_change, its types, distractor)
+    assert list(comparison["groups"]) == list(results["a"]["groups"])
+    assert {"semantic_change", "distractor"} <= set(comparison["groups"]) and len(comparison["groups"]) > 2
+    assert comparison["groups"]["distractor"]["samples"] == distractors > 0
+    for group, cell in comparison["groups"].items():
+        assert cell["samples"] == results["a"]["groups"][group]["samples"], group
+        for metric, entry in cell["scores"].items():  # each part a corpus of its own, as the scoring's
+            assert entry["a"] == pytest.approx(results["a"]["groups"][group]["scores"][metric], abs=1e-9)
+            assert entry["b"] == pytest.approx(results["b"]["groups"][group]["scores"][metric], abs=1e-9)
+    assert comparison["scores"]["CIDEr"]["difference"] > 0
