@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 _SESSION_HF_HOME = Path(tempfile.mkdtemp(prefix="diffbench-tests-hf-"))
 os.environ["HF_HOME"] = str(_SESSION_HF_HOME)
@@ -59,6 +60,33 @@ def vismin_built(hf_home):
         "vismin", ["bench", "train", "pairs"], "sample", n=VISMIN_SAMPLE_N, seed=0, image_size=(96, 72),
         overwrite=True,  # whichever sample an earlier test built into the session cache
     )
+
+
+class EvalDone(NamedTuple):
+    """One ``diffbench eval`` run in this process: its exit code and what it printed (``code, out, err``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def eval_cli(capsys):
+    """``diffbench eval ARGS --no-progress`` through ``diffbench.cli.main``, as the console script runs it: an
+    :class:`EvalDone`; raises, with the end of stderr, when the exit code is not 0 unless ``check=False``.
+    (Here, not in tests/harness/conftest.py: a second conftest would take the module name ``conftest`` that
+    test files import ``require_module`` and ``REPO_ROOT`` from.)"""
+    from diffbench.cli import main
+
+    def run(*args, check=True) -> EvalDone:
+        capsys.readouterr()
+        code = main(["eval", *map(str, args), "--no-progress"])
+        captured = capsys.readouterr()
+        if check and code != 0:
+            raise AssertionError(f"eval {args} failed ({code}):\n{captured.err[-3000:]}")
+        return EvalDone(code, captured.out, captured.err)
+
+    return run
 
 
 def require_module(name: str, why: str):

@@ -29,28 +29,6 @@ pytestmark = pytest.mark.slow
 ENV = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
 
 
-class Done:
-    def __init__(self, code, out, err):
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-
-@pytest.fixture
-def eval_cli(capsys):
-    """``diffbench eval ARGS --no-progress`` in this process: (exit code, stdout, stderr)."""
-    from diffbench.cli import main
-
-    def run(*args, check=True):
-        capsys.readouterr()
-        code = main(["eval", *map(str, args), "--no-progress"])
-        captured = capsys.readouterr()
-        done = Done(code, captured.out, captured.err)
-        if check and code != 0:
-            raise AssertionError(f"eval {args} failed ({code}):\n{captured.err[-3000:]}")
-        return done
-
-    return run
-
-
 def drawn(dataset, limit, column="category"):
     """The rows ``--limit`` takes (stratified, in the dataset's order): what the run is compared with."""
     from diffbench.harness import draws

@@ -21,22 +21,6 @@ pytestmark = pytest.mark.slow
 QUICK = ("--max-new-tokens", 3, "--batch-size", 3, "--num-workers", 1)
 
 
-@pytest.fixture
-def eval_cli(capsys):
-    """``diffbench eval ARGS --no-progress`` in this process: (exit code, stdout, stderr)."""
-    from diffbench.cli import main
-
-    def run(*args, check=True):
-        capsys.readouterr()
-        code = main(["eval", *map(str, args), "--no-progress"])
-        captured = capsys.readouterr()
-        if check and code != 0:
-            raise AssertionError(f"eval {args} failed ({code}):\n{captured.err[-3000:]}")
-        return code, captured.out, captured.err
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def built(vismin_built):
     """The VisMin sample and the OmniDiff sample, built into the session's datasets cache."""

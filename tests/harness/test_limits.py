@@ -131,14 +131,11 @@ def test_draws_may_grow_never_shrink_and_an_older_first_rows_run_is_named(tmp_pa
 
 
 @pytest.fixture
-def eval_cli(capsys):
-    from diffbench.cli import main
-
+def eval_vismin(eval_cli):
+    """``diffbench eval vismin ARGS`` with the default model, the data read in this process: (exit code, stderr)."""
     def run(*args):
-        capsys.readouterr()
-        code = main(["eval", "vismin", *map(str, args), "--num-workers", "0", "--no-progress"])
-        captured = capsys.readouterr()
-        return code, captured.err
+        code, _, err = eval_cli("vismin", *args, "--num-workers", 0, check=False)
+        return code, err
 
     return run
 
@@ -170,9 +167,9 @@ def this_run_row(out: Path) -> str:
 
 
 @pytest.mark.slow
-def test_limit_20_covers_every_category_and_limit_40_extends_it(vismin_built, tmp_path, eval_cli):
+def test_limit_20_covers_every_category_and_limit_40_extends_it(vismin_built, tmp_path, eval_vismin):
     out = tmp_path / "run"
-    code, err = eval_cli("--limit", 20, "--out", out)
+    code, err = eval_vismin("--limit", 20, "--out", out)
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
     assert_stratified(results, 20)  # was: the first 20 rows, all "object", "–" for three categories
@@ -183,7 +180,7 @@ def test_limit_20_covers_every_category_and_limit_40_extends_it(vismin_built, tm
     assert run["environment"]["predictions"] == {"kept": 0, "predicted": 20}
     first = scores(out)
 
-    code, err = eval_cli("--limit", 40, "--out", out)  # over the same folder: extended
+    code, err = eval_vismin("--limit", 40, "--out", out)  # over the same folder: extended
     assert code == 0, err
     assert "resuming: 20 of 40 samples already predicted" in err and "20 samples, 1 process(es)" in err
     run = json.loads((out / "run.json").read_text())
@@ -193,18 +190,18 @@ def test_limit_20_covers_every_category_and_limit_40_extends_it(vismin_built, tm
     results = json.loads((out / "results.json").read_text())
     assert results["samples"] == 40 and "sample_draw" not in results["protocol"]  # the whole split now
 
-    code, err = eval_cli("--limit", 0.25, "--out", out)  # fewer than the folder holds: refused, nothing lost
+    code, err = eval_vismin("--limit", 0.25, "--out", out)  # fewer than the folder holds: refused, nothing lost
     assert code == 2 and "holds a run of 40 samples (--limit 40); this one draws 10 of them (--limit 0.25)" in err
     assert scores(out) == extended
 
 
 @pytest.mark.slow
-def test_a_fraction_draws_its_share_and_another_model_is_named(vismin_built, tmp_path, eval_cli):
+def test_a_fraction_draws_its_share_and_another_model_is_named(vismin_built, tmp_path, eval_vismin):
     from diffbench.data.building import load_built
     from diffbench.models import tiny as tiny_models
 
     out = tmp_path / "run"
-    code, err = eval_cli("--limit", 0.25, "--out", out)
+    code, err = eval_vismin("--limit", 0.25, "--out", out)
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
     assert_stratified(results, 10)
@@ -212,7 +209,7 @@ def test_a_fraction_draws_its_share_and_another_model_is_named(vismin_built, tmp
     assert set(scores(out)) == set(draws.draw(bench, 10, "category")["id"])
 
     other = tiny_models.build_tiny_clip(tmp_path / "other-clip", words=["a"], seed=1)
-    code, err = eval_cli("--model", other, "--limit", 0.25, "--out", out)
+    code, err = eval_vismin("--model", other, "--limit", 0.25, "--out", out)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert f"holds predictions of another run: another model (model: " in err and f"-> '{other}')" in err
+    assert "holds predictions of another run: another model (model: " in err and f"-> '{other}')" in err
     assert "weights" not in err  # the weights differ because the model does: not named as a reason of its own

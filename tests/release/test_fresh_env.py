@@ -14,7 +14,6 @@ seconds and PyPI is asked only when a requirement changes.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import socket

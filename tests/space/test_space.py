@@ -294,6 +294,19 @@ def _write_csv(path: Path, ids, scores=(0.9, 0.1, 0.2, 0.8)) -> Path:
     return path
 
 
+def _vismin_run(folder: Path, csv_path: Path) -> Path:
+    """A run folder as ``diffbench score vismin`` writes it (results.json and samples.jsonl), of the
+    build the Space reads."""
+    from diffbench.data.building import load_built
+    from diffbench.vismin import scoring
+
+    scored = scoring.score(csv_path, dataset=load_built("vismin", "bench", "test"))
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(scored.results))
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored.samples))
+    return folder
+
+
 def _board_rows(board) -> list[dict]:
     return [dict(zip(board["headers"], row)) for row in board["data"]]
 

@@ -4,33 +4,20 @@ tab's menus as :mod:`diffbench.report.inspect`'s filters, refusals as one-line m
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from test_space import _vismin_rows, _write_csv
+from test_space import _vismin_rows, _vismin_run, _write_csv
 
 from diffbench.space import runs
-
-
-def _scored(folder: Path, csv_path: Path) -> Path:
-    """results.json and samples.jsonl of a VisMin CSV scored on the session's build, as the CLI writes them."""
-    from diffbench.data.building import load_built
-    from diffbench.vismin import scoring
-
-    scored = scoring.score(csv_path, dataset=load_built("vismin", "bench", "test"))
-    folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps(scored.results))
-    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored.samples))
-    return folder
 
 
 @pytest.fixture(scope="module")
 def run_folders(vismin_built, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     ids = _vismin_rows()
-    right = _scored(root / "right", _write_csv(root / "right.csv", ids))
+    right = _vismin_run(root / "right", _write_csv(root / "right.csv", ids))
     swapped = _write_csv(root / "swapped.csv", ids, scores=(0.1, 0.9, 0.8, 0.2))  # every pair wrong
-    return right, _scored(root / "wrong", swapped)
+    return right, _vismin_run(root / "wrong", swapped)
 
 
 def test_an_upload_is_a_run_with_images_and_its_menus(run_folders, tmp_path):
