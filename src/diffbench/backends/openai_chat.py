@@ -314,7 +314,7 @@ class OpenAIChatClient:
             count = self.malformed_answers
             if count > MALFORMED_WARNINGS:
                 return
-            more = (f"; further malformed answers are counted in silence (client.malformed_answers)"
+            more = ("; further malformed answers are counted in silence (client.malformed_answers)"
                     if count == MALFORMED_WARNINGS else "")
             logger.warning("malformed answer from %s to request %d%s: %s; counted as an empty (unparseable) "
                            "answer, not cached%s", self.url, index, label, problem, more)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from diffbench.text import printable
-from diffbench.vismin.schema import ANSWER_COLUMNS, CATEGORIES, SCORE_COLUMNS
+from diffbench.vismin.schema import ANSWER_COLUMNS, SCORE_COLUMNS
 
 KINDS = {"scores": SCORE_COLUMNS, "answers": ANSWER_COLUMNS}
 SHOWN_IDS = 5  # how many offending ids an error message lists
