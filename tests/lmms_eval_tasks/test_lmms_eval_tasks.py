@@ -8,7 +8,6 @@ runs with ``--batch-size 1`` (left-padded batches of a random tiny model can fli
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -192,3 +191,54 @@ def test_a_caption_task_scores_once_as_diffbench_eval_does(tiny_llava, tmp_path,
     assert {name: scores[name] for name in ours["scores"]} == ours["scores"]
     assert scores["groups"] == ours["groups"] and scores["ci95"] == ours["ci95"]
     assert ours["groups"] and any(value > 0 for value in ours["scores"].values())
+
+
+def test_a_yaml_of_ones_own_reads_a_published_folder_with_images_side_by_side(bench, tiny_llava, tmp_path,
+                                                                             monkeypatch):
+    """The README's recipe: a YAML that includes ours, points ``dataset_path`` at a folder ``diffbench publish``
+    wrote and sets ``image_handling: combined``. lmms-eval reads the published parquet (with a datasets cache
+    that holds no build, where the bare name could not load), an image question gets its two images pasted
+    side by side (``diffbench.harness.chat.combine_images``), and the run is scored in whole samples."""
+    import datasets
+    from lmms_eval.tasks import TaskManager, get_task_dict
+
+    from diffbench.data import publishing
+    from diffbench.harness.chat import combine_images
+    from diffbench.harness.data import decode_image
+
+    published = publishing.publish("vismin", tmp_path / "published", configs=["bench"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "vismin_published.yaml").write_text(
+        f"include: {path() / 'vismin' / 'vismin.yaml'}\n"
+        "task: vismin_published\n"
+        f"dataset_path: {published}\n"
+        "lmms_eval_specific_kwargs:\n"
+        "  default:\n"
+        "    image_handling: combined\n")
+    empty = tmp_path / "datasets-cache"  # no build here: only the published folder can give the rows
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(empty))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", empty)
+    with pytest.raises(Exception):  # noqa: B017 -- whatever datasets raises offline: the bare name is gone
+        datasets.load_dataset("vismin", "bench", split="test")
+
+    manager = TaskManager(include_path=[str(path()), str(mine)], include_defaults=False)
+    task = get_task_dict(["vismin_published"], manager)["vismin_published"]
+    docs = task.test_docs()
+    assert len(docs) == 4 * len(bench) and [docs[4 * i]["id"] for i in range(len(bench))] == bench["id"]
+    for n in range(8):  # text questions: the one image; image questions: both, side by side, as one
+        doc, row = docs[n], bench[n // 4]
+        shown = task.doc_to_visual(doc)
+        images = [decode_image(row["image_0"]), decode_image(row["image_1"])]
+        expected = [images[n % 2]] if n % 4 < 2 else [combine_images(images)]
+        assert [image.tobytes() for image in shown] == [image.tobytes() for image in expected], n
+
+    from lmms_eval.evaluator import simple_evaluate
+
+    out = simple_evaluate(model="llava_hf", model_args=f"pretrained={tiny_llava},device=cpu,device_map=cpu",
+                          tasks=["vismin_published"], task_manager=manager, limit=8, log_samples=True,
+                          bootstrap_iters=0, gen_kwargs=f"max_new_tokens={MAX_NEW_TOKENS}")
+    logged = out["samples"]["vismin_published"]
+    assert sorted(s["doc_id"] for s in logged) == list(range(8))  # two whole samples
+    scores = lmms_scores(out, "vismin_published")
+    assert all(scores[name] in (0.0, 50.0, 100.0) for name in ("text", "image", "group")), scores
