@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,6 +70,24 @@ def test_divergence_after_an_epoch_keeps_only_the_finite_checkpoint(vismin_built
     import torch
 
     assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 2
+
+
+def test_under_two_processes_a_diverging_run_stops_both_at_the_same_step(vismin_built, tmp_path):
+    """``torch.distributed.run --nproc_per_node 2`` (accelerate's multi-process CPU run): both processes stop at
+    the step that diverged, each with the one error line and exit 2, none left waiting in a collective (an
+    earlier session saw such a hang; 16 runs here, torch 2.14.1, had none)."""
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "diffbench", "train",
+               "--model", "tiny-clip", "--lr", "1e30", "--max-steps", "3", "--batch-size", "8", "--out", str(out),
+               *TINY, *FAST]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
+    # one line from each process (their lines can interleave in the shared pipe: counted, not split)
+    error = "diffbench train: error: training diverged at step 2 of 3: the loss is nan; lower --lr (now 1e+30)"
+    assert done.stderr.count(error) == 2 and done.stderr.count("diffbench train: error") == 2, done.stderr[-3000:]
+    # the launcher reports the first process to end (exit 2) and stops any other still ending
+    assert done.returncode != 0 and "exitcode  : 2" in done.stderr, done.stderr[-3000:]
+    assert not out.exists() or not any(out.rglob("*"))
 
 
 def test_parameters_that_stop_being_finite_stop_the_run_in_that_step(vismin_built, tmp_path, capsys):
