@@ -111,7 +111,8 @@ def test_a_few_steps_lower_the_loss_and_save_a_loadable_model(tiny_clip, tmp_pat
     AutoProcessor.from_pretrained(out)
     assert _pairs_loss(out) < before - 0.05
     log = json.loads((out / "training_log.json").read_text())
-    assert log["config"]["hard_negatives"] is hard_negatives and log["steps"] == 24
+    assert log["config"]["hard_negatives"] is hard_negatives and log["steps"] == 24 and log["processes"] == 1
+    assert log["final_lr"] == 0.0  # the cosine schedule ran its course over the 24 steps
     assert not (out / "checkpoint").exists()  # the finished model replaces the last epoch's checkpoint
 
 

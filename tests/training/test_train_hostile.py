@@ -3,6 +3,7 @@ with one line naming the file or the setting to change, and never leaves a NaN o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -70,6 +71,20 @@ def test_divergence_after_an_epoch_keeps_only_the_finite_checkpoint(vismin_built
     import torch
 
     assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 2
+
+
+def test_under_two_processes_an_epoch_is_one_pass_and_the_schedule_spans_the_run(vismin_built, tmp_path):
+    """Two processes take the 5 batches of an epoch (40 pairs, 8 a batch) in turn: 3 steps each (accelerate's
+    even batches), and the cosine schedule (accelerate steps it once a process a step) ends at 0 at the last."""
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "diffbench", "train",
+               "--model", "tiny-clip", "--epochs", "2", "--batch-size", "8", "--out", str(out), *TINY, *FAST]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "6 steps of 8 pairs a process (16 in 2 processes) (3 an epoch)" in done.stderr
+    log = json.loads((out / "training_log.json").read_text())
+    assert (log["steps"], log["processes"], len(log["losses"]), log["final_lr"]) == (6, 2, 6, 0.0)
 
 
 def test_under_two_processes_a_diverging_run_stops_both_at_the_same_step(vismin_built, tmp_path):

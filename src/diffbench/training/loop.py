@@ -55,8 +55,8 @@ class _Loop:
     scheduler: object
     loader: object
     accelerator: object
-    steps: int
-    steps_per_epoch: int
+    steps: int  # optimizer steps, each process one batch a step
+    steps_per_epoch: int  # a process's batches in an epoch (all processes together take every batch once)
     lr: float
 
     @property
@@ -145,6 +145,16 @@ def _start(config: TrainConfig, checkpoint: Path | None, dataset) -> tuple[objec
         return (*load_model(init_model(config, dataset, Path(scratch)), config.allow_pickle), None)
 
 
+def steps_per_process(batches: int, processes: int) -> int:
+    """The batches each process takes in an epoch of ``batches``: accelerate deals them out in turn, and with
+    its ``even_batches`` (the default) a process short of one takes one from the start again.
+
+    >>> steps_per_process(5, 1), steps_per_process(5, 2), steps_per_process(6, 2)
+    (5, 3, 3)
+    """
+    return math.ceil(batches / processes)
+
+
 def _set_up(config: TrainConfig, checkpoint: Path | None, dataset, started: tuple, accelerator
             ) -> tuple[_Loop, int, list[float], float]:
     """The loop, ready at its first step: ``(loop, step, losses, seconds)``, from the checkpoint when resuming
@@ -159,11 +169,13 @@ def _set_up(config: TrainConfig, checkpoint: Path | None, dataset, started: tupl
         PairItems(dataset), batch_sampler=sampler,
         collate_fn=PairCollate(dataset, processor, text_padding(model, processor)), num_workers=config.num_workers,
     )
-    steps_per_epoch = len(sampler)
+    processes = accelerator.num_processes
+    steps_per_epoch = steps_per_process(len(sampler), processes)
     steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     lr = config.learning_rate()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup * steps), steps)
+    # In accelerate's units: its prepared scheduler steps once a process every optimizer step.
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup * steps) * processes, steps * processes)
     step, losses, seconds = 0, [], 0.0
     if saved is not None:
         step, losses, seconds = checkpoints.restore_trainer_state(saved, checkpoint, optimizer, scheduler)
@@ -179,8 +191,11 @@ def _describe(loop: _Loop, dataset, step: int, checkpoint: Path | None) -> str:
     n_params = sum(p.numel() for p in loop.model.parameters())
     batching = "hard negatives (both halves of each pair a batch)" if config.hard_negatives else "pairs apart"
     resumed = f", resuming at step {step} from {checkpoint}" if checkpoint is not None else ""
+    processes = loop.accelerator.num_processes
+    per_step = (f"{config.batch_size} pairs" if processes == 1 else
+                f"{config.batch_size} pairs a process ({config.batch_size * processes} in {processes} processes)")
     return (f"training {config.model} ({n_params / 1e6:.2f} M parameters) on {config.data}: {len(dataset):,} pairs, "
-            f"{loop.steps} steps of {config.batch_size} pairs ({loop.steps_per_epoch} an epoch), {batching}, "
+            f"{loop.steps} steps of {per_step} ({loop.steps_per_epoch} an epoch), {batching}, "
             f"lr {loop.lr:g}, device {loop.device}{resumed}")
 
 
@@ -264,7 +279,9 @@ def _finish(loop: _Loop, dataset, step: int, seconds: float, losses: list[float]
     if not loop.is_main:
         return None
     trained = loop.unwrap()
-    record = {"config": asdict(config), "lr": loop.lr, "steps": step, "seconds": round(seconds, 1),
+    # final_lr: where the schedule ended (0 once a cosine schedule has run its course)
+    record = {"config": asdict(config), "lr": loop.lr, "final_lr": loop.scheduler.get_last_lr()[0], "steps": step,
+              "processes": loop.accelerator.num_processes, "seconds": round(seconds, 1),
               "resumed_from_step": resumed_from, "pairs": len(dataset), "losses": [round(v, 5) for v in losses]}
     checkpoints.save_final(out, trained, loop.processor, record)
     scores = _score(loop, trained, dataset, log) if config.eval else None
