@@ -44,6 +44,21 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_HF_HOME, ignore_errors=True)
 
 
+#: The test files that run longest (a minute or more of one core each), started first: under ``make test``
+#: (``-n auto --dist loadfile``, a file a worker) a long file dealt out last leaves one worker running it alone
+#: while the other waits.
+LONGEST_FIRST = ("release/test_readme.py", "release/test_fresh_env.py", "commands/test_demo.py",
+                 "space/test_space.py", "space/test_space_browser.py", "harness/test_eval.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: every other test keeps its order
+
+
 VISMIN_SAMPLE_N = 40  # ten a category: small enough for seconds, every category present
 
 
