@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,6 +86,25 @@ def test_several_tasks_run_on_one_model_load_and_equal_single_runs(llava, tmp_pa
         same_results(both / task, single, submission)
     _, _, stderr = eval_cli("vismin", "--model", llava, "--out", both / "vismin", "--limit", 6, *QUICK)
     assert "resuming: 6 of 6 samples already predicted" in stderr and "loading" not in stderr
+
+
+def test_several_tasks_under_two_processes_equal_one_process(llava, tmp_path, eval_cli):
+    """``torch.distributed.run --nproc_per_node 2`` with --tasks vismin,omnidiff: each task's samples dealt out
+    to the two processes and gathered, the same predictions and scores as one process (one sample a batch:
+    left padding differs with the batch, and a random tiny model's greedy token can flip with it)."""
+    if shutil.which("java") is None:
+        pytest.skip("the COCO caption metrics need Java")
+    args = ["--tasks", "vismin,omnidiff", "--model", llava, "--limit", 6, *QUICK, "--batch-size", 1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "diffbench", "eval",
+               *map(str, args), "--out", str(tmp_path / "multi"), "--no-progress"]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}
+    multi = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    assert multi.stderr.count("2 process(es)") == 2, multi.stderr[-3000:]  # a line a task
+    _, _, stderr = eval_cli(*args, "--out", tmp_path / "single")
+    assert stderr.count("1 process(es)") == 2
+    for task, submission in (("vismin", "vismin_answers.csv"), ("omnidiff", "captions.json")):
+        same_results(tmp_path / "multi" / task, tmp_path / "single" / task, submission)
 
 
 def test_a_task_the_model_does_not_fit_is_refused_before_anything_runs(built, tmp_path, eval_cli):

@@ -244,6 +244,9 @@ def execute(plan: Plan, procs, shared: SharedModel, keep_model: bool = False) ->
     ids = list(dataset.select_columns(["id"])["id"])
     store = outputs.ProgressStore(out, procs.index)
     done = saved_predictions(task, out, plan.rows, ids, plan.earlier, store)
+    # Every process reads what --out holds before any writes to it, so all find the same samples to do: under
+    # --tasks the others start the next task while the main process still reports the last one.
+    procs.barrier()
     todo = [i for i, sample_id in enumerate(ids) if sample_id not in done]
     if done and procs.is_main:
         log(f"resuming: {len(ids) - len(todo)} of {len(ids)} {task.unit}s already predicted in {out}")
