@@ -102,6 +102,17 @@ def _beside(control, message, settle_s: float = 5.0) -> None:
     assert 0 <= below - bottom < 120, f"the message starts {below - bottom:.0f} px below the control (top {top:.0f})"
 
 
+#: whether the Inspect listing's METEOR column is in ascending order (worst first)
+METEOR_ASCENDING = """() => {
+    const table = document.querySelector("#inspect-table");
+    if (!table) return false;
+    const column = [...table.querySelectorAll("th")].map(h => h.innerText.trim()).indexOf("METEOR");
+    if (column < 0) return false;
+    const values = [...table.querySelectorAll("tbody tr")].map(r => parseFloat(r.cells[column].innerText));
+    return values.length > 1 && values.every((v, i) => i === 0 || values[i - 1] <= v);
+}"""
+
+
 def _uploaded(page, selector: str) -> None:
     """Wait until the file component ``selector`` holds its upload (its Clear button shows): a button
     clicked before that would be given no file."""
@@ -393,6 +404,9 @@ def test_inspect_a_caption_run_scored_on_the_page(page, tmp_path, client, captio
         listing = page.locator("#inspect-table")
         expect(listing.locator("th", has_text="METEOR")).to_be_visible(timeout=20_000)
         expect(page.locator("#inspect-sample")).to_contain_text("References", timeout=20_000)
+        # the listing shows METEOR in every order: wait for the new order, not for the column
+        with contextlib.suppress(Exception):  # not in 20 s: the assertion below says what it holds
+            page.wait_for_function(METEOR_ASCENDING, timeout=20_000)
         headers = listing.locator("th").all_inner_texts()
         meteor = [float(row[headers.index("METEOR")]) for row in
                   listing.locator("tbody tr").evaluate_all("rs => rs.map(r => [...r.cells].map(c => c.innerText))")]
