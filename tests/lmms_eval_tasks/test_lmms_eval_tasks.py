@@ -242,3 +242,23 @@ def test_a_yaml_of_ones_own_reads_a_published_folder_with_images_side_by_side(be
     assert sorted(s["doc_id"] for s in logged) == list(range(8))  # two whole samples
     scores = lmms_scores(out, "vismin_published")
     assert all(scores[name] in (0.0, 50.0, 100.0) for name in ("text", "image", "group")), scores
+
+
+def test_a_synthetic_build_is_said_in_the_log(bench, caplog):
+    """lmms-eval's results hold numbers only: reading a synthetic build, the tasks warn (once a load), and
+    leave the rows as they are; rows with no build behind them get no warning."""
+    import logging
+
+    import datasets
+
+    from diffbench.data.provenance import SYNTHETIC_NOTE
+    from diffbench.lmms_eval_tasks.captions import utils as caption_utils
+    from diffbench.lmms_eval_tasks.vismin import utils as vismin_utils
+
+    plain = datasets.Dataset.from_dict({"id": ["p1"], "captions": [["a car left"]], "change_types": [["removal"]]})
+    with caplog.at_level(logging.WARNING, logger="diffbench.lmms_eval_tasks"):
+        assert len(vismin_utils.process_docs(bench)) == 4 * len(bench)
+        assert caption_utils.process_docs(plain) is plain
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and f"synthetic sample of vismin ({SYNTHETIC_NOTE})" in said[0], said
+    assert "diffbench build vismin --source hub" in said[0]

@@ -28,10 +28,17 @@ from diffbench.captions.tasks import DEFAULT_PROMPT, caption_record
 from diffbench.harness.chat import combine_images
 from diffbench.harness.data import decode_image
 from diffbench.lmms_eval_tasks.memo import LastResult
+from diffbench.lmms_eval_tasks.provenance_note import warn_if_synthetic
 
 #: the scalar metrics of the YAML files (results.json's ``scores``), then its two dicts
 METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 DICT_METRICS = ("groups", "ci95")
+
+
+def process_docs(dataset: datasets.Dataset) -> datasets.Dataset:
+    """The rows as they are; a warning in the log when they are diffbench's synthetic sample."""
+    warn_if_synthetic(dataset)
+    return dataset
 
 
 def doc_to_visual(doc: dict, lmms_eval_specific_kwargs=None) -> list:

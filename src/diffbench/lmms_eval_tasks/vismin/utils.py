@@ -43,6 +43,7 @@ import pandas as pd
 from diffbench.harness.chat import combine_images
 from diffbench.harness.data import decode_image
 from diffbench.lmms_eval_tasks.memo import LastResult
+from diffbench.lmms_eval_tasks.provenance_note import warn_if_synthetic
 from diffbench.vismin.schema import ANSWER_COLUMNS, CATEGORIES, EXPECTED_ANSWERS, SCORE_NAMES, questions
 from diffbench.vismin.scoring import score
 from diffbench.vismin.tasks import normalize_rows
@@ -61,6 +62,7 @@ def process_docs(dataset: datasets.Dataset) -> datasets.Dataset:
     """Four rows a sample, ``vismin_question`` 0..3, sample by sample, with ``vismin_category`` (the
     category's name); ids as ``<category>/<id>`` (the upstream release's integer ids rewritten, as
     ``diffbench eval`` does: :func:`normalize_rows`)."""
+    warn_if_synthetic(dataset)
     dataset = normalize_rows(dataset, "lmms-eval's vismin dataset")
     n = len(dataset)
     if dataset._indices is not None:  # add_column would copy a selection's rows: give it its own table once
