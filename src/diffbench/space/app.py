@@ -358,7 +358,8 @@ def score_tab(store: backend.DataStore, board: BoardView, result_files: backend.
                          api_name="score_captions", concurrency_limit=1, concurrency_id="captions")
     for button, other in ((vismin_button, caption_message), (caption_button, vismin_message)):
         button.click(None, js=CLEAR_TOASTS)
-        button.click(lambda: "", None, other, api_visibility="private")  # one message: the latest result's
+        # one message, the latest result's: the other one cleared in the browser, as Inspect clears a side's input
+        button.click(None, None, other, js="() => ''", api_visibility="private")
 
 
 def _vismin_upload() -> tuple[list, gr.Button]:
