@@ -24,7 +24,7 @@ CATEGORIES = ("object", "attribute", "relation", "counting")
 
 
 def _vismin_results(content_hash: str, avg: float = 40.0, synthetic=False, submission: str = "x.csv") -> dict:
-    """What :func:`diffbench.space.backend.score_vismin_csv` returns, reduced to what the board keeps."""
+    """The results of :func:`diffbench.space.backend.score_vismin_run`, reduced to what the board keeps."""
     groups = {c: {"samples": 521, "scores": {"text": avg, "image": avg, "group": avg}} for c in CATEGORIES}
     return {"content_hash": content_hash, "submission": submission,
             "provenance": {"source": "synthetic" if synthetic else "hub", "synthetic": synthetic},
@@ -33,7 +33,7 @@ def _vismin_results(content_hash: str, avg: float = 40.0, synthetic=False, submi
 
 
 def _caption_results(content_hash: str, cider: float = 50.0) -> dict:
-    """What :func:`diffbench.space.backend.score_caption_json` returns (layout v1, percent), reduced to what
+    """The results of :func:`diffbench.space.backend.score_caption_run` (layout v1, percent), reduced to what
     the board keeps."""
     return {"content_hash": content_hash, "submission": "captions.json", "benchmark": "spot_the_diff",
             "split": "test", "provenance": {"synthetic": False}, "samples": 3,

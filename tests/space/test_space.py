@@ -509,11 +509,11 @@ def test_caption_scoring_time_is_bounded(client, tmp_path):
     path.write_text(json.dumps({row["id"]: row["captions"][0] for row in test.select_columns(["id", "captions"])}))
     worker = backend.caption_worker()
     try:
-        warm = backend.score_caption_json(path, "omnidiff", store)  # the worker and its JVMs started
+        warm = backend.score_caption_run(path, "omnidiff", store).results  # the worker and its JVMs started
         pid = worker.pid
         assert pid and any(name == "java" for name in _process_group(pid)), _process_group(pid)
         with pytest.raises(backend.UserError, match=r"c\.json: scoring took longer than 0\.001 s here \(stopped\)"):
-            backend.score_caption_json(path, "omnidiff", store, timeout_s=0.001)
+            backend.score_caption_run(path, "omnidiff", store, timeout_s=0.001)
         assert worker.pid is None and _process_group(pid, settle_s=5) == []  # nothing of it still runs
         again = backend.score_caption_run(path, "omnidiff", store).results  # results and samples
         assert worker.pid not in (None, pid) and again["scores"]["CIDEr"] == warm["scores"]["CIDEr"]

@@ -77,7 +77,7 @@ def test_results_json_is_written_as_the_report_writes_it(vismin_built, tmp_path)
     """A submission scored in the Space downloads the results.json ``diffbench score vismin`` writes
     (a name outside ASCII as it is, not ``\\u00e8``)."""
     path = _write_csv(tmp_path / "modèle à moi.csv", _vismin_rows())
-    results = backend.score_vismin_csv(path, backend.DataStore(names=("vismin",)).vismin_bench())
+    results = backend.score_vismin_run(path, backend.DataStore(names=("vismin",)).vismin_bench()).results
     files = backend.ResultFiles(tmp_path)
     try:
         written = files.write(results)

@@ -23,7 +23,7 @@ def test_eval_score_and_the_space_give_one_vismin_report(vismin_built, tmp_path,
     from_cli = json.loads((scored / "results.json").read_text())
 
     bench = building.load_built("vismin", "bench", "test")
-    from_space = json.loads(json.dumps(backend.score_vismin_csv(run / "vismin_scores.csv", bench)))
+    from_space = json.loads(json.dumps(backend.score_vismin_run(run / "vismin_scores.csv", bench).results))
 
     assert from_eval["scores"] == from_cli["scores"] == from_space["scores"]
     assert from_eval["provenance"] == from_cli["provenance"] == from_space["provenance"]

@@ -376,7 +376,7 @@ def _vismin_upload() -> tuple[list, gr.Button]:
 
 def _caption_upload() -> tuple[list, gr.Button]:
     """The captions column of the Score tab: its inputs (file, dataset, split) and its button. It has no
-    "score even if some pairs are missing": see :func:`diffbench.space.backend.score_caption_json`."""
+    "score even if some pairs are missing": see :func:`diffbench.space.backend.score_caption_run`."""
     gr.Markdown("**Difference captions**: JSON `{\"<id>\": \"caption\"}` or "
                 "`[{\"id\": ..., \"caption\": ...}]`, scored with BLEU, METEOR, ROUGE-L and CIDEr "
                 "(pycocoevalcap's numbers), overall and per change type.")

@@ -11,8 +11,7 @@ quote the visitor's text).
   ``diffbench build`` replaces a build while the Space runs.
 - :func:`open_image` (decoded in memory: no shared temporary file), :class:`ModelCache`,
   :func:`similarity_matrix`, :func:`verdict`: *Try a model*.
-- :func:`score_vismin_run`, :func:`score_caption_run` (results and samples; :func:`score_vismin_csv`,
-  :func:`score_caption_json`: their results): *Score a submission*, through
+- :func:`score_vismin_run`, :func:`score_caption_run` (results and samples): *Score a submission*, through
   :mod:`diffbench.vismin.scoring` and :mod:`diffbench.captions.scoring`, bounded in size and time; the
   tables and charts of a result come from the reports (:mod:`diffbench.vismin.report`,
   :mod:`diffbench.captions.report`) and their figures' cells.
@@ -514,11 +513,6 @@ def content_hash(path, *context) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def score_vismin_csv(path, dataset, allow_missing: bool = False) -> dict:
-    """The results of :func:`score_vismin_run` (results.json, with the ``content_hash``)."""
-    return score_vismin_run(path, dataset, allow_missing).results
-
-
 def score_vismin_run(path, dataset, allow_missing: bool = False) -> scoring.Scored:
     """An official VisMin submission CSV scored (see :mod:`diffbench.vismin.submission`): its results (with
     the ``content_hash``) and samples.jsonl's records; the CSV is refused before it is read when it is far
@@ -582,12 +576,6 @@ def caption_worker():
         if _CAPTION_WORKER is None:
             _CAPTION_WORKER = CaptionWorker()
         return _CAPTION_WORKER
-
-
-def score_caption_json(path, dataset_name: str, store: DataStore, split: str = "test",
-                       timeout_s: float | None = None) -> dict:
-    """The results of :func:`score_caption_run` (results.json, with the ``content_hash``)."""
-    return score_caption_run(path, dataset_name, store, split, timeout_s).results
 
 
 def score_caption_run(path, dataset_name: str, store: DataStore, split: str = "test",

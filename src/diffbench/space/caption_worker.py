@@ -12,7 +12,7 @@ request starts a fresh child.
 The protocol: over the child's stdin / stdout, each message a pickle preceded by its length (8 bytes,
 big-endian). A request is ``(predictions, rows)`` (``rows``: a ``datasets.Dataset`` of the columns
 scoring reads, pickled by reference to its Arrow cache files; every row needs a prediction: see
-:func:`diffbench.space.backend.score_caption_json`); an answer ``("ok", results)``,
+:func:`diffbench.space.backend.score_caption_run`); an answer ``("ok", results)``,
 ``("missing_predictions", message)`` or ``("value_error", message)`` (the visitor's input: shown) or
 ``("error", message)`` (ours: logged). Only the Space's own process writes the requests: the pickles
 never come from a visitor.

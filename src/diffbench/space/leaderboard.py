@@ -371,7 +371,7 @@ class Leaderboard:
         return None if value is None else int(bool(value))
 
     def add_vismin(self, results: dict, name: str | None = None) -> Entry:
-        """Add a scored VisMin submission (what :func:`diffbench.space.backend.score_vismin_csv` returns)."""
+        """Add a scored VisMin submission (the results of :func:`diffbench.space.backend.score_vismin_run`)."""
         scores, groups = results["scores"], results["groups"]
         provenance = results.get("provenance") or {}
         cells = {column: groups.get(c, {}).get("scores", {}).get(s) for column, (c, s) in zip(CELL_COLUMNS, CELLS)}
@@ -392,7 +392,7 @@ class Leaderboard:
         })
 
     def add_captions(self, results: dict, name: str | None = None) -> Entry:
-        """Add a scored caption submission (what :func:`diffbench.space.backend.score_caption_json` returns)."""
+        """Add a scored caption submission (the results of :func:`diffbench.space.backend.score_caption_run`)."""
         provenance = results.get("provenance") or {}
         scores = {m: results["scores"].get(m) for m in CAPTION_METRICS}
         cider = results["ci95"].get("CIDEr")
